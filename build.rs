@@ -1,0 +1,91 @@
+//! Finds the Asterisk headers the module will be loaded with, generates
+//! bindings for the few functions the module calls, and compiles the C shim.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+const MODULE_DEFINES: [(&str, &str); 2] = [
+    ("AST_MODULE", "\"res_stasis_broadcast_rs\""),
+    ("AST_MODULE_SELF_SYM", "__internal_res_stasis_broadcast_rs_self"),
+];
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let headers = find_headers(&manifest);
+    let include = manifest.join("include");
+
+    for path in ["build.rs", "include/shim.h", "include/wrapper.h", "src/shim.c"] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    println!("cargo:rerun-if-env-changed=ASTERISK_INCLUDE_DIR");
+    println!("cargo:rerun-if-changed={}", headers.join("asterisk/buildopts.h").display());
+
+    let mut shim = cc::Build::new();
+    shim.file("src/shim.c")
+        .include(&headers)
+        .include(&include)
+        .define("_GNU_SOURCE", None)
+        .flag_if_supported("-fno-strict-aliasing")
+        .warnings(true);
+    shim.compile("sbshim");
+
+    let mut builder = bindgen::Builder::default()
+        .header(include.join("wrapper.h").to_string_lossy())
+        .clang_arg(format!("-I{}", headers.display()))
+        .clang_arg(format!("-I{}", include.display()))
+        // asterisk/utils.h uses blocks for RAII_VAR under clang.
+        .clang_arg("-fblocks")
+        .clang_arg("-D_GNU_SOURCE")
+        .allowlist_function("sbshim_.*")
+        .allowlist_function(
+            "ast_channel_(name|uniqueid|get_by_uniqueid)|ast_check_hangup|ast_safe_sleep_conditional",
+        )
+        .allowlist_function("pbx_builtin_(setvar|getvar)_helper|ast_unregister_application")
+        .allowlist_function("stasis_app_(exec|send)")
+        .allowlist_function(
+            "ast_json_(object_create|object_set|string_create|unref|ref|deep_copy|dump_string_format|free)",
+        )
+        .allowlist_function("ast_module_check|ast_optional_api_(provide|unprovide)")
+        .allowlist_function("ast_cli_unregister_multiple")
+        .allowlist_type("ast_cli_entry|ast_cli_args|ast_json_encoding_format")
+        .allowlist_type("ast_cli_command")
+        .default_enum_style(bindgen::EnumVariation::Consts)
+        .layout_tests(false)
+        .derive_default(true)
+        .generate_comments(false);
+    for (name, value) in MODULE_DEFINES {
+        builder = builder.clang_arg(format!("-D{name}={value}"));
+    }
+    let bindings = builder
+        .generate()
+        .unwrap_or_else(|err| panic!("bindgen failed on the Asterisk headers in {}: {err}", headers.display()));
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("write bindings.rs");
+}
+
+/// `$ASTERISK_INCLUDE_DIR`, then `asterisk-headers/` (filled by `make headers`),
+/// then `/usr/include` when it carries Asterisk's development headers.
+fn find_headers(manifest: &Path) -> PathBuf {
+    let has_module_h = |dir: &Path| dir.join("asterisk/module.h").is_file();
+    if let Some(dir) = env::var_os("ASTERISK_INCLUDE_DIR") {
+        let dir = PathBuf::from(dir);
+        if has_module_h(&dir) {
+            return dir;
+        }
+        panic!(
+            "ASTERISK_INCLUDE_DIR={} has no asterisk/module.h; point it at the directory that holds asterisk.h and asterisk/",
+            dir.display()
+        );
+    }
+    for dir in [manifest.join("asterisk-headers"), PathBuf::from("/usr/include")] {
+        if has_module_h(&dir) {
+            return dir;
+        }
+    }
+    panic!(
+        "Asterisk headers not found: set ASTERISK_INCLUDE_DIR to the directory holding asterisk.h and asterisk/ \
+         (e.g. /usr/include with asterisk-dev installed), or run `make headers` to copy them from the development runtime"
+    );
+}

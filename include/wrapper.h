@@ -1,0 +1,12 @@
+/* The only header list bindgen sees: what the Rust side calls directly. */
+#include "asterisk.h"
+#include "asterisk/channel.h"
+#include "asterisk/cli.h"
+#include "asterisk/json.h"
+#include "asterisk/logger.h"
+#include "asterisk/module.h"
+#include "asterisk/optional_api.h"
+#include "asterisk/pbx.h"
+#include "asterisk/stasis_app.h"
+#include "asterisk/stasis_app_impl.h"
+#include "shim.h"

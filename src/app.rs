@@ -1,0 +1,201 @@
+//! The `StasisBroadcast()` dialplan application.
+
+use std::ffi::CStr;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use crate::broadcast::args::{parse_app_args, Defaults};
+use crate::broadcast::filter::{AppFilter, FilterError};
+use crate::broadcast::registry::{Active, BroadcastSpec, Registry, Wake};
+use crate::broadcast::shuffle::shuffled;
+use crate::events;
+use crate::host::channel::{self, Channel, ChannelRef, SleepEnd};
+use crate::host::module::UseCount;
+use crate::host::{log, stasis};
+
+pub const APP_NAME: &CStr = c"StasisBroadcast";
+
+/// Every live broadcast of this module.
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+const STATUS: &str = "STASISSTATUS";
+
+/// What a dialplan application returns: keep running the dialplan, or stop
+/// because the channel is gone.
+pub const CONTINUE: i32 = 0;
+pub const HANG_UP: i32 = -1;
+
+/// Wakes the dialplan thread waiting on its channel. Holding it also holds one
+/// unit of the module's use count, so the module cannot be unloaded while any
+/// broadcast is registered.
+struct ChannelWaker {
+    channel: ChannelRef,
+    _in_use: UseCount,
+}
+
+impl Wake for ChannelWaker {
+    fn wake(&self) {
+        self.channel.wake();
+    }
+}
+
+/// For broadcasts started through the optional API: the caller's thread may
+/// not be waiting yet, and no channel reference is kept (so a caller that
+/// never cleans up cannot keep the channel alive).
+struct UniqueIdWaker {
+    unique_id: String,
+    _in_use: UseCount,
+}
+
+impl Wake for UniqueIdWaker {
+    fn wake(&self) {
+        channel::wake_by_unique_id(&self.unique_id);
+    }
+}
+
+/// Why a broadcast could not start.
+pub enum StartError {
+    Filter { pattern: String, error: FilterError },
+    Event,
+}
+
+/// Offers the call to every matching application, in a fresh random order,
+/// and registers the broadcast so claims can find it.
+fn start<'r>(
+    channel: &Channel<'_>,
+    timeout: Duration,
+    filter: Option<&str>,
+    notify_claimed: bool,
+    waker: Arc<dyn Wake>,
+) -> Result<Active<'r>, StartError> {
+    let pattern = filter.unwrap_or("");
+    let filter = AppFilter::from_arg(pattern).map_err(|error| StartError::Filter { pattern: pattern.to_owned(), error })?;
+    let offered: Vec<String> = stasis::application_names()
+        .into_iter()
+        .filter(|name| filter.as_ref().is_none_or(|filter| filter.matches(name)))
+        .collect();
+    let offered = shuffled(offered);
+    let event = events::call_broadcast(channel).ok_or(StartError::Event)?;
+    let active = REGISTRY.begin(
+        BroadcastSpec {
+            channel_id: channel.unique_id(),
+            channel_name: channel.name(),
+            timeout,
+            filter: filter.map(|filter| filter.pattern().to_owned()),
+            offered: offered.clone(),
+            notify_claimed,
+        },
+        waker,
+    );
+    // Registered before the first event leaves, so no claim can arrive first.
+    events::send_to_each(&offered, &event);
+    log::debug(1, || format!("Channel {}: offered to {} application(s)", channel.name(), offered.len()));
+    Ok(active)
+}
+
+fn log_start_error(channel_name: &str, error: &StartError) {
+    match error {
+        StartError::Filter { pattern, error } => log::error(&format!(
+            "Channel {channel_name}: invalid app_filter '{pattern}': {error}; not broadcasting (STASISSTATUS=FAILED)"
+        )),
+        StartError::Event => log::error(&format!(
+            "Channel {channel_name}: could not build the CallBroadcast event (no channel snapshot?); not broadcasting"
+        )),
+    }
+}
+
+/// `StasisBroadcast([timeout[,app_filter[,args[,notify_claimed]]]])`.
+pub fn execute(channel: &Channel<'_>, data: &str) -> i32 {
+    channel.set_variable(STATUS, "");
+    inject_fault(channel);
+    let name = channel.name();
+    let (args, warnings) = parse_app_args(data, &Defaults::default());
+    for warning in &warnings {
+        log::warning(&format!("Channel {name}: {warning}"));
+    }
+    let timeout = Duration::from_millis(u64::from(args.timeout_ms));
+    let waker = Arc::new(ChannelWaker { channel: channel.to_ref(), _in_use: UseCount::acquire() });
+    let active = match start(channel, timeout, args.filter.as_deref(), args.notify_claimed, waker) {
+        Ok(active) => active,
+        Err(error) => {
+            log_start_error(&name, &error);
+            channel.set_variable(STATUS, "FAILED");
+            return CONTINUE;
+        }
+    };
+
+    let ended = channel.sleep_until(timeout, &|| active.is_claimed());
+    // A claim may land between the wait ending and this line: settle decides
+    // once, under the registry lock, whether it counts.
+    let Some(winner) = active.settle() else {
+        drop(active);
+        channel.set_variable(STATUS, "TIMEOUT");
+        if ended == SleepEnd::HungUp {
+            log::verbose(3, &format!("Channel {name} hung up while waiting for a claim"));
+            return HANG_UP;
+        }
+        log::warning(&format!("Channel {name}: not claimed within {}ms timeout", args.timeout_ms));
+        return CONTINUE;
+    };
+
+    log::debug(3, || format!("Channel {name} claimed by {winner}, entering Stasis"));
+    // The broadcast stays registered (claims get 409) until the session ends.
+    let succeeded = stasis::exec(channel, &winner, &args.stasis_args);
+    drop(active);
+    if succeeded {
+        channel.set_variable(STATUS, "SUCCESS");
+        return CONTINUE;
+    }
+    channel.set_variable(STATUS, "FAILED");
+    if channel.is_hung_up() {
+        HANG_UP
+    } else {
+        CONTINUE
+    }
+}
+
+/// Called by the entry point when `execute` panicked.
+pub fn after_panic(channel: &Channel<'_>) {
+    channel.set_variable(STATUS, "FAILED");
+}
+
+#[cfg(feature = "fault-injection")]
+fn inject_fault(channel: &Channel<'_>) {
+    if channel.variable("STASISBROADCAST_INJECT_PANIC").is_some_and(|value| !value.is_empty()) {
+        panic!("fault injection: StasisBroadcast asked to panic on {}", channel.name());
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn inject_fault(_channel: &Channel<'_>) {}
+
+// The optional API of stasis_app_broadcast.h, with its return conventions.
+
+/// `stasis_app_broadcast_channel`: 0 when the broadcast started, -1 otherwise.
+pub fn api_broadcast_channel(channel: &Channel<'_>, timeout_ms: i32, filter: Option<&str>, flags: u32) -> i32 {
+    const SUPPRESS_CLAIMED: u32 = 1;
+    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    let waker = Arc::new(UniqueIdWaker { unique_id: channel.unique_id(), _in_use: UseCount::acquire() });
+    match start(channel, timeout, filter, flags & SUPPRESS_CLAIMED == 0, waker) {
+        Ok(active) => {
+            // The caller removes it with stasis_app_broadcast_cleanup.
+            active.detach();
+            0
+        }
+        Err(error) => {
+            log_start_error(&channel.name(), &error);
+            -1
+        }
+    }
+}
+
+/// `stasis_app_broadcast_wait`: 0 when claimed within the timeout, -1 otherwise.
+pub fn api_wait(channel: &Channel<'_>, timeout_ms: i32) -> i32 {
+    let unique_id = channel.unique_id();
+    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    if channel.sleep_until(timeout, &|| REGISTRY.is_claimed_by_id(&unique_id)) == SleepEnd::Condition {
+        0
+    } else {
+        -1
+    }
+}

@@ -1,0 +1,479 @@
+//! Live broadcasts, keyed by channel unique id, and the claim state machine.
+//!
+//! One `Mutex` guards the map and every broadcast's state, so "exactly one
+//! claim wins" is a plain check-and-set under that lock. Nothing here calls
+//! into Asterisk while the lock is held: waking the waiting channel happens
+//! after the lock is released (Asterisk's own locks must never nest inside ours).
+//!
+//! The waiting side does not block on a `Condvar`: the dialplan thread waits on
+//! its channel (which is also what delivers hang-ups and incoming frames), and
+//! a claim wakes it through [`Wake`]. Tests use a `Condvar`-backed `Wake`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Wakes whoever waits for a claim on one broadcast.
+pub trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
+/// What a claim attempt got, with the reference's return codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Won,
+    /// No broadcast for the channel, or it ended without a winner.
+    NotFound,
+    /// Another application won first (the call may be in its Stasis session).
+    AlreadyClaimed,
+}
+
+impl ClaimOutcome {
+    /// 0, -1, -2 as `stasis_app_claim_channel` returns them.
+    pub fn code(self) -> i32 {
+        match self {
+            ClaimOutcome::Won => 0,
+            ClaimOutcome::NotFound => -1,
+            ClaimOutcome::AlreadyClaimed => -2,
+        }
+    }
+}
+
+/// Where a broadcast is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Offered; waiting for the first claim.
+    Waiting,
+    /// Claimed; the dialplan thread has not picked the winner up yet.
+    Claimed { winner: String },
+    /// The winner's Stasis session is running: later claims get 409.
+    InStasis { winner: String },
+    /// Ended without a winner: later claims get 404 until it is removed.
+    Unclaimed,
+}
+
+/// What is known of a broadcast when it starts.
+#[derive(Clone, Debug)]
+pub struct BroadcastSpec {
+    pub channel_id: String,
+    pub channel_name: String,
+    pub timeout: Duration,
+    pub filter: Option<String>,
+    /// The applications the call was offered to, in delivery order.
+    pub offered: Vec<String>,
+    pub notify_claimed: bool,
+}
+
+/// A read-only view of one live broadcast (for the CLI).
+#[derive(Clone, Debug)]
+pub struct BroadcastView {
+    pub spec: BroadcastSpec,
+    pub age: Duration,
+    pub phase: Phase,
+}
+
+/// What the claimant must do after a winning claim: tell the other
+/// applications when the broadcast asked for `CallClaimed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedNotice {
+    pub channel_id: String,
+    pub winner: String,
+    pub offered: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct ClaimResult {
+    pub outcome: ClaimOutcome,
+    /// Set when the claim won and the broadcast wants `CallClaimed` sent.
+    pub notice: Option<ClaimedNotice>,
+    /// Set when the claim won: time from the broadcast's start.
+    pub claimed_after: Option<Duration>,
+}
+
+struct Entry {
+    spec: BroadcastSpec,
+    started: Instant,
+    phase: Phase,
+    /// Distinguishes this broadcast from a later one on the same channel.
+    generation: u64,
+    waker: Arc<dyn Wake>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    next_generation: u64,
+}
+
+/// All live broadcasts.
+#[derive(Default)]
+pub struct Registry {
+    state: Mutex<State>,
+}
+
+/// A started broadcast. Dropping it removes the broadcast, whatever path the
+/// caller leaves by (return, hang-up, panic).
+pub struct Active<'r> {
+    registry: &'r Registry,
+    channel_id: String,
+    generation: u64,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map half-updated
+        // (every update is a single insert/remove/assignment), so a poisoned
+        // lock is still consistent: keep serving rather than fail every call.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts a broadcast. A previous one on the same channel (left behind by
+    /// an optional-API caller that never cleaned up) is replaced.
+    pub fn begin(&self, spec: BroadcastSpec, waker: Arc<dyn Wake>) -> Active<'_> {
+        let mut state = self.lock();
+        state.next_generation += 1;
+        let generation = state.next_generation;
+        let channel_id = spec.channel_id.clone();
+        let replaced = state.entries.insert(
+            channel_id.clone(),
+            Entry { spec, started: Instant::now(), phase: Phase::Waiting, generation, waker },
+        );
+        drop(state);
+        // Dropping an entry drops its waker, which may call into Asterisk: never under our lock.
+        drop(replaced);
+        Active { registry: self, channel_id, generation }
+    }
+
+    /// A claim by `application` for the broadcast of `channel_id`.
+    pub fn claim(&self, channel_id: &str, application: &str) -> ClaimResult {
+        let mut state = self.lock();
+        let Some(entry) = state.entries.get_mut(channel_id) else {
+            return ClaimResult { outcome: ClaimOutcome::NotFound, notice: None, claimed_after: None };
+        };
+        match entry.phase {
+            Phase::Waiting => {}
+            Phase::Claimed { .. } | Phase::InStasis { .. } => {
+                return ClaimResult { outcome: ClaimOutcome::AlreadyClaimed, notice: None, claimed_after: None }
+            }
+            Phase::Unclaimed => {
+                return ClaimResult { outcome: ClaimOutcome::NotFound, notice: None, claimed_after: None }
+            }
+        }
+        entry.phase = Phase::Claimed { winner: application.to_owned() };
+        let waker = Arc::clone(&entry.waker);
+        let notice = entry.spec.notify_claimed.then(|| ClaimedNotice {
+            channel_id: channel_id.to_owned(),
+            winner: application.to_owned(),
+            offered: entry.spec.offered.clone(),
+        });
+        let claimed_after = Some(entry.started.elapsed());
+        drop(state);
+        waker.wake();
+        ClaimResult { outcome: ClaimOutcome::Won, notice, claimed_after }
+    }
+
+    /// Whether the broadcast of `channel_id` has a winner (for optional-API waiters).
+    pub fn is_claimed_by_id(&self, channel_id: &str) -> bool {
+        matches!(
+            self.lock().entries.get(channel_id).map(|entry| &entry.phase),
+            Some(Phase::Claimed { .. } | Phase::InStasis { .. })
+        )
+    }
+
+    /// Ends the claim window of `channel_id`'s broadcast: returns the winner
+    /// (the broadcast moves to `InStasis`, claims get 409) or None (it moves to
+    /// `Unclaimed`, claims get 404). A claim racing this either got in before
+    /// (and is returned) or gets an answer that is not 204.
+    pub fn settle_by_id(&self, channel_id: &str) -> Option<String> {
+        let mut state = self.lock();
+        let entry = state.entries.get_mut(channel_id)?;
+        match &entry.phase {
+            Phase::Claimed { winner } | Phase::InStasis { winner } => {
+                let winner = winner.clone();
+                entry.phase = Phase::InStasis { winner: winner.clone() };
+                Some(winner)
+            }
+            Phase::Waiting | Phase::Unclaimed => {
+                entry.phase = Phase::Unclaimed;
+                None
+            }
+        }
+    }
+
+    /// Removes `channel_id`'s broadcast, whichever started it.
+    pub fn remove_by_id(&self, channel_id: &str) -> bool {
+        let removed = self.lock().entries.remove(channel_id);
+        removed.is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every live broadcast, oldest first.
+    pub fn views(&self) -> Vec<BroadcastView> {
+        let state = self.lock();
+        let mut views: Vec<_> = state
+            .entries
+            .values()
+            .map(|entry| BroadcastView { spec: entry.spec.clone(), age: entry.started.elapsed(), phase: entry.phase.clone() })
+            .collect();
+        views.sort_by(|a, b| b.age.cmp(&a.age));
+        views
+    }
+}
+
+impl Active<'_> {
+    pub fn channel_id(&self) -> &str {
+        &self.channel_id
+    }
+
+    /// Whether a claim has won this broadcast.
+    pub fn is_claimed(&self) -> bool {
+        let state = self.registry.lock();
+        matches!(
+            state.entries.get(&self.channel_id),
+            Some(Entry { generation, phase: Phase::Claimed { .. } | Phase::InStasis { .. }, .. })
+                if *generation == self.generation
+        )
+    }
+
+    /// See [`Registry::settle_by_id`].
+    pub fn settle(&self) -> Option<String> {
+        let state = self.registry.lock();
+        let current = state.entries.get(&self.channel_id).is_some_and(|entry| entry.generation == self.generation);
+        drop(state);
+        if current {
+            self.registry.settle_by_id(&self.channel_id)
+        } else {
+            None
+        }
+    }
+
+    /// Keeps the broadcast registered after this handle is gone: for the
+    /// optional API, whose caller removes it with `stasis_app_broadcast_cleanup`.
+    pub fn detach(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        let removed = {
+            let mut state = self.registry.lock();
+            let current = state.entries.get(&self.channel_id).is_some_and(|entry| entry.generation == self.generation);
+            if current {
+                state.entries.remove(&self.channel_id)
+            } else {
+                None
+            }
+        };
+        // The entry (and its waker) goes after the lock is released.
+        drop(removed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Barrier, Condvar};
+    use std::thread;
+
+    /// A waiter that blocks on a Condvar until woken: what a channel does in Asterisk.
+    #[derive(Default)]
+    struct CondvarWake {
+        woken: Mutex<usize>,
+        signal: Condvar,
+    }
+
+    impl Wake for CondvarWake {
+        fn wake(&self) {
+            *self.woken.lock().unwrap() += 1;
+            self.signal.notify_all();
+        }
+    }
+
+    impl CondvarWake {
+        fn wait(&self, timeout: Duration) -> usize {
+            let guard = self.woken.lock().unwrap();
+            let (guard, _) = self.signal.wait_timeout_while(guard, timeout, |woken| *woken == 0).unwrap();
+            *guard
+        }
+    }
+
+    fn spec(channel_id: &str, offered: &[&str], notify: bool) -> BroadcastSpec {
+        BroadcastSpec {
+            channel_id: channel_id.into(),
+            channel_name: format!("PJSIP/{channel_id}"),
+            timeout: Duration::from_millis(500),
+            filter: None,
+            offered: offered.iter().map(|name| (*name).to_owned()).collect(),
+            notify_claimed: notify,
+        }
+    }
+
+    #[test]
+    fn first_claim_wins_and_later_ones_conflict() {
+        let registry = Registry::new();
+        let wake = Arc::new(CondvarWake::default());
+        let active = registry.begin(spec("c1", &["a", "b"], false), wake.clone());
+        assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::Won);
+        assert_eq!(registry.claim("c1", "b").outcome, ClaimOutcome::AlreadyClaimed);
+        assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::AlreadyClaimed);
+        assert!(active.is_claimed());
+        assert_eq!(*wake.woken.lock().unwrap(), 1, "the waiter is woken once, by the winning claim");
+    }
+
+    #[test]
+    fn unknown_channel_is_not_found() {
+        let registry = Registry::new();
+        assert_eq!(registry.claim("nope", "a").outcome, ClaimOutcome::NotFound);
+        assert_eq!(ClaimOutcome::NotFound.code(), -1);
+        assert_eq!(ClaimOutcome::AlreadyClaimed.code(), -2);
+        assert_eq!(ClaimOutcome::Won.code(), 0);
+    }
+
+    #[test]
+    fn settled_without_winner_answers_not_found_until_removed() {
+        let registry = Registry::new();
+        let active = registry.begin(spec("c1", &["a"], false), Arc::new(CondvarWake::default()));
+        assert_eq!(active.settle(), None);
+        assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::NotFound);
+        drop(active);
+        assert!(registry.is_empty());
+        assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::NotFound);
+    }
+
+    #[test]
+    fn winner_stays_findable_during_stasis_so_late_claims_conflict() {
+        let registry = Registry::new();
+        let active = registry.begin(spec("c1", &["a", "b"], false), Arc::new(CondvarWake::default()));
+        registry.claim("c1", "b");
+        assert_eq!(active.settle().as_deref(), Some("b"));
+        assert!(matches!(registry.views()[0].phase, Phase::InStasis { ref winner } if winner == "b"));
+        assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::AlreadyClaimed);
+        drop(active);
+        assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::NotFound);
+    }
+
+    #[test]
+    fn dropping_the_handle_removes_the_broadcast_even_on_panic() {
+        let registry = Registry::new();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _active = registry.begin(spec("c1", &[], false), Arc::new(CondvarWake::default()));
+            panic!("boom");
+        }));
+        assert!(result.is_err());
+        assert!(registry.is_empty());
+    }
+    use std::panic::AssertUnwindSafe;
+
+    #[test]
+    fn a_second_broadcast_on_the_channel_is_not_removed_by_the_first_handle() {
+        let registry = Registry::new();
+        let first = registry.begin(spec("c1", &[], false), Arc::new(CondvarWake::default()));
+        let second = registry.begin(spec("c1", &[], false), Arc::new(CondvarWake::default()));
+        drop(first);
+        assert_eq!(registry.len(), 1);
+        assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::Won);
+        assert!(second.is_claimed());
+        drop(second);
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn notice_only_when_asked_and_lists_the_offered_apps() {
+        let registry = Registry::new();
+        let _quiet = registry.begin(spec("c1", &["a", "b"], false), Arc::new(CondvarWake::default()));
+        assert_eq!(registry.claim("c1", "a").notice, None);
+        let _loud = registry.begin(spec("c2", &["a", "b"], true), Arc::new(CondvarWake::default()));
+        let notice = registry.claim("c2", "b").notice.expect("notice requested");
+        assert_eq!(notice, ClaimedNotice { channel_id: "c2".into(), winner: "b".into(), offered: vec!["a".into(), "b".into()] });
+    }
+
+    #[test]
+    fn detached_broadcast_stays_until_removed_by_id() {
+        let registry = Registry::new();
+        registry.begin(spec("c1", &[], false), Arc::new(CondvarWake::default())).detach();
+        assert_eq!(registry.len(), 1);
+        assert!(!registry.is_claimed_by_id("c1"));
+        registry.claim("c1", "x");
+        assert!(registry.is_claimed_by_id("c1"));
+        assert_eq!(registry.settle_by_id("c1").as_deref(), Some("x"));
+        assert!(registry.remove_by_id("c1"));
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn a_claim_wakes_a_blocked_waiter() {
+        let registry = Arc::new(Registry::new());
+        let wake = Arc::new(CondvarWake::default());
+        let active = registry.begin(spec("c1", &["a"], false), wake.clone());
+        let claimer = {
+            let registry = Arc::clone(&registry);
+            thread::spawn(move || registry.claim("c1", "a").outcome)
+        };
+        assert_eq!(wake.wait(Duration::from_secs(10)), 1);
+        assert_eq!(claimer.join().unwrap(), ClaimOutcome::Won);
+        assert_eq!(active.settle().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn concurrent_claims_have_exactly_one_winner() {
+        for round in 0..200 {
+            let registry = Arc::new(Registry::new());
+            let wake = Arc::new(CondvarWake::default());
+            let id = format!("c{round}");
+            let active = registry.begin(spec(&id, &[], false), wake.clone());
+            let start = Arc::new(Barrier::new(8));
+            let wins = Arc::new(AtomicUsize::new(0));
+            let claimants: Vec<_> = (0..8)
+                .map(|n| {
+                    let (registry, start, wins, id) = (registry.clone(), start.clone(), wins.clone(), id.clone());
+                    thread::spawn(move || {
+                        start.wait();
+                        let outcome = registry.claim(&id, &format!("app{n}")).outcome;
+                        if outcome == ClaimOutcome::Won {
+                            wins.fetch_add(1, Ordering::SeqCst);
+                        } else {
+                            assert_eq!(outcome, ClaimOutcome::AlreadyClaimed);
+                        }
+                    })
+                })
+                .collect();
+            for claimant in claimants {
+                claimant.join().unwrap();
+            }
+            assert_eq!(wins.load(Ordering::SeqCst), 1, "round {round}");
+            assert_eq!(*wake.woken.lock().unwrap(), 1);
+            assert!(active.settle().is_some());
+        }
+    }
+
+    #[test]
+    fn claims_racing_the_settle_never_win_after_it() {
+        for round in 0..200 {
+            let registry = Arc::new(Registry::new());
+            let active = registry.begin(spec("c1", &[], false), Arc::new(CondvarWake::default()));
+            let claimer = {
+                let registry = registry.clone();
+                thread::spawn(move || registry.claim("c1", "a").outcome)
+            };
+            let winner = active.settle();
+            let outcome = claimer.join().unwrap();
+            match winner {
+                Some(_) => assert_eq!(outcome, ClaimOutcome::Won, "round {round}"),
+                None => assert_eq!(outcome, ClaimOutcome::NotFound, "round {round}: a 204 for a call that timed out"),
+            }
+        }
+    }
+}

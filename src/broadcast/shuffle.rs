@@ -1,0 +1,164 @@
+//! Uniform random order for delivering CallBroadcast events, so that no
+//! application is systematically offered a call first.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Returns `items` in a uniformly random order.
+pub fn shuffled<T>(mut items: Vec<T>) -> Vec<T> {
+    if items.len() > 1 {
+        // Seeded per call, never rand::rng(): a thread-local RNG registers a
+        // thread-exit destructor, which keeps Asterisk from unloading the .so.
+        let mut rng = SmallRng::try_from_os_rng().unwrap_or_else(|_| fallback_rng());
+        shuffle_with(&mut items, &mut rng);
+    }
+    items
+}
+
+/// Fisher–Yates shuffle of `items` in place, drawing from `rng`.
+pub fn shuffle_with<T, R: Rng>(items: &mut [T], rng: &mut R) {
+    for last in (1..items.len()).rev() {
+        let pick = rng.random_range(0..=last);
+        items.swap(last, pick);
+    }
+}
+
+/// Used only if the OS cannot supply a seed: fairness, not secrecy, is at
+/// stake, so the clock plus a per-call counter is seed enough.
+fn fallback_rng() -> SmallRng {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    SmallRng::seed_from_u64(nanos ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const PERMUTATIONS_OF_3: [[u8; 3]; 6] = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+
+    /// Counts of each ordering of [0, 1, 2] over `rounds` shuffles.
+    fn permutation_counts(
+        rounds: usize,
+        mut shuffle: impl FnMut(Vec<u8>) -> Vec<u8>,
+    ) -> HashMap<Vec<u8>, usize> {
+        let mut counts = HashMap::new();
+        for _ in 0..rounds {
+            *counts.entry(shuffle(vec![0, 1, 2])).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Pearson's chi-square statistic against a uniform spread over the six
+    /// orderings.
+    fn chi_square(counts: &HashMap<Vec<u8>, usize>, rounds: usize) -> f64 {
+        let expected = rounds as f64 / 6.0;
+        PERMUTATIONS_OF_3
+            .iter()
+            .map(|p| {
+                let seen = counts.get(&p.to_vec()).copied().unwrap_or(0) as f64;
+                (seen - expected).powi(2) / expected
+            })
+            .sum()
+    }
+
+    fn assert_uniform(counts: &HashMap<Vec<u8>, usize>, rounds: usize) {
+        assert_eq!(counts.len(), 6, "{counts:?}");
+        for p in PERMUTATIONS_OF_3 {
+            let seen = counts.get(&p.to_vec()).copied().unwrap_or(0);
+            // Expected 1000, standard deviation ~29: this band is ~7 sigma.
+            assert!(
+                (800..=1200).contains(&seen),
+                "{p:?} seen {seen} times: {counts:?}"
+            );
+        }
+        // 5 degrees of freedom: P(chi2 > 50) is about 1e-9; a biased shuffle
+        // (e.g. picking from the whole slice each step) scores in the hundreds.
+        let statistic = chi_square(counts, rounds);
+        assert!(statistic < 50.0, "chi-square {statistic}: {counts:?}");
+    }
+
+    #[test]
+    fn every_ordering_of_three_is_equally_likely() {
+        let rounds = 6000;
+        let counts = permutation_counts(rounds, shuffled);
+        assert_uniform(&counts, rounds);
+    }
+
+    #[test]
+    fn seeded_shuffle_is_uniform_and_repeatable() {
+        let rounds = 6000;
+        let mut rng = SmallRng::seed_from_u64(7);
+        let counts = permutation_counts(rounds, |mut items| {
+            shuffle_with(&mut items, &mut rng);
+            items
+        });
+        assert_uniform(&counts, rounds);
+
+        let run = |seed| {
+            let mut items: Vec<u32> = (0..20).collect();
+            shuffle_with(&mut items, &mut SmallRng::seed_from_u64(seed));
+            items
+        };
+        assert_eq!(run(42), run(42));
+        assert_ne!(run(42), run(43));
+    }
+
+    #[test]
+    fn the_biased_naive_shuffle_fails_the_check() {
+        // Guards the test itself: swapping with any index, not 0..=i, is the
+        // classic biased shuffle and must not pass the chi-square bound
+        // (at this many rounds it scores around 740).
+        let rounds = 60_000;
+        let mut rng = SmallRng::seed_from_u64(1);
+        let counts = permutation_counts(rounds, |mut items| {
+            let len = items.len();
+            for i in 0..len {
+                let j = rng.random_range(0..len);
+                items.swap(i, j);
+            }
+            items
+        });
+        assert!(chi_square(&counts, rounds) > 50.0, "{counts:?}");
+    }
+
+    #[test]
+    fn nothing_is_lost_or_duplicated() {
+        let items: Vec<String> = (0..257).map(|i| format!("app-{i}")).collect();
+        let mut out = shuffled(items.clone());
+        assert_eq!(out.len(), items.len());
+        out.sort();
+        let mut sorted = items;
+        sorted.sort();
+        assert_eq!(out, sorted);
+    }
+
+    #[test]
+    fn short_inputs_are_returned_as_is() {
+        assert_eq!(shuffled(Vec::<u8>::new()), Vec::<u8>::new());
+        assert_eq!(shuffled(vec!["only"]), vec!["only"]);
+        let mut empty: [u8; 0] = [];
+        shuffle_with(&mut empty, &mut SmallRng::seed_from_u64(0));
+    }
+
+    #[test]
+    fn fallback_rng_differs_between_calls() {
+        let draw = |mut rng: SmallRng| rng.random::<u64>();
+        assert_ne!(draw(fallback_rng()), draw(fallback_rng()));
+    }
+}

@@ -1,0 +1,47 @@
+//! The one panic guard every `extern "C"` entry point goes through.
+//!
+//! A panic must never unwind into Asterisk's C frames (undefined behaviour)
+//! nor abort the process (every call on the box would drop). It is caught,
+//! logged at ERROR with its message and location, and turned into the entry
+//! point's failure value.
+
+use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
+
+use crate::host::log;
+
+/// Runs `body`; if it panics, logs and returns `failure`.
+pub fn guarded<R>(entry_point: &str, failure: R, body: impl FnOnce() -> R) -> R {
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(_) => {
+            log::error(&format!("panic in {entry_point}: the call failed safely, Asterisk keeps running"));
+            failure
+        }
+    }
+}
+
+/// Installs the hook that logs a panic's message and source location through
+/// ast_log. Rust's default hook prints to stderr, which Asterisk's users never
+/// see, and asks for the current thread's handle (a thread-local that would
+/// keep this shared object from unloading).
+pub fn install_panic_hook() {
+    panic::set_hook(Box::new(log_panic));
+}
+
+/// Restores the default hook before the module's code goes away.
+pub fn remove_panic_hook() {
+    drop(panic::take_hook());
+}
+
+fn log_panic(info: &PanicHookInfo<'_>) {
+    let message = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string panic payload)".to_owned());
+    match info.location() {
+        Some(location) => log::log_at(log::Level::Error, location, "panic", &format!("panic: {message}")),
+        None => log::error(&format!("panic: {message}")),
+    }
+}

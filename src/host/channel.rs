@@ -1,0 +1,186 @@
+//! Channels: a borrowed `Channel` valid for one callback, an owned
+//! `ChannelRef` that holds a reference and can wake the channel's thread.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use crate::ffi;
+
+/// A channel Asterisk lent to the current callback (a dialplan application or
+/// an optional-API call); it cannot outlive that callback.
+pub struct Channel<'call> {
+    raw: NonNull<ffi::ast_channel>,
+    _borrow: PhantomData<&'call ffi::ast_channel>,
+}
+
+/// How a [`Channel::sleep_until`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SleepEnd {
+    /// The condition became true.
+    Condition,
+    /// The time ran out.
+    TimedOut,
+    /// The channel hung up (or reading it failed).
+    HungUp,
+}
+
+impl<'call> Channel<'call> {
+    /// # Safety
+    /// `raw` must be a channel Asterisk passed to the running callback, which
+    /// keeps it alive (and referenced) for `'call`.
+    pub unsafe fn from_raw(raw: *mut ffi::ast_channel) -> Option<Channel<'call>> {
+        NonNull::new(raw).map(|raw| Channel { raw, _borrow: PhantomData })
+    }
+
+    pub(super) fn as_raw(&self) -> *mut ffi::ast_channel {
+        self.raw.as_ptr()
+    }
+
+    pub fn name(&self) -> String {
+        // SAFETY: valid channel for 'call; the name is copied at once.
+        super::string_from(unsafe { ffi::ast_channel_name(self.raw.as_ptr()) })
+    }
+
+    pub fn unique_id(&self) -> String {
+        // SAFETY: as above; a channel's unique id never changes.
+        super::string_from(unsafe { ffi::ast_channel_uniqueid(self.raw.as_ptr()) })
+    }
+
+    /// Caller id number ("" when unset) and dialplan extension, read under the channel lock.
+    pub fn caller_and_extension(&self) -> (String, String) {
+        let mut caller = [0 as c_char; 256];
+        let mut exten = [0 as c_char; 256];
+        // SAFETY: the shim locks the channel and copies at most len-1 bytes
+        // plus a NUL into each buffer.
+        unsafe {
+            ffi::sbshim_channel_caller_and_exten(
+                self.raw.as_ptr(),
+                caller.as_mut_ptr(),
+                caller.len(),
+                exten.as_mut_ptr(),
+                exten.len(),
+            )
+        };
+        (super::string_from(caller.as_ptr()), super::string_from(exten.as_ptr()))
+    }
+
+    pub fn set_variable(&self, name: &str, value: &str) {
+        let name = super::cstring(name);
+        let value = super::cstring(value);
+        // SAFETY: pbx_builtin_setvar_helper locks the channel itself and copies both strings.
+        unsafe { ffi::pbx_builtin_setvar_helper(self.raw.as_ptr(), name.as_ptr(), value.as_ptr()) };
+    }
+
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    pub fn variable(&self, name: &str) -> Option<String> {
+        let name = super::cstring(name);
+        let _lock = ChannelLock::new(self);
+        // SAFETY: the returned pointer is only valid while the channel is
+        // locked; `_lock` holds the lock until after the copy.
+        super::optional_string_from(unsafe { ffi::pbx_builtin_getvar_helper(self.raw.as_ptr(), name.as_ptr()) })
+    }
+
+    pub fn is_hung_up(&self) -> bool {
+        // SAFETY: valid channel; ast_check_hangup reads its soft-hangup flags.
+        unsafe { ffi::ast_check_hangup(self.raw.as_ptr()) != 0 }
+    }
+
+    /// An owned reference, for code that must reach the channel from another thread.
+    pub fn to_ref(&self) -> ChannelRef {
+        // SAFETY: ast_channel_ref on a live channel; ChannelRef's Drop unrefs.
+        unsafe { ffi::sbshim_channel_ref(self.raw.as_ptr()) };
+        ChannelRef { raw: self.raw }
+    }
+
+    /// Services the channel until `done()` is true, `timeout` passes, or it
+    /// hangs up. Incoming frames are read (voice is dropped, control frames
+    /// are kept for whoever reads next), so an answered channel's queue never
+    /// grows; `done()` is re-checked every time the channel is woken, which
+    /// [`ChannelRef::wake`] does from another thread.
+    pub fn sleep_until(&self, timeout: Duration, done: &dyn Fn() -> bool) -> SleepEnd {
+        let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+        let mut condition: &dyn Fn() -> bool = done;
+        let data = (&mut condition as *mut &dyn Fn() -> bool).cast::<c_void>();
+        // SAFETY: ast_safe_sleep_conditional calls `keep_sleeping(data)` only
+        // during this call, while `condition` is alive on this stack frame.
+        let result = unsafe { ffi::ast_safe_sleep_conditional(self.raw.as_ptr(), timeout_ms, Some(keep_sleeping), data) };
+        if result != 0 || self.is_hung_up() {
+            SleepEnd::HungUp
+        } else if done() {
+            SleepEnd::Condition
+        } else {
+            SleepEnd::TimedOut
+        }
+    }
+}
+
+/// Condition callback of `ast_safe_sleep_conditional`: non-zero keeps sleeping.
+unsafe extern "C" fn keep_sleeping(data: *mut c_void) -> c_int {
+    crate::guard::guarded("sleep condition", 0, || {
+        // SAFETY: `data` is the `&dyn Fn` set up in `sleep_until`, alive for the call.
+        let done = unsafe { &*data.cast::<&dyn Fn() -> bool>() };
+        c_int::from(!done())
+    })
+}
+
+/// `ast_channel_lock` held for the guard's lifetime.
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+struct ChannelLock<'a> {
+    channel: &'a Channel<'a>,
+}
+
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+impl<'a> ChannelLock<'a> {
+    fn new(channel: &'a Channel<'a>) -> Self {
+        // SAFETY: locks a live channel; unlocked in Drop on the same thread.
+        unsafe { ffi::sbshim_channel_lock(channel.raw.as_ptr()) };
+        ChannelLock { channel }
+    }
+}
+
+impl Drop for ChannelLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: balances the lock taken in `new`.
+        unsafe { ffi::sbshim_channel_unlock(self.channel.raw.as_ptr()) };
+    }
+}
+
+/// An owned channel reference (ao2), released on Drop.
+pub struct ChannelRef {
+    raw: NonNull<ffi::ast_channel>,
+}
+
+// SAFETY: ast_channel is an ao2 object with an atomic reference count and its
+// own lock; ast_queue_frame (the only thing done through this) locks it.
+unsafe impl Send for ChannelRef {}
+// SAFETY: as above; no method takes &mut.
+unsafe impl Sync for ChannelRef {}
+
+impl ChannelRef {
+    /// Wakes the thread servicing the channel (a null frame on its queue).
+    pub fn wake(&self) {
+        // SAFETY: we hold a reference, so the channel is alive; ast_queue_frame locks it.
+        unsafe { ffi::sbshim_channel_wake(self.raw.as_ptr()) };
+    }
+}
+
+/// Wakes the thread servicing the channel with this unique id, if it exists:
+/// for broadcasts started through the optional API, where no reference is kept.
+pub fn wake_by_unique_id(unique_id: &str) {
+    let unique_id = super::cstring(unique_id);
+    // SAFETY: the lookup returns a new reference or NULL; ChannelRef takes it
+    // over and releases it on drop.
+    let raw = unsafe { ffi::ast_channel_get_by_uniqueid(unique_id.as_ptr()) };
+    if let Some(raw) = NonNull::new(raw) {
+        ChannelRef { raw }.wake();
+    }
+}
+
+impl Drop for ChannelRef {
+    fn drop(&mut self) {
+        // SAFETY: releases the reference taken in `Channel::to_ref`.
+        unsafe { ffi::sbshim_channel_unref(self.raw.as_ptr()) };
+    }
+}

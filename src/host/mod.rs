@@ -1,0 +1,44 @@
+//! The thin, only `unsafe` layer over the Asterisk bindings.
+//!
+//! Everything above this module sees safe types: a borrowed [`channel::Channel`]
+//! valid for one callback, owned references that unref on `Drop`, strings
+//! copied out of Asterisk. Each `unsafe` block states why it holds.
+
+pub mod channel;
+pub mod cli;
+pub mod json;
+pub mod log;
+pub mod module;
+pub mod stasis;
+pub mod entry;
+
+use std::ffi::{c_char, CStr, CString};
+
+/// A C string for Asterisk: interior NULs (which C would truncate at) become '?'.
+pub(crate) fn cstring(text: &str) -> CString {
+    CString::new(text.replace('\0', "?")).unwrap_or_default()
+}
+
+/// Copies a C string Asterisk lent us; NULL reads as "".
+pub(crate) fn string_from(ptr: *const c_char) -> String {
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: Asterisk hands us NUL-terminated strings that stay valid for the
+    // duration of the call we are in; we copy before returning.
+    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+}
+
+/// Like [`string_from`] but keeps NULL distinct from "".
+pub(crate) fn optional_string_from(ptr: *const c_char) -> Option<String> {
+    (!ptr.is_null()).then(|| string_from(ptr))
+}
+
+/// A string allocated with Asterisk's allocator, for APIs whose caller frees
+/// it with `ast_free` (such as `stasis_app_broadcast_winner`).
+pub(crate) fn asterisk_strdup(text: &str) -> *mut c_char {
+    let text = cstring(text);
+    // SAFETY: ast_strdup copies the NUL-terminated string; the result (or NULL
+    // on allocation failure) is owned by the caller.
+    unsafe { crate::ffi::sbshim_strdup(text.as_ptr()) }
+}

@@ -1,0 +1,32 @@
+//! res_stasis_broadcast_rs: an Asterisk module that offers an incoming call
+//! to many ARI applications at once and hands it to the first that claims it.
+//!
+//! Layers, from the bottom:
+//! - `ffi`: bindings generated from the Asterisk headers, and the C shim;
+//! - `host`: the only `unsafe` code, thin safe wrappers over `ffi`, and the
+//!   `extern "C"` entry points (each through `guard`);
+//! - `broadcast`: the pure logic (registry, filter, arguments, shuffle),
+//!   unit-tested without Asterisk;
+//! - `app`, `claim`, `events`, `cli`, `lifecycle`: the module's behaviour,
+//!   safe Rust over `host`.
+
+pub mod broadcast;
+
+// Everything that touches Asterisk is left out of unit-test builds, which
+// link no Asterisk.
+#[cfg(not(test))]
+mod app;
+#[cfg(not(test))]
+mod claim;
+#[cfg(not(test))]
+mod cli;
+#[cfg(not(test))]
+mod events;
+#[cfg(not(test))]
+mod ffi;
+#[cfg(not(test))]
+mod guard;
+#[cfg(not(test))]
+mod host;
+#[cfg(not(test))]
+mod lifecycle;

@@ -1,0 +1,64 @@
+//! Loading, unloading and reloading: register everything as one unit, in a
+//! fixed order, and undo what was done when a step fails.
+
+use std::ffi::CStr;
+
+use crate::app::{APP_NAME, REGISTRY};
+use crate::host::{cli, entry, log, module};
+use crate::{ffi, guard};
+
+/// The C implementation that Asterisk 20.20+/22.10+/23.4+ ships. Running both
+/// would split one call's claims between two registries.
+const C_IMPLEMENTATION: [&CStr; 2] = [c"res_stasis_broadcast.so", c"app_stasis_broadcast.so"];
+
+pub fn load() -> i32 {
+    guard::install_panic_hook();
+    if !module::link_module_info() {
+        log::error("res_stasis_broadcast_rs: module handle missing; declining");
+        return ffi::AST_MODULE_LOAD_DECLINE;
+    }
+    let loaded: Vec<_> = C_IMPLEMENTATION
+        .iter()
+        .filter(|name| module::is_loaded(name))
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    if !loaded.is_empty() {
+        log::error(&format!(
+            "res_stasis_broadcast_rs declined: Asterisk's own C implementation is loaded ({}). \
+             Only one may run: add 'noload => res_stasis_broadcast.so' and 'noload => app_stasis_broadcast.so' \
+             to modules.conf and restart, or unload them first",
+            loaded.join(", ")
+        ));
+        return ffi::AST_MODULE_LOAD_DECLINE;
+    }
+    if !module::register_application(APP_NAME, entry::stasis_broadcast_exec) {
+        log::error("res_stasis_broadcast_rs: could not register the StasisBroadcast application");
+        return ffi::AST_MODULE_LOAD_DECLINE;
+    }
+    if !cli::register(&crate::cli::COMMANDS) {
+        log::error("res_stasis_broadcast_rs: could not register its CLI commands");
+        module::unregister_application(APP_NAME);
+        return ffi::AST_MODULE_LOAD_DECLINE;
+    }
+    module::provide(&entry::optional_functions());
+    ffi::AST_MODULE_LOAD_SUCCESS
+}
+
+/// Idempotent. Refused while broadcasts are live (Asterisk's use count
+/// already refuses a plain `module unload`; this also covers a forced one).
+pub fn unload() -> i32 {
+    let live = REGISTRY.len();
+    if live > 0 {
+        log::warning(&format!("res_stasis_broadcast_rs: {live} broadcast(s) in progress; not unloading"));
+        return -1;
+    }
+    module::unprovide(&entry::optional_functions());
+    cli::unregister();
+    module::unregister_application(APP_NAME);
+    guard::remove_panic_hook();
+    0
+}
+
+pub fn reload() -> i32 {
+    ffi::AST_MODULE_LOAD_SUCCESS
+}

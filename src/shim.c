@@ -1,0 +1,208 @@
+/*
+ * res_stasis_broadcast_rs: the C side of the module.
+ *
+ * Declares the module to Asterisk with its own AST_MODULE_INFO macro, so the
+ * module key, the struct layout and the build-options checksum are exactly
+ * those of the headers the module is built against, and wraps the few
+ * Asterisk constructs Rust cannot call (see include/shim.h). No logic here.
+ */
+#define AST_MODULE "res_stasis_broadcast_rs"
+#define AST_MODULE_SELF_SYM __internal_res_stasis_broadcast_rs_self
+
+#include "asterisk.h"
+
+#include "asterisk/app.h"
+#include "asterisk/astobj2.h"
+#include "asterisk/channel.h"
+#include "asterisk/cli.h"
+#include "asterisk/frame.h"
+#include "asterisk/json.h"
+#include "asterisk/logger.h"
+#include "asterisk/module.h"
+#include "asterisk/pbx.h"
+#include "asterisk/stasis_app.h"
+#include "asterisk/stasis_channels.h"
+#include "asterisk/time.h"
+#include "asterisk/utils.h"
+
+#include "shim.h"
+
+/* Implemented in Rust (src/entry.rs), each behind the panic guard. */
+int load_module(void);
+int unload_module(void);
+int reload_module(void);
+
+struct ast_module *sbshim_module_self(void)
+{
+	return AST_MODULE_SELF;
+}
+
+void sbshim_module_ref(void)
+{
+	ast_module_ref(AST_MODULE_SELF);
+}
+
+void sbshim_module_unref(void)
+{
+	ast_module_unref(AST_MODULE_SELF);
+}
+
+void sbshim_log(int level, const char *file, int line, const char *function, const char *message)
+{
+	ast_log(level, file, line, function, "%s\n", message);
+}
+
+void sbshim_verb(int level, const char *message)
+{
+	ast_verb(level, "%s\n", message);
+}
+
+int sbshim_debug_enabled(int level)
+{
+	return DEBUG_ATLEAST(level);
+}
+
+/* LOG_ERROR and friends expand to "level, file, line, function": only the
+ * level is wanted here. */
+int sbshim_log_level_error(void) { return __LOG_ERROR; }
+int sbshim_log_level_warning(void) { return __LOG_WARNING; }
+int sbshim_log_level_notice(void) { return __LOG_NOTICE; }
+int sbshim_log_level_debug(void) { return __LOG_DEBUG; }
+
+char *sbshim_strdup(const char *s)
+{
+	return ast_strdup(s);
+}
+
+void sbshim_free(void *p)
+{
+	ast_free(p);
+}
+
+void sbshim_channel_ref(struct ast_channel *chan)
+{
+	ast_channel_ref(chan);
+}
+
+void sbshim_channel_unref(struct ast_channel *chan)
+{
+	ast_channel_unref(chan);
+}
+
+void sbshim_channel_lock(struct ast_channel *chan)
+{
+	ast_channel_lock(chan);
+}
+
+void sbshim_channel_unlock(struct ast_channel *chan)
+{
+	ast_channel_unlock(chan);
+}
+
+void sbshim_channel_caller_and_exten(struct ast_channel *chan,
+	char *caller, size_t caller_len, char *exten, size_t exten_len)
+{
+	ast_channel_lock(chan);
+	ast_copy_string(caller, S_OR(ast_channel_caller(chan)->id.number.str, ""), caller_len);
+	ast_copy_string(exten, S_OR(ast_channel_exten(chan), ""), exten_len);
+	ast_channel_unlock(chan);
+}
+
+int sbshim_channel_wake(struct ast_channel *chan)
+{
+	return ast_queue_frame(chan, &ast_null_frame);
+}
+
+int sbshim_register_application(const char *name, int (*execute)(struct ast_channel *, const char *))
+{
+	return ast_register_application_xml(name, execute);
+}
+
+char *sbshim_stasis_app_names(size_t *count, size_t *total_len)
+{
+	struct ao2_container *apps = stasis_app_get_all();
+	struct ao2_iterator iter;
+	char *name;
+	char *buffer;
+	size_t used = 0;
+	size_t size = 0;
+
+	*count = 0;
+	*total_len = 0;
+	if (!apps) {
+		return NULL;
+	}
+	iter = ao2_iterator_init(apps, 0);
+	while ((name = ao2_iterator_next(&iter))) {
+		size += strlen(name) + 1;
+		ao2_ref(name, -1);
+	}
+	ao2_iterator_destroy(&iter);
+
+	buffer = ast_malloc(size ? size : 1);
+	if (!buffer) {
+		ao2_ref(apps, -1);
+		return NULL;
+	}
+	iter = ao2_iterator_init(apps, 0);
+	while ((name = ao2_iterator_next(&iter))) {
+		size_t len = strlen(name) + 1;
+		if (used + len <= size) {
+			memcpy(buffer + used, name, len);
+			used += len;
+			(*count)++;
+		}
+		ao2_ref(name, -1);
+	}
+	ao2_iterator_destroy(&iter);
+	ao2_ref(apps, -1);
+	*total_len = used;
+	return buffer;
+}
+
+int sbshim_stasis_app_is_registered(const char *name)
+{
+	struct stasis_app *app = stasis_app_get_by_name(name);
+
+	ao2_cleanup(app);
+	return app != NULL;
+}
+
+struct ast_json *sbshim_json_timestamp_now(void)
+{
+	return ast_json_timeval(ast_tvnow(), NULL);
+}
+
+struct ast_json *sbshim_channel_snapshot_json(const char *uniqueid)
+{
+	struct ast_channel_snapshot *snapshot = ast_channel_snapshot_get_latest(uniqueid);
+	struct ast_json *json;
+
+	if (!snapshot) {
+		return NULL;
+	}
+	json = ast_channel_snapshot_to_json(snapshot, NULL);
+	ao2_ref(snapshot, -1);
+	return json;
+}
+
+int sbshim_cli_register_multiple(struct ast_cli_entry *entries, int count)
+{
+	return ast_cli_register_multiple(entries, count);
+}
+
+void sbshim_cli_print(int fd, const char *text)
+{
+	ast_cli(fd, "%s", text);
+}
+
+AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,
+	"Stasis broadcast: offer a call to many ARI applications, first claim wins (Rust)",
+	.support_level = AST_MODULE_SUPPORT_EXTENDED,
+	.load = load_module,
+	.unload = unload_module,
+	.reload = reload_module,
+	.load_pri = AST_MODPRI_APP_DEPEND,
+	.requires = "res_stasis,res_ari,res_http_websocket",
+	.optional_modules = "res_ari_events",
+);
