@@ -204,5 +204,6 @@ AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,
 	.reload = reload_module,
 	.load_pri = AST_MODPRI_APP_DEPEND,
 	.requires = "res_stasis,res_ari,res_http_websocket",
-	.optional_modules = "res_ari_events",
+	/* Listed so that, when configured, they load first and this module sees them and declines. */
+	.optional_modules = "res_ari_events,res_stasis_broadcast,app_stasis_broadcast",
 );

@@ -1,0 +1,79 @@
+# res_stasis_broadcast_rs — build, development runtime, tests, demo, install.
+#
+#   make            build res_stasis_broadcast_rs.so
+#   make demo       runtime up, module loaded, real calls broadcast and claimed
+#   make test       unit and integration tests against a real Asterisk
+#   make install    install into an Asterisk (DESTDIR, ASTMODDIR, ASTDATADIR, ASTETCDIR)
+
+MODULE        := res_stasis_broadcast_rs.so
+CARGO         ?= cargo
+RUNTIME_ROOT  ?= $(or $(STASIS_BROADCAST_ROOT),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/res_stasis_broadcast_rs/sid-root)
+export STASIS_BROADCAST_ROOT := $(RUNTIME_ROOT)
+
+# Where Asterisk keeps things on a standard (Debian-style) installation.
+ASTMODDIR     ?= /usr/lib/x86_64-linux-gnu/asterisk/modules
+ASTDATADIR    ?= /usr/share/asterisk
+ASTETCDIR     ?= /etc/asterisk
+
+FAULT_TARGET  := target/fault
+FAULT_MODULE  := $(FAULT_TARGET)/release/libres_stasis_broadcast_rs.so
+
+# Headers: ASTERISK_INCLUDE_DIR if set, else asterisk-headers/ (filled from the
+# runtime), else /usr/include when it has Asterisk's development headers.
+ifeq ($(ASTERISK_INCLUDE_DIR),)
+  ifeq ($(wildcard /usr/include/asterisk/module.h),)
+    HEADERS_DEP := asterisk-headers/asterisk/module.h
+  endif
+endif
+
+.PHONY: all build setup runtime headers test unit-test integration-test demo install uninstall clean
+
+all: build
+
+build: setup $(HEADERS_DEP)
+	$(CARGO) build --release
+	cp target/release/libres_stasis_broadcast_rs.so $(MODULE)
+
+# Host packages the build needs: libclang for bindgen, debootstrap for the runtime.
+setup:
+	@missing=""; \
+	for pkg in libclang-dev debootstrap; do \
+		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "setup: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+runtime: setup
+	scripts/runtime.sh
+
+headers: runtime
+	rm -rf asterisk-headers/asterisk asterisk-headers/asterisk.h
+	cp -a $(RUNTIME_ROOT)/usr/include/asterisk.h $(RUNTIME_ROOT)/usr/include/asterisk asterisk-headers/
+	@echo "headers: copied from $(RUNTIME_ROOT)/usr/include"
+
+asterisk-headers/asterisk/module.h:
+	$(MAKE) headers
+
+# The panic-guard test loads a build with a fault-injection hook; it is built
+# apart so the module everything else tests is the one users get.
+$(FAULT_MODULE): build
+	$(CARGO) build --release --features fault-injection --target-dir $(FAULT_TARGET)
+
+test: runtime build $(FAULT_MODULE)
+	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) STASIS_BROADCAST_FAULT_MODULE=$(CURDIR)/$(FAULT_MODULE) \
+		$(CARGO) test --release --workspace
+
+demo: runtime build
+	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) $(CARGO) run --release --example demo
+
+install: build
+	install -D -m 0755 $(MODULE) $(DESTDIR)$(ASTMODDIR)/$(MODULE)
+
+uninstall:
+	rm -f $(DESTDIR)$(ASTMODDIR)/$(MODULE)
+
+clean:
+	$(CARGO) clean
+	rm -f $(MODULE)

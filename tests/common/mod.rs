@@ -1,0 +1,64 @@
+//! What every integration test shares: where the built modules are, and
+//! the two implementations a scenario can run against.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use asterisk_harness::*;
+
+/// The module under test: `$STASIS_BROADCAST_MODULE` (set by `make test`),
+/// else the `make` output at the top of the repository.
+pub fn our_module() -> PathBuf {
+    let path = std::env::var_os("STASIS_BROADCAST_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("res_stasis_broadcast_rs.so"));
+    assert!(path.is_file(), "module not built at {}: run `make test` (or `make` first)", path.display());
+    path
+}
+
+/// The build with the fault-injection hook (`make test` builds it).
+pub fn fault_module() -> PathBuf {
+    let path = std::env::var_os("STASIS_BROADCAST_FAULT_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fault/release/libres_stasis_broadcast_rs.so"));
+    assert!(path.is_file(), "fault-injection build missing at {}: run `make test`", path.display());
+    path
+}
+
+pub fn ours() -> Broadcaster {
+    Broadcaster::Ours(our_module())
+}
+
+/// Which implementation a scenario runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Implementation {
+    Ours,
+    Reference,
+}
+
+impl Implementation {
+    pub fn broadcaster(self) -> Broadcaster {
+        match self {
+            Implementation::Ours => ours(),
+            Implementation::Reference => Broadcaster::Reference,
+        }
+    }
+}
+
+pub const BOTH: [Implementation; 2] = [Implementation::Ours, Implementation::Reference];
+
+pub const SECOND: Duration = Duration::from_secs(1);
+
+/// The line of `module show like NAME` for NAME, if listed.
+pub fn module_line(asterisk: &Asterisk, name: &str) -> Option<String> {
+    asterisk
+        .cli(&format!("module show like {name}"))
+        .lines()
+        .find(|line| line.starts_with(name))
+        .map(str::to_owned)
+}
+
+pub fn is_running(asterisk: &Asterisk, name: &str) -> bool {
+    module_line(asterisk, name).is_some_and(|line| line.contains(" Running") && !line.contains("Not Running"))
+}

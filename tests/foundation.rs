@@ -1,0 +1,129 @@
+//! The module in a real Asterisk 22.10.1: it loads, unloads and loads again
+//! without growing Asterisk, and a panic inside it is caught and logged.
+
+mod common;
+
+use common::*;
+
+const OURS: &str = "res_stasis_broadcast_rs.so";
+
+#[test]
+fn module_loads_and_runs() {
+    let asterisk = Asterisk::start(AsteriskConfig::new(ours()));
+    let line = module_line(&asterisk, OURS).expect("module listed");
+    assert!(line.contains("Running"), "{line}");
+    assert!(line.contains("extended"), "support level: {line}");
+    assert!(asterisk.cli("core show applications like StasisBroadcast").contains("StasisBroadcast"));
+    assert!(!asterisk.log().contains("did not register itself"));
+}
+
+#[test]
+fn fifty_unload_load_cycles_keep_asterisk_up_and_small() {
+    let asterisk = Asterisk::start(AsteriskConfig::new(ours()).dialplan(TIMEOUT_DIALPLAN));
+    let cycle = |n: usize| {
+        let unloaded = asterisk.cli(&format!("module unload {OURS}"));
+        assert!(unloaded.contains("Unloaded"), "cycle {n}: {unloaded}");
+        let loaded = asterisk.cli(&format!("module load {OURS}"));
+        assert!(loaded.contains("Loaded"), "cycle {n}: {loaded}");
+        assert!(is_running(&asterisk, OURS), "cycle {n}: not running after load");
+    };
+    // Warm-up: the first cycles settle allocator arenas and Asterisk's own caches.
+    for n in 0..5 {
+        cycle(n);
+    }
+    let before = asterisk.rss_kib().expect("resident memory of Asterisk");
+    for n in 0..50 {
+        cycle(n);
+    }
+    let after = asterisk.rss_kib().expect("resident memory of Asterisk");
+    let growth = after.saturating_sub(before);
+    println!("unload/load x50: Asterisk RSS {before} KiB -> {after} KiB (growth {growth} KiB)");
+    assert!(growth < 2048, "resident memory grew by {growth} KiB over 50 cycles");
+    assert!(asterisk.is_running());
+    assert_eq!(asterisk.ari().get("/asterisk/info").status, 200, "ARI still answers");
+    let log = asterisk.log();
+    assert!(!log.contains("did not register itself"), "a reload found the module still mapped");
+    assert!(!log.contains("could not be completely unloaded"));
+    // And it still works after all that.
+    let asterisk_call = asterisk.originate(OriginateSpec::new("100", "incoming"));
+    let status = asterisk.wait_for_global(&format!("RESULT_{asterisk_call}"), 10 * SECOND);
+    assert_eq!(status.as_deref(), Some("TIMEOUT"));
+}
+
+pub const TIMEOUT_DIALPLAN: &str = "[incoming]
+exten => 100,1,StasisBroadcast(100)
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n,Hangup()
+";
+
+const PANIC_DIALPLAN: &str = "[incoming]
+exten => 100,1,Set(STASISBROADCAST_INJECT_PANIC=${INJECT})
+ same => n,StasisBroadcast(100)
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n,Hangup()
+exten => h,1,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+";
+
+#[test]
+fn a_panic_in_the_application_is_logged_and_fails_only_that_call() {
+    let asterisk = Asterisk::start(AsteriskConfig::new(Broadcaster::Ours(fault_module())).dialplan(PANIC_DIALPLAN));
+    let mark = asterisk.log_mark();
+    let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("INJECT", "yes"));
+    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("FAILED"));
+    assert!(asterisk.wait_for_log_since(mark, "panic: fault injection: StasisBroadcast asked to panic", 5 * SECOND));
+    let log = asterisk.log_since(mark);
+    assert!(log.contains("ERROR"), "logged at ERROR:\n{log}");
+    assert!(log.contains("panic in StasisBroadcast"), "{log}");
+    assert!(asterisk.is_running(), "Asterisk survived the panic");
+
+    // The next call through the same entry point works.
+    let call = asterisk.originate(OriginateSpec::new("100", "incoming"));
+    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("TIMEOUT"));
+}
+
+#[test]
+fn a_panic_in_a_claim_answers_500_and_the_next_claim_works() {
+    let dialplan = "[incoming]
+exten => 100,1,StasisBroadcast(10000)
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n,Hangup()
+";
+    let asterisk = Asterisk::start(AsteriskConfig::new(Broadcaster::Ours(fault_module())).dialplan(dialplan));
+    let app = asterisk.connect_app("claimer");
+    let call = asterisk.originate(OriginateSpec::new("100", "incoming"));
+    app.wait_for_channel_event("CallBroadcast", &call, 5 * SECOND).expect("CallBroadcast");
+    let mark = asterisk.log_mark();
+    let panicked = asterisk.claim(&call, "inject-panic");
+    assert_eq!(panicked.status, 500, "{}", panicked.body);
+    assert!(asterisk.wait_for_log_since(mark, "panic in stasis_app_claim_channel", 5 * SECOND));
+    assert!(asterisk.is_running());
+    assert_eq!(asterisk.claim(&call, "claimer").status, 204);
+    app.wait_for_channel_event("StasisStart", &call, 5 * SECOND).expect("StasisStart after the claim");
+    assert_eq!(asterisk.continue_channel(&call).status, 204);
+    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("SUCCESS"));
+}
+
+#[test]
+fn the_harness_also_boots_the_c_reference() {
+    let asterisk = Asterisk::start(AsteriskConfig::new(Broadcaster::Reference).dialplan(TIMEOUT_DIALPLAN));
+    assert!(is_running(&asterisk, "res_stasis_broadcast.so"));
+    assert!(is_running(&asterisk, "app_stasis_broadcast.so"));
+    assert!(module_line(&asterisk, OURS).is_none());
+}
+
+#[test]
+fn ours_declines_beside_the_c_modules_with_a_clear_error() {
+    let config = AsteriskConfig::new(Broadcaster::Reference)
+        .module_file(OURS, our_module())
+        .load(OURS)
+        .tolerate_load_failures();
+    let asterisk = Asterisk::start(config);
+    assert!(is_running(&asterisk, "res_stasis_broadcast.so"), "the C module keeps running");
+    assert!(!is_running(&asterisk, OURS), "ours must not run beside it");
+    assert!(asterisk.wait_for_log("res_stasis_broadcast_rs declined: Asterisk's own C implementation is loaded", 5 * SECOND));
+    let log = asterisk.log();
+    assert!(log.contains("noload => res_stasis_broadcast.so"), "the error says what to put in modules.conf");
+    assert!(log.contains("res_stasis_broadcast.so, app_stasis_broadcast.so"), "and which modules were found");
+    // The C implementation still answers claims (ours did not take the optional API over).
+    assert_eq!(asterisk.claim("no-such-channel", "x").status, 404);
+}

@@ -1,0 +1,236 @@
+//! What one Asterisk instance is made of: the broadcaster module, dialplan,
+//! ARI users, modules and any extra configuration files.
+
+use std::path::PathBuf;
+
+/// Modules loaded in every instance (`autoload=no`): the minimal set found by
+/// experiment for ARI WebSocket apps, ARI originate of Local channels,
+/// `Stasis()`, `continue`, `/events/claim`, `GLOBAL()` and `Playtones()`.
+/// Answer/Wait/Set/GotoIf/Hangup and Local channels are in the core.
+pub const BASE_MODULES: &[&str] = &[
+    "pbx_config.so",            // extensions.conf
+    "func_global.so",           // GLOBAL()
+    "app_playtones.so",         // Playtones()
+    "res_http_websocket.so",    // ARI event WebSocket
+    "res_sorcery_config.so",    // needed by res_websocket_client
+    "res_websocket_client.so",  // res_ari links against it
+    "res_stasis.so",            // Stasis core
+    "res_stasis_answer.so",     // required by res_ari_channels
+    "res_stasis_playback.so",   // required by res_ari_channels
+    "res_stasis_recording.so",  // required by res_ari_channels
+    "res_stasis_snoop.so",      // required by res_ari_channels
+    "res_ari.so",               // /ari HTTP
+    "res_ari_model.so",         // ARI validators
+    "res_ari_applications.so",  // /ari/applications
+    "res_ari_asterisk.so",      // /ari/asterisk (info, global variables)
+    "res_ari_channels.so",      // /ari/channels (originate, continue, hangup)
+    "res_ari_events.so",        // /ari/events WebSocket and /ari/events/claim
+    "app_stasis.so",            // Stasis()
+];
+
+/// The C reference modules.
+pub(crate) const REFERENCE_MODULES: &[&str] = &["res_stasis_broadcast.so", "app_stasis_broadcast.so"];
+
+/// File name our Rust module gets in the instance's module directory.
+pub(crate) const OURS_NAME: &str = "res_stasis_broadcast_rs.so";
+
+/// Which StasisBroadcast implementation the instance loads.
+#[derive(Clone, Debug)]
+pub enum Broadcaster {
+    /// Our Rust module: host path of the built `.so`, copied in as `res_stasis_broadcast_rs.so`.
+    Ours(PathBuf),
+    /// The C reference modules shipped in the root (`res_stasis_broadcast.so`, `app_stasis_broadcast.so`).
+    Reference,
+    /// No broadcaster at all.
+    Neither,
+}
+
+/// One `ari.conf` user section.
+#[derive(Clone, Debug)]
+pub struct AriUser {
+    /// Section (user) name.
+    pub name: String,
+    /// Password, in `password_format`.
+    pub password: String,
+    /// `read_only` setting.
+    pub read_only: bool,
+    /// `password_format`: `plain` or `crypt`.
+    pub password_format: String,
+    /// Extra raw lines for the section (e.g. `permit=`, `deny=`, `acl=`).
+    pub extra: String,
+}
+
+impl AriUser {
+    /// A read-write user with a plain password.
+    pub fn plain(name: &str, password: &str) -> AriUser {
+        AriUser { name: name.into(), password: password.into(), read_only: false, password_format: "plain".into(), extra: String::new() }
+    }
+
+    /// Sets `read_only`.
+    pub fn read_only(mut self, yes: bool) -> AriUser {
+        self.read_only = yes;
+        self
+    }
+
+    /// A user whose `password` is a crypt(3) hash (`password_format=crypt`).
+    pub fn crypt(name: &str, hash: &str) -> AriUser {
+        AriUser { password_format: "crypt".into(), ..AriUser::plain(name, hash) }
+    }
+
+    /// Appends raw lines to the section.
+    pub fn extra(mut self, lines: &str) -> AriUser {
+        self.extra.push_str(lines);
+        if !self.extra.ends_with('\n') {
+            self.extra.push('\n');
+        }
+        self
+    }
+
+    pub(crate) fn render(&self) -> String {
+        format!(
+            "[{}]\ntype=user\nread_only={}\npassword={}\npassword_format={}\n{}\n",
+            self.name,
+            if self.read_only { "yes" } else { "no" },
+            self.password,
+            self.password_format,
+            self.extra
+        )
+    }
+}
+
+/// Builder for one instance's configuration.
+#[derive(Clone, Debug)]
+pub struct AsteriskConfig {
+    pub(crate) broadcaster: Broadcaster,
+    pub(crate) dialplan: String,
+    pub(crate) ari_users: Vec<AriUser>,
+    pub(crate) ari_general: String,
+    pub(crate) channelvars: Option<String>,
+    pub(crate) files: Vec<(String, String)>,
+    pub(crate) modules: Vec<String>,
+    pub(crate) link_reference: bool,
+    pub(crate) module_files: Vec<(String, PathBuf)>,
+    pub(crate) options: String,
+    pub(crate) strict_modules: bool,
+    pub(crate) label: Option<String>,
+}
+
+impl AsteriskConfig {
+    /// A configuration with the given broadcaster, the `[hold]` context and user `test`/`test`.
+    pub fn new(broadcaster: Broadcaster) -> AsteriskConfig {
+        AsteriskConfig {
+            broadcaster,
+            dialplan: String::new(),
+            ari_users: vec![AriUser::plain("test", "test")],
+            ari_general: String::new(),
+            channelvars: None,
+            files: Vec::new(),
+            modules: Vec::new(),
+            link_reference: false,
+            module_files: Vec::new(),
+            options: String::new(),
+            strict_modules: true,
+            label: None,
+        }
+    }
+
+    /// Appends dialplan text (contexts) to extensions.conf, after `[hold]`.
+    pub fn dialplan(mut self, text: &str) -> AsteriskConfig {
+        self.dialplan.push_str(text);
+        self.dialplan.push('\n');
+        self
+    }
+
+    /// Adds an ari.conf user (replaces the default `test` user if it has that name).
+    pub fn ari_user(mut self, user: AriUser) -> AsteriskConfig {
+        self.ari_users.retain(|u| u.name != user.name);
+        self.ari_users.push(user);
+        self
+    }
+
+    /// Appends a raw line to ari.conf `[general]` (e.g. `auth_realm=...`).
+    pub fn ari_general(mut self, line: &str) -> AsteriskConfig {
+        self.ari_general.push_str(line);
+        self.ari_general.push('\n');
+        self
+    }
+
+    /// Sets ari.conf `channelvars` (comma-separated variable names).
+    pub fn channelvars(mut self, vars: &str) -> AsteriskConfig {
+        self.channelvars = Some(vars.into());
+        self
+    }
+
+    /// Writes a config file into the etc dir, replacing a generated one of the same name.
+    pub fn file(mut self, name: &str, content: &str) -> AsteriskConfig {
+        self.files.retain(|(n, _)| n != name);
+        self.files.push((name.into(), content.into()));
+        self
+    }
+
+    /// Adds a `load =>` line for a module (file name, e.g. `res_ari_bridges.so`).
+    pub fn load(mut self, module: &str) -> AsteriskConfig {
+        if !self.modules.iter().any(|m| m == module) {
+            self.modules.push(module.into());
+        }
+        self
+    }
+
+    /// Links the C reference modules into the module dir even when they are not the broadcaster (not loaded unless `load` asks).
+    pub fn link_reference_modules(mut self) -> AsteriskConfig {
+        self.link_reference = true;
+        self
+    }
+
+    /// Copies a host file into the instance's module dir under `name` (not loaded unless `load` asks).
+    pub fn module_file(mut self, name: &str, host_path: impl Into<PathBuf>) -> AsteriskConfig {
+        self.module_files.push((name.into(), host_path.into()));
+        self
+    }
+
+    /// Appends a raw line to asterisk.conf `[options]` (e.g. `debug = 3`).
+    pub fn option(mut self, line: &str) -> AsteriskConfig {
+        self.options.push_str(line);
+        self.options.push('\n');
+        self
+    }
+
+    /// Do not panic at start when a `load =>` module is not Running (for load-failure tests).
+    pub fn tolerate_load_failures(mut self) -> AsteriskConfig {
+        self.strict_modules = false;
+        self
+    }
+
+    /// Names the instance in log dumps (default: the instance dir name).
+    pub fn label(mut self, label: &str) -> AsteriskConfig {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Modules given `load =>`, in order.
+    pub(crate) fn load_list(&self) -> Vec<String> {
+        let mut list: Vec<String> = BASE_MODULES.iter().map(|s| s.to_string()).collect();
+        match &self.broadcaster {
+            Broadcaster::Ours(_) => list.push(OURS_NAME.into()),
+            Broadcaster::Reference => list.extend(REFERENCE_MODULES.iter().map(|s| s.to_string())),
+            Broadcaster::Neither => {}
+        }
+        for m in &self.modules {
+            if !list.contains(m) {
+                list.push(m.clone());
+            }
+        }
+        list
+    }
+
+    /// Broadcaster modules given `noload =>` (those neither chosen nor asked for).
+    pub(crate) fn noload_list(&self) -> Vec<String> {
+        let load = self.load_list();
+        REFERENCE_MODULES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(std::iter::once(OURS_NAME.to_string()))
+            .filter(|m| !load.contains(m))
+            .collect()
+    }
+}
