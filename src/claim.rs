@@ -15,6 +15,11 @@ pub fn claim(channel_id: &str, application: &str) -> ClaimOutcome {
         return ClaimOutcome::NotFound;
     }
     if !stasis::is_registered(application) {
+        // A call that is already taken answers 409 to everyone, as it would
+        // have had the name been valid.
+        if REGISTRY.is_claimed_by_id(channel_id) {
+            return ClaimOutcome::AlreadyClaimed;
+        }
         log::notice(&format!(
             "Claim for channel {channel_id} by '{application}' rejected: no Stasis application of that name is registered"
         ));

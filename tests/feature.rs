@@ -1,0 +1,636 @@
+//! Feature scenarios of StasisBroadcast, run against our module and, where the
+//! SPEC says the behaviour is the same, against the C reference shipped with
+//! Asterisk 22.10.1.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+const OURS: &str = "res_stasis_broadcast_rs.so";
+const MS: Duration = Duration::from_millis(1);
+
+/// `100@incoming` runs `StasisBroadcast(${SB})` (arguments chosen per call);
+/// `200` is an answered call; `300` broadcasts twice. `NAME_<uniqueid>` holds
+/// the channel name; `RESULT_<uniqueid>` the status after the application,
+/// `HRESULT_<uniqueid>` the status seen by the h extension (prefixed `H:` so an
+/// empty status is still visible).
+const DIALPLAN: &str = "[incoming]
+exten => 100,1,Set(GLOBAL(NAME_${UNIQUEID})=${CHANNEL})
+ same => n,StasisBroadcast(${SB})
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n,Hangup()
+exten => 200,1,Answer()
+ same => n,StasisBroadcast(5000)
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n,Hangup()
+exten => 300,1,StasisBroadcast(200)
+ same => n,Set(GLOBAL(FIRST_${UNIQUEID})=${STASISSTATUS})
+ same => n,StasisBroadcast(5000)
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n,Hangup()
+exten => h,1,Set(GLOBAL(HRESULT_${UNIQUEID})=H:${STASISSTATUS})
+
+[tones]
+exten => s,1,Playtones(440/200,0/200)
+ same => n,Wait(10)
+";
+
+fn boot(imp: Implementation) -> Asterisk {
+    Asterisk::start(AsteriskConfig::new(imp.broadcaster()).dialplan(DIALPLAN).label(&format!("{imp:?}")))
+}
+
+fn call(ast: &Asterisk, sb: &str) -> String {
+    ast.originate(OriginateSpec::new("100", "incoming").var("SB", sb))
+}
+
+fn result(ast: &Asterisk, id: &str, timeout: Duration) -> Option<String> {
+    ast.wait_for_global(&format!("RESULT_{id}"), timeout)
+}
+
+/// ARI timestamp: `2026-11-22T06:04:10.264+0000`.
+fn is_ari_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| r.into_iter().all(|i| b[i].is_ascii_digit());
+    b.len() == 28
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..23)
+        && (b[23] == b'+' || b[23] == b'-')
+        && digits(24..28)
+}
+
+/// The structure of a JSON value: objects keep their keys (recursively), every
+/// leaf becomes the name of its type, arrays the union of their elements' shapes.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Null => json!("null"),
+        Value::Bool(_) => json!("bool"),
+        Value::Number(_) => json!("number"),
+        Value::String(_) => json!("string"),
+        Value::Array(a) => {
+            let mut shapes: Vec<Value> = a.iter().map(shape).collect();
+            shapes.sort_by_key(|s| s.to_string());
+            shapes.dedup();
+            Value::Array(shapes)
+        }
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+    }
+}
+
+fn cli_active_line(ast: &Asterisk) -> String {
+    let out = ast.cli("stasis broadcast show broadcasts");
+    out.lines().rev().find(|l| l.contains("active broadcast")).unwrap_or("").trim().to_owned()
+}
+
+// ---------------------------------------------------------------- 1. nominal
+
+/// Returns the CallBroadcast event as received.
+fn nominal(imp: Implementation) -> Value {
+    let ast = boot(imp);
+    let app = ast.connect_app("sales");
+    let id = ast.originate(OriginateSpec::new("100", "incoming").var("SB", "5000,,sales:priority-high").caller_id("5551234"));
+    let (_, ev) = app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    println!("{imp:?} CallBroadcast: {ev}");
+    assert_eq!(ev["type"], "CallBroadcast");
+    let ts = ev["timestamp"].as_str().expect("timestamp string");
+    assert!(is_ari_timestamp(ts), "timestamp format: {ts}");
+    assert_eq!(ev["channel"]["id"], id.as_str(), "{ev}");
+    let name = ast.global_var(&format!("NAME_{id}")).expect("channel name recorded");
+    assert_eq!(ev["channel"]["name"], name.as_str(), "{ev}");
+    assert!(name.starts_with("Local/100@incoming-") && name.ends_with(";2"), "{name}");
+    assert_eq!(ev["channel"]["caller"]["number"], "5551234", "{ev}");
+    assert_eq!(ev["channel"]["dialplan"]["exten"], "100", "{ev}");
+    assert_eq!(ev["caller"], "5551234", "{ev}");
+    assert_eq!(ev["called"], "100", "{ev}");
+    let info = ast.ari().get("/asterisk/info").json();
+    assert_eq!(ev["asterisk_id"], info["system"]["entity_id"], "{ev}");
+    assert_eq!(ev["application"], "sales", "{ev}");
+
+    let r = app.claim(&id);
+    assert_eq!(r.status, 204, "claim: {}", r.body);
+    assert!(r.body.is_empty(), "204 body: {:?}", r.body);
+    let (_, start) = app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
+    assert_eq!(start["args"], json!(["sales", "priority-high"]), "{start}");
+    assert_eq!(start["application"], "sales", "{start}");
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("SUCCESS"));
+    ev
+}
+
+#[test]
+fn nominal_ours() {
+    nominal(Implementation::Ours);
+}
+
+#[test]
+fn nominal_reference() {
+    nominal(Implementation::Reference);
+}
+
+// ---------------------------------------------------- 2. identical JSON structure
+
+#[test]
+fn call_broadcast_json_structure_matches_reference() {
+    let ours = nominal(Implementation::Ours);
+    let reference = nominal(Implementation::Reference);
+    assert_eq!(
+        shape(&ours),
+        shape(&reference),
+        "CallBroadcast structure differs\nours: {ours}\nreference: {reference}"
+    );
+}
+
+// ------------------------------------------------------------------- 3. race
+
+fn race(imp: Implementation, calls: usize) {
+    const APPS: usize = 8;
+    let ast = boot(imp);
+    let apps: Vec<AriApp> = (0..APPS).map(|i| ast.connect_app(&format!("racer-{i}"))).collect();
+    let mut wins = vec![0usize; APPS];
+    let mut won: Vec<Vec<String>> = vec![Vec::new(); APPS];
+    let started = Instant::now();
+    for n in 0..calls {
+        let id = call(&ast, "5000");
+        for app in &apps {
+            app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND)
+                .unwrap_or_else(|| panic!("call {n}: {} got no CallBroadcast", app.name()));
+        }
+        let barrier = Barrier::new(APPS);
+        let statuses: Vec<(u16, String)> = std::thread::scope(|s| {
+            let handles: Vec<_> = apps
+                .iter()
+                .map(|app| {
+                    let barrier = &barrier;
+                    let id = &id;
+                    s.spawn(move || {
+                        barrier.wait();
+                        let r = app.claim(id);
+                        (r.status, r.body)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("claimer thread")).collect()
+        });
+        let winners: Vec<usize> = statuses.iter().enumerate().filter(|(_, (s, _))| *s == 204).map(|(i, _)| i).collect();
+        let conflicts = statuses.iter().filter(|(s, _)| *s == 409).count();
+        assert_eq!(winners.len(), 1, "call {n}: exactly one 204: {statuses:?}");
+        assert_eq!(conflicts, APPS - 1, "call {n}: seven 409: {statuses:?}");
+        let w = winners[0];
+        wins[w] += 1;
+        won[w].push(id.clone());
+        let (_, start) = apps[w]
+            .wait_for_channel_event("StasisStart", &id, 5 * SECOND)
+            .unwrap_or_else(|| panic!("call {n}: winner {} got no StasisStart", apps[w].name()));
+        assert_eq!(start["application"], apps[w].name());
+        let h = ast.hangup(&id);
+        assert_eq!(h.status, 204, "call {n}: hangup {}", h.body);
+    }
+    let elapsed = started.elapsed();
+    println!("{imp:?} race: {calls} calls x {APPS} claimants in {elapsed:?}; wins per app {wins:?}");
+    // StasisStart went only to the winners.
+    std::thread::sleep(200 * MS);
+    for (i, app) in apps.iter().enumerate() {
+        let mut got: Vec<String> = app
+            .events()
+            .into_iter()
+            .filter(|(_, v)| v["type"] == "StasisStart")
+            .map(|(_, v)| v["channel"]["id"].as_str().unwrap_or("").to_owned())
+            .collect();
+        got.sort();
+        let mut expected = won[i].clone();
+        expected.sort();
+        assert_eq!(got, expected, "StasisStart of {} are exactly its wins", app.name());
+    }
+    // Shuffled delivery: with 200 calls every app should win at least once.
+    if calls >= 100 {
+        assert!(wins.iter().all(|&w| w > 0), "some app never won: {wins:?}");
+    }
+    if imp == Implementation::Ours {
+        let deadline = Instant::now() + 5 * SECOND;
+        while cli_active_line(&ast) != "0 active broadcast(s)" && Instant::now() < deadline {
+            std::thread::sleep(50 * MS);
+        }
+        assert_eq!(cli_active_line(&ast), "0 active broadcast(s)");
+    }
+}
+
+#[test]
+fn race_ours() {
+    race(Implementation::Ours, 200);
+}
+
+#[test]
+fn race_reference() {
+    race(Implementation::Reference, 200);
+}
+
+// ------------------------------------------------------------------ 4. filter
+
+fn filter_apps(ast: &Asterisk) -> Vec<AriApp> {
+    ["ivr-a", "ivr-b", "sales-x", "ivr-2"].iter().map(|n| ast.connect_app(n)).collect()
+}
+
+/// Offers a call with `filter` and checks which apps got it (the others get 500 ms more).
+fn assert_offered(ast: &Asterisk, apps: &[AriApp], filter: &str, expected: &[&str]) -> String {
+    let id = call(ast, &format!("5000,{filter}"));
+    for app in apps.iter().filter(|a| expected.contains(&a.name())) {
+        app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND)
+            .unwrap_or_else(|| panic!("filter {filter}: {} got no CallBroadcast", app.name()));
+    }
+    std::thread::sleep(500 * MS);
+    for app in apps.iter().filter(|a| !expected.contains(&a.name())) {
+        assert!(
+            app.wait_for_channel_event("CallBroadcast", &id, Duration::ZERO).is_none(),
+            "filter {filter}: {} must not be offered the call",
+            app.name()
+        );
+    }
+    assert_eq!(ast.hangup(&id).status, 204);
+    assert!(ast.wait_for_global(&format!("HRESULT_{id}"), 5 * SECOND).is_some());
+    id
+}
+
+fn filter(imp: Implementation) {
+    let ast = boot(imp);
+    let apps = filter_apps(&ast);
+    assert_offered(&ast, &apps, "^ivr-", &["ivr-a", "ivr-b", "ivr-2"]);
+    assert_offered(&ast, &apps, "^ivr-[a-z]", &["ivr-a", "ivr-b"]);
+    // POSIX bracket classes.
+    assert_offered(&ast, &apps, "^[[:alpha:]]+-[[:alpha:]]$", &["ivr-a", "ivr-b", "sales-x"]);
+
+    // A legal pattern the reference rejects by heuristic (quantified groups).
+    let mark = ast.log_mark();
+    match imp {
+        // Ours has linear-time matching and no reason to reject it: it filters.
+        Implementation::Ours => {
+            assert_offered(&ast, &apps, "(i)+(v)+(r)+(-)+", &["ivr-a", "ivr-b", "ivr-2"]);
+            assert!(!ast.log_since(mark).to_lowercase().contains("rejecting app_filter regex"));
+        }
+        // The reference logs the rejection and broadcasts unfiltered.
+        Implementation::Reference => {
+            assert_offered(&ast, &apps, "(i)+(v)+(r)+(-)+", &["ivr-a", "ivr-b", "sales-x", "ivr-2"]);
+            // Logged as "Channel <id>: rejecting app_filter regex as potentially
+            // dangerous: ..." then "proceeding without application filtering".
+            let log = ast.log_since(mark);
+            assert!(log.contains("rejecting app_filter regex") && log.contains("(i)+(v)+(r)+(-)+"), "{log}");
+            assert!(log.contains("proceeding without application filtering"), "{log}");
+        }
+    }
+
+    // An invalid pattern.
+    let mark = ast.log_mark();
+    match imp {
+        // Ours refuses to broadcast: FAILED, an ERROR naming channel and pattern.
+        Implementation::Ours => {
+            let id = call(&ast, "5000,ivr-(");
+            assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("FAILED"));
+            std::thread::sleep(300 * MS);
+            for app in &apps {
+                assert!(app.wait_for_channel_event("CallBroadcast", &id, Duration::ZERO).is_none(), "{} offered", app.name());
+            }
+            let name = ast.global_var(&format!("NAME_{id}")).expect("name");
+            let log = ast.log_since(mark);
+            assert!(
+                log.lines().any(|l| l.contains("ERROR") && l.contains(&name) && l.contains("ivr-(")),
+                "ERROR line with {name} and ivr-(:\n{log}"
+            );
+        }
+        // The reference broadcasts to everybody.
+        Implementation::Reference => {
+            let id = assert_offered(&ast, &apps, "ivr-(", &["ivr-a", "ivr-b", "sales-x", "ivr-2"]);
+            println!("reference, invalid filter: log since:\n{}", ast.log_since(mark));
+            let _ = id;
+        }
+    }
+}
+
+#[test]
+fn filter_ours() {
+    filter(Implementation::Ours);
+}
+
+#[test]
+fn filter_reference() {
+    filter(Implementation::Reference);
+}
+
+// ----------------------------------------------------------------- 5. timeout
+
+fn timeout(imp: Implementation) {
+    let ast = boot(imp);
+    let _app = ast.connect_app("nobody");
+
+    let t0 = Instant::now();
+    let id = call(&ast, "300");
+    assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("TIMEOUT"));
+    let e = t0.elapsed();
+    println!("{imp:?} timeout=300 -> TIMEOUT after {e:?}");
+    assert!(e >= 250 * MS && e < 2000 * MS, "timeout 300 took {e:?}");
+
+    let t0 = Instant::now();
+    let id = call(&ast, "0");
+    assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("TIMEOUT"));
+    let e = t0.elapsed();
+    println!("{imp:?} timeout=0 -> TIMEOUT after {e:?}");
+    assert!(e < 1000 * MS, "timeout 0 took {e:?}");
+
+    let mark = ast.log_mark();
+    let t0 = Instant::now();
+    let id = call(&ast, "abc");
+    assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("TIMEOUT"));
+    let e = t0.elapsed();
+    println!("{imp:?} timeout=abc -> TIMEOUT after {e:?}");
+    assert!(e >= 450 * MS && e < 2000 * MS, "default 500 ms: took {e:?}");
+    let name = ast.global_var(&format!("NAME_{id}")).expect("name");
+    let log = ast.log_since(mark);
+    assert!(
+        log.lines().any(|l| l.contains("WARNING") && l.contains(&name) && l.contains("abc")),
+        "WARNING naming {name} and abc:\n{log}"
+    );
+}
+
+#[test]
+fn timeout_ours() {
+    timeout(Implementation::Ours);
+}
+
+#[test]
+fn timeout_reference() {
+    timeout(Implementation::Reference);
+}
+
+// ------------------------------------------------------------------ 6. errors
+
+fn errors(imp: Implementation) {
+    let ast = boot(imp);
+    let http = ast.ari();
+    let app = ast.connect_app("winner");
+    // A second registered application (a claim naming an unregistered one is a different case, below).
+    let _latecomer = ast.connect_app("latecomer");
+
+    // Unknown channel.
+    let r = ast.claim("no-such-channel", "winner");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.json()["message"].is_string(), "{}", r.body);
+
+    // Missing parameters.
+    let r = http.post("/events/claim?application=winner", None);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["message"], "channelId parameter is required", "{}", r.body);
+    let r = http.post("/events/claim?channelId=x", None);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["message"], "application parameter is required", "{}", r.body);
+
+    // After a TIMEOUT.
+    let id = call(&ast, "100");
+    assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("TIMEOUT"));
+    let r = ast.claim(&id, "winner");
+    assert_eq!(r.status, 404, "claim after TIMEOUT: {}", r.body);
+
+    // While the winner is in Stasis.
+    let id = call(&ast, "5000");
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    assert_eq!(app.claim(&id).status, 204);
+    let immediate = ast.claim(&id, "latecomer");
+    println!("{imp:?}: claim right after the 204 -> {} {}", immediate.status, immediate.body);
+    assert_eq!(immediate.status, 409, "claim right after the winning claim: {}", immediate.body);
+    app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
+    std::thread::sleep(200 * MS);
+    let late = ast.claim(&id, "latecomer");
+    println!("{imp:?}: claim while the winner is in Stasis -> {} {}", late.status, late.body);
+    // 409 from both: the broadcast stays findable while the winner's session runs.
+    assert_eq!(late.status, 409, "claim while the winner is in Stasis: {}", late.body);
+    // An unregistered application's claim on an already claimed call.
+    let ghost_late = ast.claim(&id, "ghost");
+    println!("{imp:?}: unregistered app's claim while the winner is in Stasis -> {} {}", ghost_late.status, ghost_late.body);
+    // A taken call answers 409 to everyone, registered name or not (both implementations).
+    assert_eq!(ghost_late.status, 409, "{}", ghost_late.body);
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("SUCCESS"));
+
+    // Claim naming an application that is not registered.
+    let id = call(&ast, "5000");
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    let ghost = ast.claim(&id, "ghost");
+    println!("{imp:?}: claim for unregistered app ghost -> {} {}", ghost.status, ghost.body);
+    match imp {
+        // Ours: the ghost cannot receive the channel, so its claim is not a win.
+        Implementation::Ours => {
+            assert_eq!(ghost.status, 404, "{}", ghost.body);
+            let r = app.claim(&id);
+            assert_eq!(r.status, 204, "{}", r.body);
+            app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
+            assert_eq!(ast.continue_channel(&id).status, 204);
+            assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("SUCCESS"));
+        }
+        // Reference (observed): the ghost's claim wins (204), entering Stasis for
+        // an unregistered app fails, the call ends FAILED, and the real app's
+        // claim then gets 404. Ours deliberately refuses the ghost instead.
+        Implementation::Reference => {
+            assert_eq!(ghost.status, 204, "{}", ghost.body);
+            let status = result(&ast, &id, 7 * SECOND);
+            let r = app.claim(&id);
+            println!("reference: then the real app's claim -> {} {}; STASISSTATUS {status:?}", r.status, r.body);
+            assert_eq!(status.as_deref(), Some("FAILED"));
+            assert_eq!(r.status, 404, "{}", r.body);
+        }
+    }
+}
+
+#[test]
+fn errors_ours() {
+    errors(Implementation::Ours);
+}
+
+#[test]
+fn errors_reference() {
+    errors(Implementation::Reference);
+}
+
+// ---------------------------------------------------------- 7. notify_claimed
+
+/// Returns the CallClaimed event ivr-b received.
+fn notify_claimed(imp: Implementation) -> Value {
+    let ast = boot(imp);
+    let a = ast.connect_app("ivr-a");
+    let b = ast.connect_app("ivr-b");
+    let x = ast.connect_app("sales-x");
+    let id = call(&ast, "5000,^ivr-,,yes");
+    a.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("ivr-a offered");
+    b.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("ivr-b offered");
+    assert_eq!(a.claim(&id).status, 204);
+    let (_, ev) = b.wait_for_channel_event("CallClaimed", &id, 5 * SECOND).expect("ivr-b gets CallClaimed");
+    println!("{imp:?} CallClaimed: {ev}");
+    assert_eq!(ev["type"], "CallClaimed");
+    assert!(is_ari_timestamp(ev["timestamp"].as_str().unwrap_or("")), "{ev}");
+    assert_eq!(ev["channel"]["id"], id.as_str());
+    assert_eq!(ev["winner_app"], "ivr-a");
+    a.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
+    std::thread::sleep(500 * MS);
+    assert_eq!(x.count_type("CallBroadcast"), 0);
+    assert_eq!(x.count_type("CallClaimed"), 0, "sales-x was not offered the call");
+    println!("{imp:?}: winner ivr-a got CallClaimed: {}", a.wait_for_channel_event("CallClaimed", &id, Duration::ZERO).is_some());
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("SUCCESS"));
+    ev
+}
+
+#[test]
+fn notify_claimed_ours() {
+    notify_claimed(Implementation::Ours);
+}
+
+#[test]
+fn notify_claimed_reference() {
+    notify_claimed(Implementation::Reference);
+}
+
+#[test]
+fn call_claimed_json_structure_matches_reference() {
+    let ours = notify_claimed(Implementation::Ours);
+    let reference = notify_claimed(Implementation::Reference);
+    assert_eq!(shape(&ours), shape(&reference), "CallClaimed structure differs\nours: {ours}\nreference: {reference}");
+}
+
+// --------------------------------------------------------- 8. hang-up in wait
+
+fn hangup_during_wait(imp: Implementation) -> Duration {
+    let ast = boot(imp);
+    let app = ast.connect_app("watcher");
+    let id = call(&ast, "10000");
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    std::thread::sleep(100 * MS);
+    let t0 = Instant::now();
+    assert_eq!(ast.hangup(&id).status, 204);
+    let r = ast.wait_for_global(&format!("HRESULT_{id}"), 5 * SECOND);
+    let released = t0.elapsed();
+    println!("{imp:?}: hang-up during the wait released after {released:?}, RESULT {r:?}");
+    let r = r.expect("h extension ran");
+    assert!(r.starts_with("H:"), "ended through the h extension: {r}");
+    assert!(released < 2 * SECOND, "{released:?}");
+    if imp == Implementation::Ours {
+        assert!(released < SECOND, "{released:?}");
+        assert_eq!(cli_active_line(&ast), "0 active broadcast(s)");
+        assert_eq!(ast.claim(&id, "watcher").status, 404);
+    }
+    released
+}
+
+#[test]
+fn hangup_during_wait_ours() {
+    hangup_during_wait(Implementation::Ours);
+}
+
+#[test]
+fn hangup_during_wait_reference() {
+    hangup_during_wait(Implementation::Reference);
+}
+
+// ------------------------------------------------- 9. answered call with audio
+
+fn answered_with_audio(imp: Implementation) {
+    // Playtones is a generator: without a timing module nothing drives it and
+    // no audio would reach the broadcast channel.
+    let ast = Asterisk::start(
+        AsteriskConfig::new(imp.broadcaster()).dialplan(DIALPLAN).load("res_timing_timerfd.so").label(&format!("{imp:?}")),
+    );
+    let _app = ast.connect_app("idle");
+    let mark = ast.log_mark();
+    let id = ast.originate(OriginateSpec::new("200", "incoming").caller_context("tones"));
+    assert_eq!(result(&ast, &id, 10 * SECOND).as_deref(), Some("TIMEOUT"));
+    let log = ast.log_since(mark);
+    let long = log.lines().filter(|l| l.contains("Exceptionally long")).count();
+    println!("{imp:?}: 'Exceptionally long' lines during a 5 s answered broadcast with audio: {long}");
+    match imp {
+        // Ours reads and drops the frames while it waits.
+        Implementation::Ours => assert_eq!(long, 0, "{log}"),
+        // The reference does not read the channel while it waits, so its queue
+        // overflows; this also proves audio reached the broadcast channel.
+        Implementation::Reference => assert!(long > 0, "no audio reached the channel? {log}"),
+    }
+}
+
+#[test]
+fn answered_with_audio_ours() {
+    answered_with_audio(Implementation::Ours);
+}
+
+#[test]
+fn answered_with_audio_reference() {
+    answered_with_audio(Implementation::Reference);
+}
+
+// --------------------------------------------- 10. second broadcast same channel
+
+fn second_broadcast(imp: Implementation) {
+    let ast = boot(imp);
+    let app = ast.connect_app("second");
+    let id = ast.originate(OriginateSpec::new("300", "incoming"));
+    assert_eq!(ast.wait_for_global(&format!("FIRST_{id}"), 5 * SECOND).as_deref(), Some("TIMEOUT"));
+    let deadline = Instant::now() + 5 * SECOND;
+    loop {
+        let n = app.events().iter().filter(|(_, v)| v["type"] == "CallBroadcast" && v["channel"]["id"] == id.as_str()).count();
+        if n >= 2 {
+            assert_eq!(n, 2);
+            break;
+        }
+        assert!(Instant::now() < deadline, "second CallBroadcast not received ({n})");
+        std::thread::sleep(10 * MS);
+    }
+    let r = app.claim(&id);
+    assert_eq!(r.status, 204, "{}", r.body);
+    app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("SUCCESS"));
+}
+
+#[test]
+fn second_broadcast_ours() {
+    second_broadcast(Implementation::Ours);
+}
+
+#[test]
+fn second_broadcast_reference() {
+    second_broadcast(Implementation::Reference);
+}
+
+// ------------------------------------------------ 11. unload while waiting
+
+#[test]
+fn unload_refused_while_a_broadcast_waits_ours() {
+    let ast = boot(Implementation::Ours);
+    let app = ast.connect_app("waiter");
+    let id = call(&ast, "10000");
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    let out = ast.cli(&format!("module unload {OURS}"));
+    println!("unload while waiting: {out}");
+    assert!(!out.contains("Unloaded"), "{out}");
+    assert!(is_running(&ast, OURS), "still running after refused unload");
+    assert!(ast.is_running());
+    assert_eq!(ast.hangup(&id).status, 204);
+    assert!(ast.wait_for_global(&format!("HRESULT_{id}"), 5 * SECOND).is_some());
+    let deadline = Instant::now() + 5 * SECOND;
+    let out = loop {
+        let out = ast.cli(&format!("module unload {OURS}"));
+        if out.contains("Unloaded") || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(100 * MS);
+    };
+    assert!(out.contains("Unloaded"), "{out}");
+    assert!(!is_running(&ast, OURS));
+    assert!(ast.is_running());
+}
