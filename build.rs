@@ -26,6 +26,8 @@ fn main() {
         .include(&include)
         .define("_GNU_SOURCE", None)
         .flag_if_supported("-fno-strict-aliasing")
+        // Asterisk's own headers trip this one; it says nothing about the shim.
+        .flag_if_supported("-Wno-old-style-declaration")
         .warnings(true);
     shim.compile("sbshim");
 
