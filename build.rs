@@ -49,6 +49,8 @@ fn main() {
         )
         .allowlist_function("ast_module_check|ast_optional_api_(provide|unprovide)")
         .allowlist_function("ast_cli_unregister_multiple")
+        .allowlist_function("ast_config_destroy|ast_category_browse|ast_variable_browse")
+        .allowlist_type("ast_variable|sbshim_config_status")
         .allowlist_type("ast_cli_entry|ast_cli_args|ast_json_encoding_format")
         .allowlist_type("ast_cli_command")
         .default_enum_style(bindgen::EnumVariation::Consts)

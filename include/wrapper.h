@@ -2,6 +2,7 @@
 #include "asterisk.h"
 #include "asterisk/channel.h"
 #include "asterisk/cli.h"
+#include "asterisk/config.h"
 #include "asterisk/json.h"
 #include "asterisk/logger.h"
 #include "asterisk/module.h"

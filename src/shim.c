@@ -15,6 +15,7 @@
 #include "asterisk/astobj2.h"
 #include "asterisk/channel.h"
 #include "asterisk/cli.h"
+#include "asterisk/config.h"
 #include "asterisk/frame.h"
 #include "asterisk/json.h"
 #include "asterisk/logger.h"
@@ -194,6 +195,19 @@ int sbshim_cli_register_multiple(struct ast_cli_entry *entries, int count)
 void sbshim_cli_print(int fd, const char *text)
 {
 	ast_cli(fd, "%s", text);
+}
+
+struct ast_config *sbshim_config_load(const char *filename, int *status)
+{
+	struct ast_flags flags = { 0 };
+	struct ast_config *cfg = ast_config_load(filename, flags);
+
+	if (cfg == CONFIG_STATUS_FILEINVALID) {
+		*status = SBSHIM_CONFIG_INVALID;
+		return NULL;
+	}
+	*status = cfg ? SBSHIM_CONFIG_LOADED : SBSHIM_CONFIG_MISSING;
+	return cfg;
 }
 
 AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,

@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod cli;
+pub mod config;
 pub mod json;
 pub mod log;
 pub mod module;
