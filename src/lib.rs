@@ -7,10 +7,14 @@
 //!   `extern "C"` entry points (each through `guard`);
 //! - `broadcast` and `config`: the pure logic (registry, filter, arguments,
 //!   shuffle, counters, settings), unit-tested without Asterisk;
+//! - `ari_auth` and `claim_mode`: ARI's authentication and the choice of
+//!   claim endpoint, also pure;
 //! - `app`, `claim`, `events`, `cli`, `lifecycle`: the module's behaviour,
 //!   safe Rust over `host`.
 
+pub mod ari_auth;
 pub mod broadcast;
+pub mod claim_mode;
 pub mod config;
 
 // Everything that touches Asterisk is left out of unit-test builds, which

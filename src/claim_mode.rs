@@ -1,0 +1,163 @@
+//! Who serves `POST /ari/events/claim`: ARI's own route (which calls this
+//! module through the optional API) or this module's HTTP handler. Pure:
+//! decided from `claim_endpoint` and the running Asterisk's version string.
+
+use std::fmt;
+
+use crate::config::ClaimEndpoint;
+
+/// The effective claim endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// res_ari_events routes the claim to `stasis_app_claim_channel`.
+    Ari,
+    /// The module's own HTTP handler for `ari/events/claim`.
+    Module,
+}
+
+impl fmt::Display for Served {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Served::Ari => "ari",
+            Served::Module => "module",
+        })
+    }
+}
+
+/// The choice and why it was made, for the log and `show settings`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub served: Served,
+    pub reason: String,
+}
+
+/// Major, minor and patch of an Asterisk version string such as
+/// `22.10.1`, `20.7-cert5`, `certified-20.7-cert5` or
+/// `22.10.1+dfsg+~cs6.17.60671434-1` (a distribution suffix).
+pub fn parse_version(version: &str) -> Option<(u32, u32, u32)> {
+    let version = version.trim();
+    let version = version.strip_prefix("certified-").or_else(|| version.strip_prefix("certified/")).unwrap_or(version);
+    let mut numbers = version.split(|c: char| !c.is_ascii_digit());
+    let major = numbers.next()?.parse().ok()?;
+    let minor = numbers.next().filter(|part| !part.is_empty())?.parse().ok()?;
+    let patch = numbers.next().and_then(|part| part.parse().ok()).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// Whether `res_ari_events` of that version routes `/events/claim`: 20.20+,
+/// 22.10+, 23.4+ and every later major (21 never got it).
+pub fn has_claim_route((major, minor, _): (u32, u32, u32)) -> bool {
+    match major {
+        0..=19 | 21 => false,
+        20 => minor >= 20,
+        22 => minor >= 10,
+        23 => minor >= 4,
+        _ => true,
+    }
+}
+
+/// The effective endpoint for the `claim_endpoint` setting on the Asterisk
+/// whose version string is `version`.
+pub fn decide(setting: ClaimEndpoint, version: &str) -> Decision {
+    let parsed = parse_version(version);
+    let route = parsed.map(has_claim_route);
+    match (setting, route) {
+        (ClaimEndpoint::Module, Some(true)) => Decision {
+            served: Served::Module,
+            reason: format!(
+                "claim_endpoint=module: this module's handler serves it, in front of the route Asterisk {version} has"
+            ),
+        },
+        (ClaimEndpoint::Module, _) => Decision {
+            served: Served::Module,
+            reason: "claim_endpoint=module: this module's handler serves it".into(),
+        },
+        (ClaimEndpoint::Ari, Some(false) | None) => Decision {
+            served: Served::Ari,
+            reason: format!(
+                "claim_endpoint=ari, but Asterisk {version} has no claim route: claims are answered 404 by ARI; \
+                 set claim_endpoint=auto or module"
+            ),
+        },
+        (ClaimEndpoint::Ari, Some(true)) => Decision {
+            served: Served::Ari,
+            reason: format!("claim_endpoint=ari: Asterisk {version} routes it to this module"),
+        },
+        (ClaimEndpoint::Auto, Some(true)) => Decision {
+            served: Served::Ari,
+            reason: format!("claim_endpoint=auto: Asterisk {version} routes it to this module"),
+        },
+        (ClaimEndpoint::Auto, Some(false)) => Decision {
+            served: Served::Module,
+            reason: format!("claim_endpoint=auto: Asterisk {version} has no claim route, so this module serves it"),
+        },
+        (ClaimEndpoint::Auto, None) => Decision {
+            served: Served::Module,
+            reason: format!(
+                "claim_endpoint=auto: version '{version}' not recognised, so this module serves it (works on every version)"
+            ),
+        },
+    }
+}
+
+impl Decision {
+    /// Whether the decision is worth a WARNING (claims will not work).
+    pub fn is_broken(&self) -> bool {
+        self.served == Served::Ari && self.reason.contains("has no claim route")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("22.10.1"), Some((22, 10, 1)));
+        assert_eq!(parse_version("22.10.1+dfsg+~cs6.17.60671434-1"), Some((22, 10, 1)));
+        assert_eq!(parse_version("20.7-cert5"), Some((20, 7, 0)));
+        assert_eq!(parse_version("certified-20.7-cert5"), Some((20, 7, 0)));
+        assert_eq!(parse_version("23.4.0-rc1"), Some((23, 4, 0)));
+        assert_eq!(parse_version("21.0.0"), Some((21, 0, 0)));
+        assert_eq!(parse_version("GIT-master-abc123"), None);
+        assert_eq!(parse_version("22"), None);
+        assert_eq!(parse_version(""), None);
+    }
+
+    #[test]
+    fn routes() {
+        for (version, expected) in [
+            ("20.0.0", false),
+            ("20.19.0", false),
+            ("20.20.0", true),
+            ("20.20.1", true),
+            ("21.12.3", false),
+            ("22.0.0", false),
+            ("22.9.0", false),
+            ("22.10.0", true),
+            ("22.10.1", true),
+            ("23.0.0", false),
+            ("23.3.0", false),
+            ("23.4.0", true),
+            ("24.0.0", true),
+            ("18.26.0", false),
+            ("certified-20.7-cert5", false),
+        ] {
+            assert_eq!(has_claim_route(parse_version(version).expect(version)), expected, "{version}");
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        assert_eq!(decide(ClaimEndpoint::Auto, "22.10.1").served, Served::Ari);
+        assert_eq!(decide(ClaimEndpoint::Auto, "22.9.0").served, Served::Module);
+        assert_eq!(decide(ClaimEndpoint::Auto, "21.5.0").served, Served::Module);
+        assert_eq!(decide(ClaimEndpoint::Auto, "GIT-master-1").served, Served::Module);
+        assert_eq!(decide(ClaimEndpoint::Module, "22.10.1").served, Served::Module);
+        assert!(decide(ClaimEndpoint::Module, "22.10.1").reason.contains("in front of"));
+        assert_eq!(decide(ClaimEndpoint::Ari, "21.5.0").served, Served::Ari);
+        assert!(decide(ClaimEndpoint::Ari, "21.5.0").is_broken());
+        assert!(!decide(ClaimEndpoint::Ari, "22.10.1").is_broken());
+        assert!(decide(ClaimEndpoint::Auto, "21.5.0").reason.contains("21.5.0"));
+    }
+}
