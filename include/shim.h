@@ -72,4 +72,23 @@ enum sbshim_config_status {
 };
 struct ast_config *sbshim_config_load(const char *filename, int *status);
 
+/* The module-served claim endpoint (src/host/http.rs, src/host/acl.rs).
+ * One static ast_http_uri for "ari/events/claim" lives in the shim, so it
+ * stays put while linked; its callback is a guarded Rust function. */
+#include "asterisk/http.h"
+struct ast_sockaddr;
+struct ast_str;
+void sbshim_http_claim_link(ast_http_callback callback);
+void sbshim_http_claim_unlink(void);
+/* ast_http_get_post_vars / ast_http_get_json, with the errno they leave. */
+struct ast_variable *sbshim_http_get_post_vars(struct ast_tcptls_session_instance *ser,
+	struct ast_variable *headers, int *error);
+struct ast_json *sbshim_http_get_json(struct ast_tcptls_session_instance *ser,
+	struct ast_variable *headers, int *error);
+const struct ast_sockaddr *sbshim_http_remote_address(struct ast_tcptls_session_instance *ser);
+/* An ast_str holding a copy of text (ast_str_create is a macro). */
+struct ast_str *sbshim_str_from(const char *text);
+void sbshim_ao2_cleanup(void *object);
+int sbshim_fully_booted(void);
+
 #endif

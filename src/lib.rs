@@ -8,7 +8,7 @@
 //! - `broadcast` and `config`: the pure logic (registry, filter, arguments,
 //!   shuffle, counters, settings), unit-tested without Asterisk;
 //! - `ari_auth` and `claim_mode`: ARI's authentication and the choice of
-//!   claim endpoint, also pure;
+//!   claim endpoint, also pure, for `endpoint` (the module-served claim route);
 //! - `app`, `claim`, `events`, `cli`, `lifecycle`: the module's behaviour,
 //!   safe Rust over `host`.
 
@@ -25,6 +25,8 @@ mod app;
 mod claim;
 #[cfg(not(test))]
 mod cli;
+#[cfg(not(test))]
+mod endpoint;
 #[cfg(not(test))]
 mod events;
 #[cfg(not(test))]

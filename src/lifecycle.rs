@@ -7,7 +7,7 @@ use crate::app::{APP_NAME, REGISTRY, STATS};
 use crate::config::{self, Origin, Settings};
 use crate::host::config::ConfigFile;
 use crate::host::{cli, entry, log, module};
-use crate::{ffi, guard};
+use crate::{endpoint, ffi, guard};
 
 /// The C implementation that Asterisk 20.20+/22.10+/23.4+ ships. Running both
 /// would split one call's claims between two registries.
@@ -45,6 +45,8 @@ pub fn load() -> i32 {
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
     module::provide(&entry::optional_functions());
+    // Last: from here on HTTP threads may call in.
+    endpoint::start();
     ffi::AST_MODULE_LOAD_SUCCESS
 }
 
@@ -56,6 +58,8 @@ pub fn unload() -> i32 {
         log::warning(&format!("res_stasis_broadcast_rs: {live} broadcast(s) in progress; not unloading"));
         return -1;
     }
+    // First: no HTTP thread may be inside the module when it goes away.
+    endpoint::stop();
     module::unprovide(&entry::optional_functions());
     cli::unregister();
     module::unregister_application(APP_NAME);
@@ -65,6 +69,7 @@ pub fn unload() -> i32 {
 
 pub fn reload() -> i32 {
     apply_config(true);
+    endpoint::reload();
     ffi::AST_MODULE_LOAD_SUCCESS
 }
 

@@ -11,12 +11,17 @@
 
 #include "asterisk.h"
 
+#include <errno.h>
+
 #include "asterisk/app.h"
 #include "asterisk/astobj2.h"
 #include "asterisk/channel.h"
 #include "asterisk/cli.h"
 #include "asterisk/config.h"
 #include "asterisk/frame.h"
+#include "asterisk/http.h"
+#include "asterisk/options.h"
+#include "asterisk/tcptls.h"
 #include "asterisk/json.h"
 #include "asterisk/logger.h"
 #include "asterisk/module.h"
@@ -208,6 +213,69 @@ struct ast_config *sbshim_config_load(const char *filename, int *status)
 	}
 	*status = cfg ? SBSHIM_CONFIG_LOADED : SBSHIM_CONFIG_MISSING;
 	return cfg;
+}
+
+/* The module-served claim endpoint. */
+static struct ast_http_uri sbshim_claim_uri = {
+	.description = "Stasis broadcast claim (res_stasis_broadcast_rs)",
+	.uri = "ari/events/claim",
+	.has_subtree = 0,
+	.data = NULL,
+	.key = AST_MODULE,
+};
+
+void sbshim_http_claim_link(ast_http_callback callback)
+{
+	sbshim_claim_uri.callback = callback;
+	ast_http_uri_link(&sbshim_claim_uri);
+}
+
+void sbshim_http_claim_unlink(void)
+{
+	ast_http_uri_unlink(&sbshim_claim_uri);
+}
+
+struct ast_variable *sbshim_http_get_post_vars(struct ast_tcptls_session_instance *ser,
+	struct ast_variable *headers, int *error)
+{
+	struct ast_variable *vars = ast_http_get_post_vars(ser, headers);
+
+	*error = errno;
+	return vars;
+}
+
+struct ast_json *sbshim_http_get_json(struct ast_tcptls_session_instance *ser,
+	struct ast_variable *headers, int *error)
+{
+	struct ast_json *json = ast_http_get_json(ser, headers);
+
+	*error = errno;
+	return json;
+}
+
+const struct ast_sockaddr *sbshim_http_remote_address(struct ast_tcptls_session_instance *ser)
+{
+	return &ser->remote_address;
+}
+
+struct ast_str *sbshim_str_from(const char *text)
+{
+	struct ast_str *str = ast_str_create(strlen(text) + 1);
+
+	if (str) {
+		ast_str_set(&str, 0, "%s", text);
+	}
+	return str;
+}
+
+void sbshim_ao2_cleanup(void *object)
+{
+	ao2_cleanup(object);
+}
+
+int sbshim_fully_booted(void)
+{
+	return ast_fully_booted ? 1 : 0;
 }
 
 AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,

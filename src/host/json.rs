@@ -11,7 +11,7 @@ pub struct Json {
 }
 
 impl Json {
-    fn from_raw(raw: *mut ffi::ast_json) -> Option<Json> {
+    pub(super) fn from_raw(raw: *mut ffi::ast_json) -> Option<Json> {
         NonNull::new(raw).map(|raw| Json { raw })
     }
 
@@ -65,5 +65,35 @@ impl Drop for Json {
     fn drop(&mut self) {
         // SAFETY: releases the reference this value owns.
         unsafe { ffi::ast_json_unref(self.raw.as_ptr()) };
+    }
+}
+
+/// Reading request bodies and writing ARI answers (the module-served claim endpoint).
+impl Json {
+    /// A member of an object: `None` if absent (or `self` is not an object),
+    /// `Some(None)` if present but not a string.
+    pub fn string_member(&self, key: &str) -> Option<Option<String>> {
+        let key = super::cstring(key);
+        // SAFETY: valid value and key; the member is borrowed from `self` and
+        // only read before returning.
+        let member = unsafe { ffi::ast_json_object_get(self.raw.as_ptr(), key.as_ptr()) };
+        if member.is_null() {
+            return None;
+        }
+        // SAFETY: `member` is alive (owned by `self`); NULL when not a string.
+        Some(super::optional_string_from(unsafe { ffi::ast_json_string_get(member) }))
+    }
+
+    /// The text of this value in `format`.
+    pub fn dump(&self, format: ffi::ast_json_encoding_format) -> Option<String> {
+        // SAFETY: encodes a valid value; the result is ours to free with ast_json_free.
+        let text = unsafe { ffi::ast_json_dump_string_format(self.raw.as_ptr(), format) };
+        if text.is_null() {
+            return None;
+        }
+        let copy = super::string_from(text);
+        // SAFETY: allocated by ast_json_dump_string_format, not used after this.
+        unsafe { ffi::ast_json_free(text.cast()) };
+        Some(copy)
     }
 }

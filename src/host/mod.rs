@@ -12,6 +12,10 @@ pub mod log;
 pub mod module;
 pub mod stasis;
 pub mod entry;
+// The module-served claim endpoint.
+pub mod acl;
+pub mod http;
+pub mod system;
 
 use std::ffi::{c_char, CStr, CString};
 

@@ -1,0 +1,233 @@
+//! The claim endpoint: who serves `POST /ari/events/claim` (ARI's route or
+//! this module's own handler, see [`crate::claim_mode`]), and, when it is
+//! this module, serving it with ARI's authentication from ari.conf
+//! (see [`crate::ari_auth`]).
+//!
+//! Load, reload and unload run one at a time (Asterisk's module loader
+//! serialises them); requests run on HTTP threads at any time and only read
+//! the current ari.conf snapshot, an `Arc` swapped whole.
+
+use std::sync::{Arc, RwLock};
+
+use crate::ari_auth::{self, AriConf, BodyField, Host, JsonFields, Request, Response};
+use crate::broadcast::registry::ClaimOutcome;
+use crate::claim_mode::{self, Decision, Served};
+use crate::config;
+use crate::host::acl::Acl;
+use crate::host::config::ConfigFile;
+use crate::host::http::{self, HttpRequest, RequestBody};
+use crate::host::{log, system};
+
+const ARI_CONF: &str = "ari.conf";
+
+type Conf = AriConf<Arc<Acl>>;
+
+/// ari.conf as the endpoint uses it; `None` unless this module serves claims.
+static CONF: RwLock<Option<Arc<Conf>>> = RwLock::new(None);
+/// The last decision, for `show settings`.
+static DECISION: RwLock<Option<Decision>> = RwLock::new(None);
+
+fn current_conf() -> Option<Arc<Conf>> {
+    CONF.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+}
+
+fn replace_conf(conf: Option<Arc<Conf>>) -> Option<Arc<Conf>> {
+    std::mem::replace(&mut *CONF.write().unwrap_or_else(|poisoned| poisoned.into_inner()), conf)
+}
+
+/// At load: decide who serves claims and, if this module does, link its handler.
+pub fn start() {
+    apply(false);
+}
+
+/// At reload (after the settings were re-read): decide again, re-read ari.conf.
+pub fn reload() {
+    apply(true);
+}
+
+/// At unload: unlink the handler and wait for requests inside it to leave.
+pub fn stop() {
+    if !http::unlink_claim_handler() {
+        log::warning("claim endpoint: requests were still being served 5 s after the handler was unlinked");
+    }
+    // Dropped outside our lock: freeing ACLs calls into Asterisk.
+    drop(replace_conf(None));
+    *DECISION.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+}
+
+fn apply(reloading: bool) {
+    let version = system::asterisk_version();
+    let decision = claim_mode::decide(config::current().claim_endpoint, &version);
+    let previous = DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    if previous.as_ref() != Some(&decision) {
+        let line = format!("claim endpoint: {} ({})", decision.served, decision.reason);
+        if decision.is_broken() {
+            log::warning(&line);
+        } else {
+            log::notice(&line);
+        }
+    }
+    match decision.served {
+        Served::Module => serve_from_module(reloading),
+        Served::Ari => {
+            http::unlink_claim_handler();
+            drop(replace_conf(None));
+        }
+    }
+    *DECISION.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(decision);
+}
+
+/// Reads ari.conf into a new snapshot and links or unlinks the handler as ARI
+/// is enabled or not.
+fn serve_from_module(reloading: bool) {
+    let previous = current_conf();
+    let conf = match crate::host::config::read(ARI_CONF) {
+        ConfigFile::Loaded(sections) => {
+            let (conf, warnings) = ari_auth::parse(&sections, previous.as_deref(), |rules| Acl::compile(rules).map(Arc::new));
+            for warning in &warnings {
+                log::warning(&format!("claim endpoint: {warning}"));
+            }
+            Arc::new(conf)
+        }
+        missing_or_invalid => {
+            let what = if matches!(missing_or_invalid, ConfigFile::Missing) { "not found" } else { "could not be parsed" };
+            match previous.clone() {
+                Some(previous) if reloading => {
+                    log::warning(&format!("claim endpoint: {ARI_CONF} {what}; keeping the ARI users already read"));
+                    previous
+                }
+                _ => {
+                    log::warning(&format!("claim endpoint: {ARI_CONF} {what}; ARI is not configured, claims are not served"));
+                    Arc::new(Conf::default())
+                }
+            }
+        }
+    };
+    let enabled = conf.enabled();
+    drop(replace_conf(Some(conf)));
+    drop(previous);
+    if enabled {
+        if !http::is_linked() {
+            log::verbose(2, "claim endpoint: serving POST /ari/events/claim with ARI's authentication from ari.conf");
+        }
+        http::link_claim_handler();
+    } else {
+        if http::is_linked() || !reloading {
+            log::notice("claim endpoint: ARI is disabled in ari.conf, so /ari/events/claim is not served");
+        }
+        http::unlink_claim_handler();
+    }
+}
+
+/// One line for `stasis broadcast show settings`: the effective endpoint and why.
+pub fn describe() -> String {
+    let decision = DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    match decision {
+        None => "not started".into(),
+        Some(decision) => {
+            let state = match decision.served {
+                Served::Ari => String::new(),
+                Served::Module if http::is_linked() => {
+                    let users = current_conf().map_or(0, |conf| conf.users.len());
+                    format!("; handler linked, {users} ARI user(s)")
+                }
+                Served::Module => "; not served: ARI is disabled or not configured".into(),
+            };
+            format!("{} ({}{state})", decision.served, decision.reason)
+        }
+    }
+}
+
+/// The effective endpoint, if the module is loaded.
+pub fn served() -> Option<Served> {
+    DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().map(|decision| decision.served)
+}
+
+/// Answers one request to the handler.
+pub fn serve(request: &HttpRequest<'_>) {
+    let Some(conf) = current_conf() else {
+        answer_internal_error(request);
+        return;
+    };
+    let headers = request.headers();
+    let body = match request.read_body() {
+        Ok(body) => body,
+        Err(error) => {
+            let (cors, notices) = ari_auth::cors(conf.general.as_ref(), &headers);
+            respond(request, &ari_auth::body_error(&cors, notices, error));
+            return;
+        }
+    };
+    let mut params = match &body {
+        RequestBody::Form(form) => form.clone(),
+        _ => Vec::new(),
+    };
+    params.extend(request.query_params());
+    let json = match &body {
+        RequestBody::Json(json) => Some(JsonFields {
+            channel_id: body_field(json.string_member("channelId")),
+            application: body_field(json.string_member("application")),
+        }),
+        _ => None,
+    };
+    let ari_request = Request {
+        method: request.method(),
+        params: &params,
+        basic: request.basic_auth(),
+        headers: &headers,
+        json: json.as_ref(),
+    };
+    let response = ari_auth::answer(&conf, &ari_request, &mut EndpointHost { request });
+    respond(request, &response);
+}
+
+/// A 500 `{"message": …}` for a request the module could not answer.
+pub fn answer_internal_error(request: &HttpRequest<'_>) {
+    respond(request, &ari_auth::internal_error());
+}
+
+fn body_field(member: Option<Option<String>>) -> BodyField {
+    match member {
+        None => BodyField::Absent,
+        Some(None) => BodyField::NotString,
+        Some(Some(text)) => BodyField::Text(text),
+    }
+}
+
+fn respond(request: &HttpRequest<'_>, response: &Response) {
+    for notice in &response.notices {
+        log::notice(notice);
+    }
+    let body = response.message.as_deref().map(http::ari_message_body).unwrap_or_default();
+    if response.close {
+        request.close_on_completion();
+    }
+    request.send(response.status, response.reason, &response.header_block(), &body);
+}
+
+/// What the ARI checks need from Asterisk, for one request.
+struct EndpointHost<'r, 'a> {
+    request: &'r HttpRequest<'a>,
+}
+
+impl Host<Arc<Acl>> for EndpointHost<'_, '_> {
+    fn crypt_matches(&self, password: &[u8], hash: &str) -> bool {
+        system::crypt_matches(password, hash)
+    }
+
+    fn acl_allows(&self, acl: &Arc<Acl>) -> bool {
+        acl.allows(self.request)
+    }
+
+    fn fully_booted(&self) -> bool {
+        system::fully_booted()
+    }
+
+    fn claim(&mut self, channel_id: &str, application: &str) -> ClaimOutcome {
+        #[cfg(feature = "fault-injection")]
+        if application == "inject-panic" {
+            panic!("fault injection: claim of {channel_id} asked to panic");
+        }
+        crate::claim::claim(channel_id, application)
+    }
+}

@@ -1,0 +1,244 @@
+//! Asterisk's HTTP server, for the claim endpoint the module serves itself:
+//! linking the `ari/events/claim` handler, one request borrowed for one
+//! callback, reading its body and sending the answer.
+//!
+//! The `struct ast_http_uri` is a static in the shim, so it never moves while
+//! linked. The HTTP server calls the handler after releasing its URI list
+//! lock, so unlinking does not wait for requests already dispatched: each
+//! request holds a unit of the module's use count (a plain `module unload`
+//! is refused meanwhile) and is counted in flight; `unlink_claim_handler`
+//! waits for that count to reach zero, then a grace period for a thread still
+//! between the server's dispatch and the handler's first instruction.
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_int, CStr};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::json::Json;
+use super::module::UseCount;
+use crate::ari_auth::{BodyError, Credentials, Method};
+use crate::ffi;
+use crate::guard::guarded;
+
+static LINKED: AtomicBool = AtomicBool::new(false);
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// How long unlinking waits for requests in flight before giving up waiting.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// Extra wait after the last request left the handler.
+const DRAIN_GRACE: Duration = Duration::from_millis(20);
+
+/// Links the handler for `<prefix>/ari/events/claim` (idempotent). The HTTP
+/// server tries longer URIs first, so it is chosen before ARI's `ari`.
+pub fn link_claim_handler() {
+    if !LINKED.swap(true, Ordering::SeqCst) {
+        // SAFETY: the shim's static ast_http_uri gets our callback, a guarded
+        // function of this module that stays mapped until unlink has drained.
+        unsafe { ffi::sbshim_http_claim_link(Some(claim_callback)) };
+    }
+}
+
+/// Unlinks the handler (idempotent) and waits until no request is inside it.
+/// Returns false if requests were still in flight after [`DRAIN_LIMIT`].
+pub fn unlink_claim_handler() -> bool {
+    if !LINKED.swap(false, Ordering::SeqCst) {
+        return true;
+    }
+    // SAFETY: unlinks the static entry linked above; takes the server's
+    // write lock, so no new request can find it afterwards.
+    unsafe { ffi::sbshim_http_claim_unlink() };
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(DRAIN_GRACE);
+    true
+}
+
+pub fn is_linked() -> bool {
+    LINKED.load(Ordering::SeqCst)
+}
+
+/// The entry point Asterisk's HTTP server calls for the claim URI.
+unsafe extern "C" fn claim_callback(
+    ser: *mut ffi::ast_tcptls_session_instance,
+    _urih: *const ffi::ast_http_uri,
+    _uri: *const c_char,
+    method: ffi::ast_http_method,
+    get_params: *mut ffi::ast_variable,
+    headers: *mut ffi::ast_variable,
+) -> c_int {
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    let use_count = UseCount::acquire();
+    if let Some(ser) = NonNull::new(ser) {
+        let request = HttpRequest { ser, method, get_params, headers, answered: Cell::new(false), _callback: PhantomData };
+        let served = guarded("claim endpoint", false, || {
+            crate::endpoint::serve(&request);
+            true
+        });
+        if !served && !request.answered.get() {
+            crate::endpoint::answer_internal_error(&request);
+        }
+    }
+    drop(use_count);
+    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    0
+}
+
+/// The body of a request, read as ARI reads it.
+pub enum RequestBody {
+    None,
+    /// `application/x-www-form-urlencoded` parameters.
+    Form(Vec<(String, String)>),
+    /// An `application/json` body.
+    Json(Json),
+}
+
+/// One HTTP request, valid for the callback it arrived in.
+pub struct HttpRequest<'a> {
+    ser: NonNull<ffi::ast_tcptls_session_instance>,
+    method: ffi::ast_http_method,
+    get_params: *mut ffi::ast_variable,
+    headers: *mut ffi::ast_variable,
+    answered: Cell<bool>,
+    _callback: PhantomData<&'a ()>,
+}
+
+impl HttpRequest<'_> {
+    pub fn method(&self) -> Method {
+        match self.method {
+            ffi::ast_http_method_AST_HTTP_GET => Method::Get,
+            ffi::ast_http_method_AST_HTTP_POST => Method::Post,
+            ffi::ast_http_method_AST_HTTP_HEAD => Method::Head,
+            ffi::ast_http_method_AST_HTTP_PUT => Method::Put,
+            ffi::ast_http_method_AST_HTTP_DELETE => Method::Delete,
+            ffi::ast_http_method_AST_HTTP_OPTIONS => Method::Options,
+            _ => Method::Unknown,
+        }
+    }
+
+    /// Query-string parameters, decoded by the HTTP server, in order.
+    pub fn query_params(&self) -> Vec<(String, String)> {
+        // SAFETY: the server's list, alive for this callback.
+        unsafe { variables(self.get_params) }
+    }
+
+    /// Request headers, names as the client wrote them, in order.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        // SAFETY: the server's list, alive for this callback.
+        unsafe { variables(self.headers) }
+    }
+
+    /// `Authorization: Basic …` as Asterisk parses it (`ast_http_get_auth`).
+    pub fn basic_auth(&self) -> Option<Credentials> {
+        // SAFETY: reads the header list; returns an ao2 object we release below.
+        let auth = unsafe { ffi::ast_http_get_auth(self.headers) };
+        if auth.is_null() {
+            return None;
+        }
+        // SAFETY: `auth` holds two NUL-terminated strings inside its own
+        // allocation, copied before it is released.
+        let credentials = unsafe {
+            Credentials {
+                user: CStr::from_ptr((*auth).userid).to_bytes().to_vec(),
+                password: CStr::from_ptr((*auth).password).to_bytes().to_vec(),
+            }
+        };
+        // SAFETY: drops the reference ast_http_get_auth gave us.
+        unsafe { ffi::sbshim_ao2_cleanup(auth.cast()) };
+        Some(credentials)
+    }
+
+    /// Reads the body as ARI does: form parameters, else a JSON body (each
+    /// only with its content type).
+    pub fn read_body(&self) -> Result<RequestBody, BodyError> {
+        let mut error: c_int = 0;
+        // SAFETY: a live session and header list; the variables returned are
+        // ours and destroyed after copying.
+        let vars = unsafe { ffi::sbshim_http_get_post_vars(self.ser.as_ptr(), self.headers, &mut error) };
+        if !vars.is_null() {
+            // SAFETY: list returned above, not used after being destroyed.
+            let form = unsafe { variables(vars) };
+            unsafe { ffi::ast_variables_destroy(vars) };
+            return Ok(RequestBody::Form(form));
+        }
+        if let Some(error) = body_error(error, true) {
+            return Err(error);
+        }
+        // SAFETY: as above; the JSON reference returned is ours.
+        let json = unsafe { ffi::sbshim_http_get_json(self.ser.as_ptr(), self.headers, &mut error) };
+        match Json::from_raw(json) {
+            Some(json) => Ok(RequestBody::Json(json)),
+            None => body_error(error, false).map_or(Ok(RequestBody::None), Err),
+        }
+    }
+
+    /// Closes the connection once the answer is sent.
+    pub fn close_on_completion(&self) {
+        // SAFETY: live session of this callback.
+        unsafe { ffi::ast_http_request_close_on_completion(self.ser.as_ptr()) };
+    }
+
+    /// Sends the answer: status line, `header_block` (`Name: value\r\n`…) and body.
+    pub fn send(&self, status: u16, reason: &str, header_block: &str, body: &str) {
+        let reason = super::cstring(reason);
+        let header_block = super::cstring(header_block);
+        let body = super::cstring(body);
+        self.answered.set(true);
+        // SAFETY: both ast_str are new (NULL on allocation failure, which
+        // ast_http_send accepts) and ast_http_send frees them; `reason` lives
+        // until it returns.
+        unsafe {
+            let headers = ffi::sbshim_str_from(header_block.as_ptr());
+            let out = ffi::sbshim_str_from(body.as_ptr());
+            ffi::ast_http_send(self.ser.as_ptr(), self.method, c_int::from(status), reason.as_ptr(), headers, out, 0, 0);
+        }
+    }
+
+    pub(super) fn remote_address(&self) -> *const ffi::ast_sockaddr {
+        // SAFETY: address of a field of the live session.
+        unsafe { ffi::sbshim_http_remote_address(self.ser.as_ptr()) }
+    }
+}
+
+/// ARI's reading of the errno left by a body reader that returned nothing.
+fn body_error(error: c_int, form: bool) -> Option<BodyError> {
+    match error {
+        libc::EFBIG => Some(BodyError::TooLarge),
+        libc::ENOMEM => Some(BodyError::OutOfMemory { form }),
+        libc::EIO => Some(BodyError::Malformed),
+        _ => None,
+    }
+}
+
+/// `{"message": text}` in ARI's current JSON format (`pretty` in ari.conf).
+pub fn ari_message_body(text: &str) -> String {
+    let body = Json::object().and_then(|mut object| Json::string(text).map(|value| (object.set("message", value), object)));
+    // SAFETY: res_ari (which this module requires) exports it; it only reads ARI's config.
+    let format = unsafe { ffi::ast_ari_json_format() };
+    match body {
+        Some((true, object)) => object.dump(format).unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Copies an `ast_variable` list.
+///
+/// # Safety
+/// `list` is NULL or a valid list that stays alive during the call.
+unsafe fn variables(mut list: *mut ffi::ast_variable) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while !list.is_null() {
+        // SAFETY: a node of the valid list (caller's contract).
+        let node = unsafe { &*list };
+        out.push((super::string_from(node.name), super::string_from(node.value)));
+        list = node.next;
+    }
+    out
+}
