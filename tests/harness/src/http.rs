@@ -169,6 +169,70 @@ impl AriHttp {
     }
 }
 
+/// Raw requests, for tests that need exact control over what is sent.
+impl AriHttp {
+    /// Sends `method path` with exactly these headers and body (no default
+    /// credentials; `path` is used as given, query string included).
+    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Response {
+        let url = format!("{}{}", self.base_url, path);
+        let mut builder = ureq::http::Request::builder().method(method).uri(url.as_str());
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let result = match body {
+            Some(bytes) => self.agent.run(builder.body(bytes.to_vec()).expect("build request")),
+            None => self.agent.run(builder.body(()).expect("build request")),
+        };
+        match result {
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let headers = resp
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
+                let mut bytes = Vec::new();
+                let body = match resp.body_mut().as_reader().read_to_end(&mut bytes) {
+                    Ok(_) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(e) => format!("(error reading body: {e})"),
+                };
+                Response { status, headers, body }
+            }
+            Err(e) => Response { status: 0, headers: Vec::new(), body: format!("{method} {url}: {e}") },
+        }
+    }
+
+    /// Writes `bytes` to a new connection and returns everything read until
+    /// the server closes it or `timeout` passes (for requests no HTTP client
+    /// would send).
+    pub fn raw_tcp(&self, bytes: &[u8], timeout: Duration) -> String {
+        use std::io::Write;
+        let address = self.base_url.trim_start_matches("http://");
+        let mut stream = match std::net::TcpStream::connect(address) {
+            Ok(stream) => stream,
+            Err(e) => return format!("(connect {address}: {e})"),
+        };
+        stream.set_read_timeout(Some(timeout)).ok();
+        if let Err(e) = stream.write_all(bytes) {
+            return format!("(write: {e})");
+        }
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// HTTP Basic credentials as an `Authorization` header value.
+pub fn basic_authorization(user: &str, password: &str) -> String {
+    format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -24,6 +24,6 @@ mod runtime;
 
 pub use app::AriApp;
 pub use config::{AriUser, AsteriskConfig, Broadcaster, BASE_MODULES};
-pub use http::{encode, AriHttp, Auth, Response};
+pub use http::{basic_authorization, encode, AriHttp, Auth, Response};
 pub use instance::{Asterisk, Exit, OriginateSpec, Originated};
 pub use runtime::Runtime;
