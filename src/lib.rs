@@ -7,7 +7,7 @@
 //!   `extern "C"` entry points (each through `guard`);
 //! - `broadcast` and `config`: the pure logic (registry, filter, arguments,
 //!   shuffle, counters, settings), unit-tested without Asterisk;
-//! - `app`, `claim`, `events`, `cli`, `lifecycle`: the module's behaviour,
+//! - `app`, `claim`, `events`, `cli`, `metrics`, `lifecycle`: the module's behaviour,
 //!   safe Rust over `host`.
 
 pub mod broadcast;
@@ -31,3 +31,5 @@ mod guard;
 mod host;
 #[cfg(not(test))]
 mod lifecycle;
+#[cfg(not(test))]
+mod metrics;

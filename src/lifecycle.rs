@@ -45,6 +45,7 @@ pub fn load() -> i32 {
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
     module::provide(&entry::optional_functions());
+    crate::metrics::start();
     ffi::AST_MODULE_LOAD_SUCCESS
 }
 
@@ -56,6 +57,7 @@ pub fn unload() -> i32 {
         log::warning(&format!("res_stasis_broadcast_rs: {live} broadcast(s) in progress; not unloading"));
         return -1;
     }
+    crate::metrics::stop();
     module::unprovide(&entry::optional_functions());
     cli::unregister();
     module::unregister_application(APP_NAME);
@@ -65,6 +67,8 @@ pub fn unload() -> i32 {
 
 pub fn reload() -> i32 {
     apply_config(true);
+    // res_prometheus may have been loaded since.
+    crate::metrics::start();
     ffi::AST_MODULE_LOAD_SUCCESS
 }
 
@@ -100,4 +104,13 @@ fn apply_config(reloading: bool) {
         log::verbose(2, &format!("{} reloaded; new broadcasts use the new settings", config::FILE_NAME));
     }
     log::debug(1, || format!("settings: {current:?}"));
+}
+
+/// Who answers POST /ari/events/claim, for `stasis broadcast show settings`.
+pub fn claim_endpoint_status() -> String {
+    if module::is_loaded(c"res_ari_events.so") {
+        "ari (res_ari_events routes POST /ari/events/claim to this module through the optional API)".to_owned()
+    } else {
+        "none (res_ari_events.so is not loaded)".to_owned()
+    }
 }
