@@ -269,10 +269,11 @@ fn reload_applies_to_new_broadcasts_and_not_to_one_in_flight() {
     assert_eq!(ast.continue_channel(&in_flight).status, 204);
     assert_eq!(result(&ast, &in_flight).as_deref(), Some("SUCCESS"));
 
-    // A file that no longer parses keeps the settings in force.
+    // A file that no longer parses keeps the settings in force (and `core
+    // reload` reloads the module too).
     std::fs::write(&conf_path, "[general\ndefault_timeout = 100\n").expect("rewrite config");
     let mark = ast.log_mark();
-    ast.cli("module reload res_stasis_broadcast_rs.so");
+    ast.cli("core reload");
     assert!(ast.wait_for_log_since(mark, "stasis_broadcast.conf could not be parsed; keeping the settings in force", 3 * SECOND), "{}", ast.log_since(mark));
     assert_eq!(value_after(&ast.cli("stasis broadcast show settings"), "default_timeout"), "4000 ms");
 }
@@ -462,6 +463,12 @@ fn metrics_appear_at_asterisks_prometheus_endpoint() {
     assert_eq!(metric(&text, "asterisk_stasis_broadcast_claim_wake_seconds_bucket{le=\"+Inf\"}"), 4.0);
     // Asterisk's own metrics are still there beside ours.
     assert!(text.contains("asterisk_core_uptime_seconds"), "{text}");
+
+    // res_prometheus cannot go away under the registered callback: as one of
+    // our optional modules it is held while this module runs.
+    let out = ast.cli("module unload res_prometheus.so");
+    assert!(out.contains("Unable to unload resource res_prometheus.so"), "{out}");
+    assert!(is_running(&ast, "res_prometheus.so"));
 
     // Unloading removes them; loading again brings them back, from zero.
     ast.cli("module unload res_stasis_broadcast_rs.so");
