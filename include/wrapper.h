@@ -13,6 +13,7 @@
 #include "asterisk/module.h"
 #include "asterisk/optional_api.h"
 #include "asterisk/pbx.h"
+#include "asterisk/res_prometheus.h"
 #include "asterisk/stasis_app.h"
 #include "asterisk/stasis_app_impl.h"
 #include "shim.h"

@@ -447,9 +447,7 @@ mod tests {
     #[test]
     fn replace_swaps_the_snapshot_and_keeps_old_holders_intact() {
         let before = current();
-        let mut next = Settings::default();
-        next.default_timeout_ms = 1234;
-        replace(next);
+        replace(Settings { default_timeout_ms: 1234, ..Settings::default() });
         assert_eq!(current().default_timeout_ms, 1234);
         assert_eq!(before.default_timeout_ms, 500);
         replace(Settings::default());

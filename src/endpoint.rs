@@ -16,7 +16,7 @@ use crate::config;
 use crate::host::acl::Acl;
 use crate::host::config::ConfigFile;
 use crate::host::http::{self, HttpRequest, RequestBody};
-use crate::host::{log, system};
+use crate::host::{log, module, system};
 
 const ARI_CONF: &str = "ari.conf";
 
@@ -126,7 +126,8 @@ pub fn describe() -> String {
         None => "not started".into(),
         Some(decision) => {
             let state = match decision.served {
-                Served::Ari => String::new(),
+                Served::Ari if module::is_loaded(c"res_ari_events.so") => String::new(),
+                Served::Ari => "; but res_ari_events.so is not loaded, so nothing serves it".into(),
                 Served::Module if http::is_linked() => {
                     let users = current_conf().map_or(0, |conf| conf.users.len());
                     format!("; handler linked, {users} ARI user(s)")
@@ -136,11 +137,6 @@ pub fn describe() -> String {
             format!("{} ({}{state})", decision.served, decision.reason)
         }
     }
-}
-
-/// The effective endpoint, if the module is loaded.
-pub fn served() -> Option<Served> {
-    DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().map(|decision| decision.served)
 }
 
 /// Answers one request to the handler.

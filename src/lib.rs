@@ -9,7 +9,7 @@
 //!   shuffle, counters, settings), unit-tested without Asterisk;
 //! - `ari_auth` and `claim_mode`: ARI's authentication and the choice of
 //!   claim endpoint, also pure, for `endpoint` (the module-served claim route);
-//! - `app`, `claim`, `events`, `cli`, `lifecycle`: the module's behaviour,
+//! - `app`, `claim`, `endpoint`, `events`, `cli`, `metrics`, `lifecycle`: the module's behaviour,
 //!   safe Rust over `host`.
 
 pub mod ari_auth;
@@ -37,3 +37,5 @@ mod guard;
 mod host;
 #[cfg(not(test))]
 mod lifecycle;
+#[cfg(not(test))]
+mod metrics;

@@ -45,6 +45,7 @@ pub fn load() -> i32 {
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
     module::provide(&entry::optional_functions());
+    crate::metrics::start();
     // Last: from here on HTTP threads may call in.
     endpoint::start();
     ffi::AST_MODULE_LOAD_SUCCESS
@@ -60,6 +61,7 @@ pub fn unload() -> i32 {
     }
     // First: no HTTP thread may be inside the module when it goes away.
     endpoint::stop();
+    crate::metrics::stop();
     module::unprovide(&entry::optional_functions());
     cli::unregister();
     module::unregister_application(APP_NAME);
@@ -69,6 +71,8 @@ pub fn unload() -> i32 {
 
 pub fn reload() -> i32 {
     apply_config(true);
+    // res_prometheus may have been loaded since.
+    crate::metrics::start();
     endpoint::reload();
     ffi::AST_MODULE_LOAD_SUCCESS
 }
@@ -105,4 +109,9 @@ fn apply_config(reloading: bool) {
         log::verbose(2, &format!("{} reloaded; new broadcasts use the new settings", config::FILE_NAME));
     }
     log::debug(1, || format!("settings: {current:?}"));
+}
+
+/// Who answers POST /ari/events/claim, for `stasis broadcast show settings`.
+pub fn claim_endpoint_status() -> String {
+    endpoint::describe()
 }

@@ -28,6 +28,7 @@
 #include "asterisk/pbx.h"
 #include "asterisk/stasis_app.h"
 #include "asterisk/stasis_channels.h"
+#include "asterisk/strings.h"
 #include "asterisk/time.h"
 #include "asterisk/utils.h"
 
@@ -278,6 +279,11 @@ int sbshim_fully_booted(void)
 	return ast_fully_booted ? 1 : 0;
 }
 
+void sbshim_str_append(struct ast_str **out, const char *text)
+{
+	ast_str_append(out, 0, "%s", text);
+}
+
 AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,
 	"Stasis broadcast: offer a call to many ARI applications, first claim wins (Rust)",
 	.support_level = AST_MODULE_SUPPORT_EXTENDED,
@@ -286,6 +292,7 @@ AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,
 	.reload = reload_module,
 	.load_pri = AST_MODPRI_APP_DEPEND,
 	.requires = "res_stasis,res_ari,res_http_websocket",
-	/* Listed so that, when configured, they load first and this module sees them and declines. */
-	.optional_modules = "res_ari_events,res_stasis_broadcast,app_stasis_broadcast",
+	/* Loaded first when configured: res_prometheus so the metrics can register,
+	 * the C implementation so this module sees it and declines. */
+	.optional_modules = "res_ari_events,res_prometheus,res_stasis_broadcast,app_stasis_broadcast",
 );

@@ -251,7 +251,7 @@ impl Registry {
             .values()
             .map(|entry| BroadcastView { spec: entry.spec.clone(), age: entry.started.elapsed(), phase: entry.phase.clone() })
             .collect();
-        views.sort_by(|a, b| b.age.cmp(&a.age));
+        views.sort_by_key(|view| std::cmp::Reverse(view.age));
         views
     }
 }

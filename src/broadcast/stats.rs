@@ -6,7 +6,8 @@
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::fmt::Write;
+use std::time::{Duration, Instant};
 
 /// How a started broadcast ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,10 +71,16 @@ pub struct Percentiles {
     pub max: Duration,
 }
 
-#[derive(Default)]
 struct Counts {
     snapshot: Snapshot,
     recent: VecDeque<u64>,
+    since: Instant,
+}
+
+impl Default for Counts {
+    fn default() -> Counts {
+        Counts { snapshot: Snapshot::default(), recent: VecDeque::new(), since: Instant::now() }
+    }
 }
 
 #[derive(Default)]
@@ -89,6 +96,11 @@ impl Stats {
     fn lock(&self) -> MutexGuard<'_, Counts> {
         // Counters stay meaningful after a panic elsewhere: keep counting.
         self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Time since the counters started (load).
+    pub fn since(&self) -> Duration {
+        self.lock().since.elapsed()
     }
 
     /// Back to zero (at load).
@@ -174,6 +186,55 @@ impl Stats {
     }
 }
 
+/// The counters in Prometheus' text exposition format, under
+/// `asterisk_stasis_broadcast_` names. `in_progress` is the live broadcast count.
+pub fn prometheus_text(stats: &Snapshot, in_progress: usize) -> String {
+    const PREFIX: &str = "asterisk_stasis_broadcast";
+    let mut out = String::new();
+    let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {PREFIX}_{name} {help}\n# TYPE {PREFIX}_{name} {kind}");
+    };
+    header(&mut out, "started_total", "counter", "StasisBroadcast() calls that offered the call, since load.");
+    let _ = writeln!(out, "{PREFIX}_started_total {}", stats.started);
+    header(&mut out, "ended_total", "counter", "Broadcasts ended since load, by outcome.");
+    for (outcome, count) in [
+        ("claimed", stats.claimed),
+        ("timed_out", stats.timed_out),
+        ("hung_up", stats.hung_up),
+        ("stasis_failed", stats.stasis_failed),
+    ] {
+        let _ = writeln!(out, "{PREFIX}_ended_total{{outcome=\"{outcome}\"}} {count}");
+    }
+    header(&mut out, "not_started_total", "counter", "StasisBroadcast() calls that could not start, since load.");
+    let _ = writeln!(out, "{PREFIX}_not_started_total {}", stats.not_started);
+    header(&mut out, "claims_total", "counter", "Claim requests since load, by answer.");
+    for (result, count) in [
+        ("won", stats.claims_won),
+        ("conflict", stats.rejected_conflict),
+        ("not_found", stats.rejected_not_found),
+        ("policy", stats.rejected_policy),
+    ] {
+        let _ = writeln!(out, "{PREFIX}_claims_total{{result=\"{result}\"}} {count}");
+    }
+    header(&mut out, "active", "gauge", "Broadcasts in progress (waiting, or held by a winner's Stasis session).");
+    let _ = writeln!(out, "{PREFIX}_active {in_progress}");
+    header(
+        &mut out,
+        "claim_wake_seconds",
+        "histogram",
+        "Time from a winning claim to the dialplan thread taking the call.",
+    );
+    let mut cumulative = 0;
+    for (bound, count) in LATENCY_BOUNDS_US.iter().zip(&stats.latency_buckets) {
+        cumulative += count;
+        let _ = writeln!(out, "{PREFIX}_claim_wake_seconds_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+    }
+    let _ = writeln!(out, "{PREFIX}_claim_wake_seconds_bucket{{le=\"+Inf\"}} {}", stats.latency_count);
+    let _ = writeln!(out, "{PREFIX}_claim_wake_seconds_sum {}", stats.latency_sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{PREFIX}_claim_wake_seconds_count {}", stats.latency_count);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +286,42 @@ mod tests {
         assert_eq!(p.p90, Duration::from_micros(910));
         assert_eq!(p.p99, Duration::from_micros(1000));
         assert_eq!(p.max, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn prometheus_text_is_cumulative_and_complete() {
+        let stats = Stats::new();
+        stats.started();
+        stats.started();
+        stats.ended(Ending::Claimed);
+        stats.claim(ClaimAnswer::Won);
+        stats.claim(ClaimAnswer::Conflict);
+        stats.claim_to_wake(Duration::from_micros(40));
+        stats.claim_to_wake(Duration::from_micros(700));
+        let text = prometheus_text(&stats.snapshot(), 1);
+        for line in [
+            "asterisk_stasis_broadcast_started_total 2",
+            "asterisk_stasis_broadcast_ended_total{outcome=\"claimed\"} 1",
+            "asterisk_stasis_broadcast_ended_total{outcome=\"timed_out\"} 0",
+            "asterisk_stasis_broadcast_claims_total{result=\"won\"} 1",
+            "asterisk_stasis_broadcast_claims_total{result=\"conflict\"} 1",
+            "asterisk_stasis_broadcast_active 1",
+            "asterisk_stasis_broadcast_claim_wake_seconds_bucket{le=\"0.00005\"} 1",
+            "asterisk_stasis_broadcast_claim_wake_seconds_bucket{le=\"0.0005\"} 1",
+            "asterisk_stasis_broadcast_claim_wake_seconds_bucket{le=\"0.001\"} 2",
+            "asterisk_stasis_broadcast_claim_wake_seconds_bucket{le=\"+Inf\"} 2",
+            "asterisk_stasis_broadcast_claim_wake_seconds_sum 0.00074",
+            "asterisk_stasis_broadcast_claim_wake_seconds_count 2",
+            "# TYPE asterisk_stasis_broadcast_claim_wake_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        // Every sample line belongs to a declared family.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let family = line.split(['{', ' ']).next().unwrap();
+            let family = family.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
+            assert!(text.contains(&format!("# TYPE {family} ")), "{line}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod json;
 pub mod log;
 pub mod module;
+pub mod prometheus;
 pub mod stasis;
 pub mod entry;
 // The module-served claim endpoint.
