@@ -28,6 +28,8 @@ fn main() {
         .flag_if_supported("-fno-strict-aliasing")
         // Asterisk's own headers trip this one; it says nothing about the shim.
         .flag_if_supported("-Wno-old-style-declaration")
+        // asterisk/sorcery.h declares a const-qualified return type.
+        .flag_if_supported("-Wno-ignored-qualifiers")
         .warnings(true);
     shim.compile("sbshim");
 
@@ -61,7 +63,7 @@ fn main() {
         .allowlist_function("ast_(append_acl|apply_acl|acl_list_is_empty|free_acl_list)|ast_crypt_validate")
         .allowlist_function("ast_get_version|ast_ari_json_format|ast_json_(object_get|string_get)")
         .allowlist_type("ast_http_method|ast_http_auth|ast_acl_sense")
-        .opaque_type("ast_tcptls_session_instance|ast_sockaddr|ast_acl_list")
+        .opaque_type("ast_tcptls_session_instance|ast_sockaddr|ast_acl_list|ast_sorcery")
         .default_enum_style(bindgen::EnumVariation::Consts)
         .layout_tests(false)
         .derive_default(true)

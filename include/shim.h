@@ -95,4 +95,12 @@ struct ast_str *sbshim_str_from(const char *text);
 void sbshim_ao2_cleanup(void *object);
 int sbshim_fully_booted(void);
 
+/* ARI's configuration reloads (sorcery-based ARI, Asterisk 20.15+/21.10+/22.5+):
+ * observe the instance registered by module_name; returns it (a reference
+ * the caller gives back to sbshim_sorcery_unobserve) or NULL. */
+struct ast_sorcery;
+struct ast_sorcery *sbshim_sorcery_observe(const char *module_name,
+	void (*loaded)(const char *name, const struct ast_sorcery *sorcery, const char *object_type, int reloaded));
+void sbshim_sorcery_unobserve(struct ast_sorcery *sorcery);
+
 #endif

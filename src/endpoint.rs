@@ -16,7 +16,7 @@ use crate::config;
 use crate::host::acl::Acl;
 use crate::host::config::ConfigFile;
 use crate::host::http::{self, HttpRequest, RequestBody};
-use crate::host::{log, module, system};
+use crate::host::{log, module, sorcery, system};
 
 const ARI_CONF: &str = "ari.conf";
 
@@ -37,6 +37,9 @@ fn replace_conf(conf: Option<Arc<Conf>>) -> Option<Arc<Conf>> {
 
 /// At load: decide who serves claims and, if this module does, link its handler.
 pub fn start() {
+    if !sorcery::watch_ari_reloads() {
+        log::debug(1, || "claim endpoint: ARI's configuration cannot be observed; module reload re-reads ari.conf".into());
+    }
     apply(false);
 }
 
@@ -47,6 +50,8 @@ pub fn reload() {
 
 /// At unload: unlink the handler and wait for requests inside it to leave.
 pub fn stop() {
+    // First, so that no ARI reload links the handler again.
+    sorcery::unwatch_ari_reloads();
     if !http::unlink_claim_handler() {
         log::warning("claim endpoint: requests were still being served 5 s after the handler was unlinked");
     }
@@ -75,6 +80,16 @@ fn apply(reloading: bool) {
         }
     }
     *DECISION.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(decision);
+}
+
+/// ARI re-read its configuration: so does the endpoint, when it serves claims.
+pub fn ari_reloaded() {
+    if DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().map(|decision| decision.served)
+        == Some(Served::Module)
+    {
+        log::verbose(3, "claim endpoint: ARI reloaded its configuration; re-reading ari.conf");
+        serve_from_module(true);
+    }
 }
 
 /// Reads ari.conf into a new snapshot and links or unlinks the handler as ARI

@@ -26,6 +26,7 @@
 #include "asterisk/logger.h"
 #include "asterisk/module.h"
 #include "asterisk/pbx.h"
+#include "asterisk/sorcery.h"
 #include "asterisk/stasis_app.h"
 #include "asterisk/stasis_channels.h"
 #include "asterisk/strings.h"
@@ -282,6 +283,31 @@ int sbshim_fully_booted(void)
 void sbshim_str_append(struct ast_str **out, const char *text)
 {
 	ast_str_append(out, 0, "%s", text);
+}
+
+/* ARI's configuration reloads. */
+static struct ast_sorcery_instance_observer sbshim_sorcery_observer;
+
+struct ast_sorcery *sbshim_sorcery_observe(const char *module_name,
+	void (*loaded)(const char *name, const struct ast_sorcery *sorcery, const char *object_type, int reloaded))
+{
+	struct ast_sorcery *sorcery = ast_sorcery_retrieve_by_module_name(module_name);
+
+	if (!sorcery) {
+		return NULL;
+	}
+	sbshim_sorcery_observer.object_type_loaded = loaded;
+	if (ast_sorcery_instance_observer_add(sorcery, &sbshim_sorcery_observer)) {
+		ast_sorcery_unref(sorcery);
+		return NULL;
+	}
+	return sorcery;
+}
+
+void sbshim_sorcery_unobserve(struct ast_sorcery *sorcery)
+{
+	ast_sorcery_instance_observer_remove(sorcery, &sbshim_sorcery_observer);
+	ast_sorcery_unref(sorcery);
 }
 
 AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,

@@ -16,6 +16,7 @@ pub mod entry;
 // The module-served claim endpoint.
 pub mod acl;
 pub mod http;
+pub mod sorcery;
 pub mod system;
 
 use std::ffi::{c_char, CStr, CString};
