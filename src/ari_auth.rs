@@ -176,7 +176,10 @@ fn parse_general(section: &Section) -> Option<General> {
     Some(general)
 }
 
-fn parse_user<A>(section: &Section, compile_acl: &mut impl FnMut(&[AclRule]) -> Result<A, String>) -> Result<User<A>, String> {
+fn parse_user<A>(
+    section: &Section,
+    compile_acl: &mut impl FnMut(&[AclRule]) -> Result<A, String>,
+) -> Result<User<A>, String> {
     let mut password = String::new();
     let mut password_format = PasswordFormat::Plain;
     let mut read_only = false;
@@ -254,7 +257,9 @@ pub struct JsonFields {
 pub enum BodyError {
     TooLarge,
     /// Out of memory reading a form body (`form`) or a JSON body.
-    OutOfMemory { form: bool },
+    OutOfMemory {
+        form: bool,
+    },
     /// Not parseable (bad chunking, invalid JSON).
     Malformed,
 }
@@ -386,7 +391,8 @@ pub fn authenticate<'c, A>(conf: &'c AriConf<A>, request: &Request<'_>, host: &i
 fn api_key(params: &[(String, String)]) -> Option<Credentials> {
     let (_, value) = params.iter().find(|(name, _)| name == "api_key")?;
     let (user, password) = value.split_once(':')?;
-    (!password.is_empty()).then(|| Credentials { user: user.as_bytes().to_vec(), password: password.as_bytes().to_vec() })
+    (!password.is_empty())
+        .then(|| Credentials { user: user.as_bytes().to_vec(), password: password.as_bytes().to_vec() })
 }
 
 /// The whole answer to a request whose body was read.
@@ -439,12 +445,9 @@ fn checked_answer<A>(
         ClaimOutcome::NotFound | ClaimOutcome::NotAllowed => {
             Response::new(404, "Not Found", Some("Channel not found or not in broadcast state"), headers)
         }
-        ClaimOutcome::AlreadyClaimed => Response::new(
-            409,
-            "Conflict",
-            Some("Channel has already been claimed by another application"),
-            headers,
-        ),
+        ClaimOutcome::AlreadyClaimed => {
+            Response::new(409, "Conflict", Some("Channel has already been claimed by another application"), headers)
+        }
     }
 }
 
@@ -520,11 +523,21 @@ mod tests {
 
     fn standard() -> AriConf<Vec<AclRule>> {
         let sections = vec![
-            section("general", &[("enabled", "yes"), ("auth_realm", "Claims"), ("allowed_origins", "http://a.example,http://b.example")]),
+            section(
+                "general",
+                &[
+                    ("enabled", "yes"),
+                    ("auth_realm", "Claims"),
+                    ("allowed_origins", "http://a.example,http://b.example"),
+                ],
+            ),
             section("test", &[("type", "user"), ("password", "test")]),
             section("hashed", &[("type", "user"), ("password", "$6$salt$hash"), ("password_format", "crypt")]),
             section("viewer", &[("type", "user"), ("password", "v"), ("read_only", "yes")]),
-            section("fenced", &[("type", "user"), ("password", "f"), ("deny", "0.0.0.0/0.0.0.0"), ("permit", "10.0.0.0/8")]),
+            section(
+                "fenced",
+                &[("type", "user"), ("password", "f"), ("deny", "0.0.0.0/0.0.0.0"), ("permit", "10.0.0.0/8")],
+            ),
         ];
         let (conf, warnings) = parse(&sections, None, compile);
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -551,7 +564,8 @@ mod tests {
             hash.strip_prefix("$6$salt$").is_some_and(|plain| plain.as_bytes() == password)
         }
         fn acl_allows(&self, acl: &Vec<AclRule>) -> bool {
-            !acl.iter().any(|rule| rule.sense == "deny") || acl.iter().any(|rule| rule.sense == "permit" && rule.value == "127.0.0.1")
+            !acl.iter().any(|rule| rule.sense == "deny")
+                || acl.iter().any(|rule| rule.sense == "permit" && rule.value == "127.0.0.1")
         }
         fn fully_booted(&self) -> bool {
             self.booted
@@ -601,13 +615,17 @@ mod tests {
         assert_eq!(response.reason, "Unauthorized");
         assert_eq!(response.message.as_deref(), Some("Authentication required"));
         assert_eq!(response.headers, vec![("WWW-Authenticate".to_owned(), "Basic realm=\"Claims\"".to_owned())]);
-        assert_eq!(response.header_block(), "WWW-Authenticate: Basic realm=\"Claims\"\r\nContent-type: application/json\r\n");
+        assert_eq!(
+            response.header_block(),
+            "WWW-Authenticate: Basic realm=\"Claims\"\r\nContent-type: application/json\r\n"
+        );
         assert!(host.claims.is_empty());
     }
 
     #[test]
     fn default_realm() {
-        let (conf, _) = parse(&[section("general", &[]), section("u", &[("type", "user"), ("password", "p")])], None, compile);
+        let (conf, _) =
+            parse(&[section("general", &[]), section("u", &[("type", "user"), ("password", "p")])], None, compile);
         let claim = params(CLAIM);
         let (response, _) = run(&conf, &post(&claim, basic("u", "wrong")));
         assert_eq!(response.headers[0].1, "Basic realm=\"Asterisk REST Interface\"");
@@ -617,7 +635,13 @@ mod tests {
     fn wrong_password_unknown_user_empty_parts_are_401() {
         let conf = standard();
         let claim = params(CLAIM);
-        for credentials in [basic("test", "nope"), basic("nobody", "test"), basic("", "test"), basic("test", ""), basic("TEST", "test")] {
+        for credentials in [
+            basic("test", "nope"),
+            basic("nobody", "test"),
+            basic("", "test"),
+            basic("test", ""),
+            basic("TEST", "test"),
+        ] {
             let (response, _) = run(&conf, &post(&claim, credentials.clone()));
             assert_eq!(response.status, 401, "{credentials:?}");
         }
@@ -654,7 +678,8 @@ mod tests {
         list.extend(params(CLAIM));
         let (response, _) = run(&conf, &post(&list, basic("test", "bad")));
         assert_eq!(response.status, 401);
-        let (response, _) = run(&conf, &post(&params(&[("api_key", "test:bad"), CLAIM[0], CLAIM[1]]), basic("test", "test")));
+        let (response, _) =
+            run(&conf, &post(&params(&[("api_key", "test:bad"), CLAIM[0], CLAIM[1]]), basic("test", "test")));
         assert_eq!(response.status, 204);
     }
 
@@ -699,7 +724,10 @@ mod tests {
         let mut host = FakeHost { booted: false, ..FakeHost::new() };
         assert_eq!(answer(&conf, &post(&claim, basic("fenced", "f")), &mut host).status, 403);
         let response = answer(&conf, &post(&claim, basic("viewer", "v")), &mut host);
-        assert_eq!((response.status, response.message.as_deref(), response.close), (503, Some("Asterisk not booted"), true));
+        assert_eq!(
+            (response.status, response.message.as_deref(), response.close),
+            (503, Some("Asterisk not booted"), true)
+        );
         assert_eq!(answer(&conf, &post(&claim, None), &mut host).status, 401);
     }
 
@@ -790,7 +818,10 @@ mod tests {
         let request = Request { headers: &headers, ..post(&claim, basic("test", "test")) };
         let (response, _) = run(&conf, &request);
         assert!(response.headers.is_empty());
-        assert_eq!(response.notices, vec!["Origin header 'http://evil.example' does not match an allowed origin.".to_owned()]);
+        assert_eq!(
+            response.notices,
+            vec!["Origin header 'http://evil.example' does not match an allowed origin.".to_owned()]
+        );
         // The header name is matched case-sensitively, as ARI does.
         let headers = params(&[("origin", "http://b.example")]);
         let request = Request { headers: &headers, ..post(&claim, basic("test", "test")) };
@@ -834,7 +865,10 @@ mod tests {
     #[test]
     fn body_errors() {
         let response = body_error(&[], Vec::new(), BodyError::Malformed);
-        assert_eq!((response.status, response.reason, response.message.as_deref()), (400, "Bad Request", Some("Error parsing request body")));
+        assert_eq!(
+            (response.status, response.reason, response.message.as_deref()),
+            (400, "Bad Request", Some("Error parsing request body"))
+        );
         let response = body_error(&[], Vec::new(), BodyError::TooLarge);
         assert_eq!((response.status, response.message.as_deref()), (413, Some("Request body too large")));
         assert!(body_error(&[], Vec::new(), BodyError::OutOfMemory { form: true }).close);
@@ -847,12 +881,14 @@ mod tests {
         assert!(!conf.enabled(), "no [general]: ARI serves nothing");
         let (conf, _) = parse::<Vec<AclRule>>(&[section("general", &[("enabled", "no")])], None, compile);
         assert!(!conf.enabled());
-        let (conf, _) = parse::<Vec<AclRule>>(&[section("general", &[("enabled", "yes"), ("pretty", "yes")])], None, compile);
+        let (conf, _) =
+            parse::<Vec<AclRule>>(&[section("general", &[("enabled", "yes"), ("pretty", "yes")])], None, compile);
         assert!(conf.enabled());
         // ARI does not take a [general] with an option it does not know (unless type=general).
         let (conf, _) = parse::<Vec<AclRule>>(&[section("general", &[("bogus", "1")])], None, compile);
         assert!(conf.general.is_none());
-        let (conf, _) = parse::<Vec<AclRule>>(&[section("general", &[("type", "general"), ("bogus", "1")])], None, compile);
+        let (conf, _) =
+            parse::<Vec<AclRule>>(&[section("general", &[("type", "general"), ("bogus", "1")])], None, compile);
         assert!(conf.enabled());
     }
 
@@ -867,7 +903,16 @@ mod tests {
             section("badformat", &[("type", "user"), ("password", "p"), ("password_format", "md5")]),
             section("unknown", &[("type", "user"), ("password", "p"), ("colour", "blue")]),
             section("badacl", &[("type", "user"), ("password", "p"), ("permit", "bad")]),
-            section("acl", &[("type", "user"), ("password", "p"), ("deny", "0.0.0.0/0"), ("permit", "127.0.0.1"), ("acl", "named")]),
+            section(
+                "acl",
+                &[
+                    ("type", "user"),
+                    ("password", "p"),
+                    ("deny", "0.0.0.0/0"),
+                    ("permit", "127.0.0.1"),
+                    ("acl", "named"),
+                ],
+            ),
         ];
         let (conf, warnings) = parse(&sections, None, compile);
         let mut names: Vec<&str> = conf.users.keys().map(String::as_str).collect();
@@ -929,6 +974,9 @@ mod tests {
         let (conf, _) = parse(&[section("u", &[("type", "user"), ("password", "p")])], None, compile);
         let claim = params(CLAIM);
         let (response, _) = run(&conf, &post(&claim, basic("u", "p")));
-        assert_eq!((response.status, response.message.as_deref(), response.close), (500, Some("URI handler config missing"), true));
+        assert_eq!(
+            (response.status, response.message.as_deref(), response.close),
+            (500, Some("URI handler config missing"), true)
+        );
     }
 }

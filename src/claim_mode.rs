@@ -29,6 +29,8 @@ impl fmt::Display for Served {
 pub struct Decision {
     pub served: Served,
     pub reason: String,
+    /// Claims may not work this way: worth a WARNING.
+    pub warn: bool,
 }
 
 /// Major, minor and patch of an Asterisk version string such as
@@ -59,52 +61,50 @@ pub fn has_claim_route((major, minor, _): (u32, u32, u32)) -> bool {
 /// The effective endpoint for the `claim_endpoint` setting on the Asterisk
 /// whose version string is `version`.
 pub fn decide(setting: ClaimEndpoint, version: &str) -> Decision {
-    let parsed = parse_version(version);
-    let route = parsed.map(has_claim_route);
-    match (setting, route) {
-        (ClaimEndpoint::Module, Some(true)) => Decision {
-            served: Served::Module,
-            reason: format!(
-                "claim_endpoint=module: this module's handler serves it, in front of the route Asterisk {version} has"
-            ),
-        },
-        (ClaimEndpoint::Module, _) => Decision {
-            served: Served::Module,
-            reason: "claim_endpoint=module: this module's handler serves it".into(),
-        },
-        (ClaimEndpoint::Ari, Some(false) | None) => Decision {
-            served: Served::Ari,
-            reason: format!(
-                "claim_endpoint=ari, but Asterisk {version} has no claim route: claims are answered 404 by ARI; \
+    let route = parse_version(version).map(has_claim_route);
+    let (served, reason, warn) = match (setting, route) {
+        (ClaimEndpoint::Module, Some(true)) => (
+            Served::Module,
+            format!("claim_endpoint=module: this module's handler serves it, in front of the route Asterisk {version} has"),
+            false,
+        ),
+        (ClaimEndpoint::Module, _) => (Served::Module, "claim_endpoint=module: this module's handler serves it".into(), false),
+        (ClaimEndpoint::Ari, Some(true)) => {
+            (Served::Ari, format!("claim_endpoint=ari: Asterisk {version} routes it to this module"), false)
+        }
+        (ClaimEndpoint::Ari, Some(false)) => (
+            Served::Ari,
+            format!(
+                "claim_endpoint=ari, but Asterisk {version} has no claim route: ARI answers 404 to every claim; \
                  set claim_endpoint=auto or module"
             ),
-        },
-        (ClaimEndpoint::Ari, Some(true)) => Decision {
-            served: Served::Ari,
-            reason: format!("claim_endpoint=ari: Asterisk {version} routes it to this module"),
-        },
-        (ClaimEndpoint::Auto, Some(true)) => Decision {
-            served: Served::Ari,
-            reason: format!("claim_endpoint=auto: Asterisk {version} routes it to this module"),
-        },
-        (ClaimEndpoint::Auto, Some(false)) => Decision {
-            served: Served::Module,
-            reason: format!("claim_endpoint=auto: Asterisk {version} has no claim route, so this module serves it"),
-        },
-        (ClaimEndpoint::Auto, None) => Decision {
-            served: Served::Module,
-            reason: format!(
+            true,
+        ),
+        (ClaimEndpoint::Ari, None) => (
+            Served::Ari,
+            format!(
+                "claim_endpoint=ari, version '{version}' not recognised: if it has no claim route, ARI answers 404 \
+                 to every claim"
+            ),
+            true,
+        ),
+        (ClaimEndpoint::Auto, Some(true)) => {
+            (Served::Ari, format!("claim_endpoint=auto: Asterisk {version} routes it to this module"), false)
+        }
+        (ClaimEndpoint::Auto, Some(false)) => (
+            Served::Module,
+            format!("claim_endpoint=auto: Asterisk {version} has no claim route, so this module serves it"),
+            false,
+        ),
+        (ClaimEndpoint::Auto, None) => (
+            Served::Module,
+            format!(
                 "claim_endpoint=auto: version '{version}' not recognised, so this module serves it (works on every version)"
             ),
-        },
-    }
-}
-
-impl Decision {
-    /// Whether the decision is worth a WARNING (claims will not work).
-    pub fn is_broken(&self) -> bool {
-        self.served == Served::Ari && self.reason.contains("has no claim route")
-    }
+            false,
+        ),
+    };
+    Decision { served, reason, warn }
 }
 
 #[cfg(test)]
@@ -156,8 +156,10 @@ mod tests {
         assert_eq!(decide(ClaimEndpoint::Module, "22.10.1").served, Served::Module);
         assert!(decide(ClaimEndpoint::Module, "22.10.1").reason.contains("in front of"));
         assert_eq!(decide(ClaimEndpoint::Ari, "21.5.0").served, Served::Ari);
-        assert!(decide(ClaimEndpoint::Ari, "21.5.0").is_broken());
-        assert!(!decide(ClaimEndpoint::Ari, "22.10.1").is_broken());
+        assert!(decide(ClaimEndpoint::Ari, "21.5.0").warn);
+        assert!(decide(ClaimEndpoint::Ari, "GIT-master-1").warn);
+        assert!(!decide(ClaimEndpoint::Ari, "22.10.1").warn);
+        assert!(!decide(ClaimEndpoint::Auto, "21.5.0").warn);
         assert!(decide(ClaimEndpoint::Auto, "21.5.0").reason.contains("21.5.0"));
     }
 }

@@ -38,7 +38,9 @@ fn replace_conf(conf: Option<Arc<Conf>>) -> Option<Arc<Conf>> {
 /// At load: decide who serves claims and, if this module does, link its handler.
 pub fn start() {
     if !sorcery::watch_ari_reloads() {
-        log::debug(1, || "claim endpoint: ARI's configuration cannot be observed; module reload re-reads ari.conf".into());
+        log::debug(1, || {
+            "claim endpoint: ARI's configuration cannot be observed; module reload re-reads ari.conf".into()
+        });
     }
     apply(false);
 }
@@ -66,7 +68,7 @@ fn apply(reloading: bool) {
     let previous = DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
     if previous.as_ref() != Some(&decision) {
         let line = format!("claim endpoint: {} ({})", decision.served, decision.reason);
-        if decision.is_broken() {
+        if decision.warn {
             log::warning(&line);
         } else {
             log::notice(&line);
@@ -98,21 +100,25 @@ fn serve_from_module(reloading: bool) {
     let previous = current_conf();
     let conf = match crate::host::config::read(ARI_CONF) {
         ConfigFile::Loaded(sections) => {
-            let (conf, warnings) = ari_auth::parse(&sections, previous.as_deref(), |rules| Acl::compile(rules).map(Arc::new));
+            let (conf, warnings) =
+                ari_auth::parse(&sections, previous.as_deref(), |rules| Acl::compile(rules).map(Arc::new));
             for warning in &warnings {
                 log::warning(&format!("claim endpoint: {warning}"));
             }
             Arc::new(conf)
         }
         missing_or_invalid => {
-            let what = if matches!(missing_or_invalid, ConfigFile::Missing) { "not found" } else { "could not be parsed" };
+            let what =
+                if matches!(missing_or_invalid, ConfigFile::Missing) { "not found" } else { "could not be parsed" };
             match previous.clone() {
                 Some(previous) if reloading => {
                     log::warning(&format!("claim endpoint: {ARI_CONF} {what}; keeping the ARI users already read"));
                     previous
                 }
                 _ => {
-                    log::warning(&format!("claim endpoint: {ARI_CONF} {what}; ARI is not configured, claims are not served"));
+                    log::warning(&format!(
+                        "claim endpoint: {ARI_CONF} {what}; ARI is not configured, claims are not served"
+                    ));
                     Arc::new(Conf::default())
                 }
             }

@@ -50,7 +50,8 @@ impl Acl {
         // SAFETY: a live list; the address belongs to the request's session.
         unsafe {
             ffi::ast_acl_list_is_empty(self.raw) != 0
-                || ffi::ast_apply_acl(self.raw, request.remote_address(), PURPOSE.as_ptr()) != ffi::ast_acl_sense_AST_SENSE_DENY
+                || ffi::ast_apply_acl(self.raw, request.remote_address(), PURPOSE.as_ptr())
+                    != ffi::ast_acl_sense_AST_SENSE_DENY
         }
     }
 }

@@ -77,7 +77,8 @@ unsafe extern "C" fn claim_callback(
     IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     let use_count = UseCount::acquire();
     if let Some(ser) = NonNull::new(ser) {
-        let request = HttpRequest { ser, method, get_params, headers, answered: Cell::new(false), _callback: PhantomData };
+        let request =
+            HttpRequest { ser, method, get_params, headers, answered: Cell::new(false), _callback: PhantomData };
         let served = guarded("claim endpoint", false, || {
             crate::endpoint::serve(&request);
             true
@@ -197,7 +198,16 @@ impl HttpRequest<'_> {
         unsafe {
             let headers = ffi::sbshim_str_from(header_block.as_ptr());
             let out = ffi::sbshim_str_from(body.as_ptr());
-            ffi::ast_http_send(self.ser.as_ptr(), self.method, c_int::from(status), reason.as_ptr(), headers, out, 0, 0);
+            ffi::ast_http_send(
+                self.ser.as_ptr(),
+                self.method,
+                c_int::from(status),
+                reason.as_ptr(),
+                headers,
+                out,
+                0,
+                0,
+            );
         }
     }
 
@@ -219,7 +229,8 @@ fn body_error(error: c_int, form: bool) -> Option<BodyError> {
 
 /// `{"message": text}` in ARI's current JSON format (`pretty` in ari.conf).
 pub fn ari_message_body(text: &str) -> String {
-    let body = Json::object().and_then(|mut object| Json::string(text).map(|value| (object.set("message", value), object)));
+    let body =
+        Json::object().and_then(|mut object| Json::string(text).map(|value| (object.set("message", value), object)));
     // SAFETY: res_ari (which this module requires) exports it; it only reads ARI's config.
     let format = unsafe { ffi::ast_ari_json_format() };
     match body {

@@ -116,23 +116,7 @@ impl AriHttp {
             }
             None => self.agent.run(builder.body(()).expect("build request")),
         };
-        match result {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let headers = resp
-                    .headers()
-                    .iter()
-                    .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect();
-                let mut bytes = Vec::new();
-                let body = match resp.body_mut().as_reader().read_to_end(&mut bytes) {
-                    Ok(_) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(e) => format!("(error reading body: {e})"),
-                };
-                Response { status, headers, body }
-            }
-            Err(e) => Response { status: 0, headers: Vec::new(), body: format!("{method} {url}: {e}") },
-        }
+        response_of(result, method, &url)
     }
 
     /// GET with the default credentials.
@@ -178,6 +162,27 @@ impl AriHttp {
     }
 }
 
+/// The answer of `agent.run`, or the transport error as status 0.
+fn response_of(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, method: &str, url: &str) -> Response {
+    match result {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let mut bytes = Vec::new();
+            let body = match resp.body_mut().as_reader().read_to_end(&mut bytes) {
+                Ok(_) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(e) => format!("(error reading body: {e})"),
+            };
+            Response { status, headers, body }
+        }
+        Err(e) => Response { status: 0, headers: Vec::new(), body: format!("{method} {url}: {e}") },
+    }
+}
+
 /// Raw requests, for tests that need exact control over what is sent.
 impl AriHttp {
     /// Sends `method path` with exactly these headers and body (no default
@@ -192,23 +197,7 @@ impl AriHttp {
             Some(bytes) => self.agent.run(builder.body(bytes.to_vec()).expect("build request")),
             None => self.agent.run(builder.body(()).expect("build request")),
         };
-        match result {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let headers = resp
-                    .headers()
-                    .iter()
-                    .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect();
-                let mut bytes = Vec::new();
-                let body = match resp.body_mut().as_reader().read_to_end(&mut bytes) {
-                    Ok(_) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(e) => format!("(error reading body: {e})"),
-                };
-                Response { status, headers, body }
-            }
-            Err(e) => Response { status: 0, headers: Vec::new(), body: format!("{method} {url}: {e}") },
-        }
+        response_of(result, method, &url)
     }
 
     /// Writes `bytes` to a new connection and returns everything read until
