@@ -84,7 +84,7 @@ unsafe extern "C" fn claim_callback(
             true
         });
         if !served && !request.answered.get() {
-            crate::endpoint::answer_internal_error(&request);
+            guarded("claim endpoint", (), || crate::endpoint::answer_internal_error(&request));
         }
     }
     drop(use_count);
@@ -164,9 +164,12 @@ impl HttpRequest<'_> {
         // ours and destroyed after copying.
         let vars = unsafe { ffi::sbshim_http_get_post_vars(self.ser.as_ptr(), self.headers, &mut error) };
         if !vars.is_null() {
-            // SAFETY: list returned above, not used after being destroyed.
-            let form = unsafe { variables(vars) };
-            unsafe { ffi::ast_variables_destroy(vars) };
+            // SAFETY: the list returned above, copied, then destroyed and not used again.
+            let form = unsafe {
+                let form = variables(vars);
+                ffi::ast_variables_destroy(vars);
+                form
+            };
             return Ok(RequestBody::Form(form));
         }
         if let Some(error) = body_error(error, true) {
