@@ -49,6 +49,11 @@ fn main() {
         )
         .allowlist_function("ast_module_check|ast_optional_api_(provide|unprovide)")
         .allowlist_function("ast_cli_unregister_multiple")
+        .allowlist_function("ast_config_destroy|ast_category_browse|ast_variable_browse")
+        .allowlist_type("ast_variable|sbshim_config_status")
+        // The struct only: res_prometheus's functions are looked up at run time,
+        // so the module loads whether or not res_prometheus is there.
+        .allowlist_type("prometheus_callback")
         .allowlist_type("ast_cli_entry|ast_cli_args|ast_json_encoding_format")
         .allowlist_type("ast_cli_command")
         .default_enum_style(bindgen::EnumVariation::Consts)

@@ -15,6 +15,8 @@ struct ast_channel;
 struct ast_json;
 struct ast_cli_entry;
 struct ast_module;
+struct ast_config;
+struct ast_str;
 
 /* Module identity: also what keeps the shim's object (and the AST_MODULE_INFO
  * constructor in it) linked into the shared object. */
@@ -61,5 +63,17 @@ struct ast_json *sbshim_channel_snapshot_json(const char *uniqueid);
 /* CLI. */
 int sbshim_cli_register_multiple(struct ast_cli_entry *entries, int count);
 void sbshim_cli_print(int fd, const char *text);
+
+/* Appends text to a dynamic string (as "%s"). */
+void sbshim_str_append(struct ast_str **out, const char *text);
+
+/* Configuration files: ast_config_load() (a macro naming AST_MODULE), with
+ * its three sentinel results turned into a status. */
+enum sbshim_config_status {
+	SBSHIM_CONFIG_LOADED = 0,
+	SBSHIM_CONFIG_MISSING = 1,
+	SBSHIM_CONFIG_INVALID = 2,
+};
+struct ast_config *sbshim_config_load(const char *filename, int *status);
 
 #endif

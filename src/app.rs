@@ -4,10 +4,12 @@ use std::ffi::CStr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use crate::broadcast::args::{parse_app_args, Defaults};
+use crate::broadcast::args::parse_app_args;
 use crate::broadcast::filter::{AppFilter, FilterError};
 use crate::broadcast::registry::{Active, BroadcastSpec, Registry, Wake};
 use crate::broadcast::shuffle::shuffled;
+use crate::broadcast::stats::{Ending, Stats};
+use crate::config::{self, FilterErrorPolicy, Settings};
 use crate::events;
 use crate::host::channel::{self, Channel, ChannelRef, SleepEnd};
 use crate::host::module::UseCount;
@@ -17,6 +19,9 @@ pub const APP_NAME: &CStr = c"StasisBroadcast";
 
 /// Every live broadcast of this module.
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// What this module did since it was loaded.
+pub static STATS: LazyLock<Stats> = LazyLock::new(Stats::new);
 
 const STATUS: &str = "STASISSTATUS";
 
@@ -63,13 +68,24 @@ pub enum StartError {
 /// and registers the broadcast so claims can find it.
 fn start<'r>(
     channel: &Channel<'_>,
+    settings: &Settings,
     timeout: Duration,
     filter: Option<&str>,
     notify_claimed: bool,
     waker: Arc<dyn Wake>,
 ) -> Result<Active<'r>, StartError> {
     let pattern = filter.unwrap_or("");
-    let filter = AppFilter::from_arg(pattern).map_err(|error| StartError::Filter { pattern: pattern.to_owned(), error })?;
+    let filter = match AppFilter::from_arg(pattern) {
+        Ok(filter) => filter,
+        Err(error) if settings.filter_error == FilterErrorPolicy::BroadcastAll => {
+            log::warning(&format!(
+                "Channel {}: invalid app_filter '{pattern}': {error}; offering the call to every application (filter_error=broadcast_all)",
+                channel.name()
+            ));
+            None
+        }
+        Err(error) => return Err(StartError::Filter { pattern: pattern.to_owned(), error }),
+    };
     let offered: Vec<String> = stasis::application_names()
         .into_iter()
         .filter(|name| filter.as_ref().is_none_or(|filter| filter.matches(name)))
@@ -84,6 +100,7 @@ fn start<'r>(
             filter: filter.map(|filter| filter.pattern().to_owned()),
             offered: offered.clone(),
             notify_claimed,
+            claim_policy: settings.claim_policy,
         },
         waker,
     );
@@ -109,31 +126,40 @@ pub fn execute(channel: &Channel<'_>, data: &str) -> i32 {
     channel.set_variable(STATUS, "");
     inject_fault(channel);
     let name = channel.name();
-    let (args, warnings) = parse_app_args(data, &Defaults::default());
+    // This call keeps these settings to its end, whatever a reload does meanwhile.
+    let settings = config::current();
+    let (args, warnings) = parse_app_args(data, &settings.arg_defaults());
     for warning in &warnings {
         log::warning(&format!("Channel {name}: {warning}"));
     }
     let timeout = Duration::from_millis(u64::from(args.timeout_ms));
     let waker = Arc::new(ChannelWaker { channel: channel.to_ref(), _in_use: UseCount::acquire() });
-    let active = match start(channel, timeout, args.filter.as_deref(), args.notify_claimed, waker) {
+    let active = match start(channel, &settings, timeout, args.filter.as_deref(), args.notify_claimed, waker) {
         Ok(active) => active,
         Err(error) => {
+            STATS.not_started();
             log_start_error(&name, &error);
             channel.set_variable(STATUS, "FAILED");
             return CONTINUE;
         }
     };
 
+    STATS.started();
     let ended = channel.sleep_until(timeout, &|| active.is_claimed());
+    if let Some(claimed_at) = active.claimed_at() {
+        STATS.claim_to_wake(claimed_at.elapsed());
+    }
     // A claim may land between the wait ending and this line: settle decides
     // once, under the registry lock, whether it counts.
     let Some(winner) = active.settle() else {
         drop(active);
         channel.set_variable(STATUS, "TIMEOUT");
         if ended == SleepEnd::HungUp {
+            STATS.ended(Ending::HungUp);
             log::verbose(3, &format!("Channel {name} hung up while waiting for a claim"));
             return HANG_UP;
         }
+        STATS.ended(Ending::TimedOut);
         log::warning(&format!("Channel {name}: not claimed within {}ms timeout", args.timeout_ms));
         return CONTINUE;
     };
@@ -143,9 +169,11 @@ pub fn execute(channel: &Channel<'_>, data: &str) -> i32 {
     let succeeded = stasis::exec(channel, &winner, &args.stasis_args);
     drop(active);
     if succeeded {
+        STATS.ended(Ending::Claimed);
         channel.set_variable(STATUS, "SUCCESS");
         return CONTINUE;
     }
+    STATS.ended(Ending::StasisFailed);
     channel.set_variable(STATUS, "FAILED");
     if channel.is_hung_up() {
         HANG_UP
@@ -176,7 +204,7 @@ pub fn api_broadcast_channel(channel: &Channel<'_>, timeout_ms: i32, filter: Opt
     const SUPPRESS_CLAIMED: u32 = 1;
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     let waker = Arc::new(UniqueIdWaker { unique_id: channel.unique_id(), _in_use: UseCount::acquire() });
-    match start(channel, timeout, filter, flags & SUPPRESS_CLAIMED == 0, waker) {
+    match start(channel, &config::current(), timeout, filter, flags & SUPPRESS_CLAIMED == 0, waker) {
         Ok(active) => {
             // The caller removes it with stasis_app_broadcast_cleanup.
             active.detach();

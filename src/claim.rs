@@ -1,37 +1,48 @@
 //! Claims: the answer to `POST /ari/events/claim`, and `CallClaimed`.
 
-use crate::app::REGISTRY;
+use crate::app::{REGISTRY, STATS};
 use crate::broadcast::registry::ClaimOutcome;
+use crate::broadcast::stats::ClaimAnswer;
 use crate::events;
 use crate::host::{log, stasis};
 
 /// A claim for the broadcast of `channel_id` by `application`.
 ///
-/// An application that is not a registered Stasis application cannot take the
-/// call (Stasis would fail and the caller hear silence), so its claim is
-/// answered "not found" and the race stays open for the others.
+/// Who may win is the `claim_policy` the broadcast started with. A refused
+/// claimant is answered "not found" and the race stays open for the others;
+/// a call that is already taken answers 409 to everyone.
 pub fn claim(channel_id: &str, application: &str) -> ClaimOutcome {
     if channel_id.is_empty() || application.is_empty() {
+        STATS.claim(ClaimAnswer::NotFound);
         return ClaimOutcome::NotFound;
     }
-    if !stasis::is_registered(application) {
-        // A call that is already taken answers 409 to everyone, as it would
-        // have had the name been valid.
-        if REGISTRY.is_claimed_by_id(channel_id) {
-            return ClaimOutcome::AlreadyClaimed;
-        }
-        log::notice(&format!(
-            "Claim for channel {channel_id} by '{application}' rejected: no Stasis application of that name is registered"
-        ));
-        return ClaimOutcome::NotFound;
-    }
-    let result = REGISTRY.claim(channel_id, application);
+    // Asked of Stasis before taking the registry lock (never call Asterisk under it).
+    let registered = stasis::is_registered(application);
+    let result = REGISTRY.claim_if(channel_id, application, |spec| {
+        spec.claim_policy.allows(registered, spec.offered.iter().any(|name| name == application))
+    });
     match result.outcome {
-        ClaimOutcome::Won => log::verbose(3, &format!("Channel {channel_id} claimed by application {application}")),
-        ClaimOutcome::AlreadyClaimed => {
-            log::debug(1, || format!("Channel {channel_id} already claimed (attempt by {application} refused)"))
+        ClaimOutcome::Won => {
+            STATS.claim(ClaimAnswer::Won);
+            log::verbose(3, &format!("Channel {channel_id} claimed by application {application}"));
         }
-        ClaimOutcome::NotFound => log::debug(1, || format!("No broadcast waiting for channel {channel_id} (claim by {application})")),
+        ClaimOutcome::AlreadyClaimed => {
+            STATS.claim(ClaimAnswer::Conflict);
+            log::debug(1, || format!("Channel {channel_id} already claimed (attempt by {application} refused)"));
+        }
+        ClaimOutcome::NotFound => {
+            STATS.claim(ClaimAnswer::NotFound);
+            log::debug(1, || format!("No broadcast waiting for channel {channel_id} (claim by {application})"));
+        }
+        ClaimOutcome::NotAllowed => {
+            STATS.claim(ClaimAnswer::Policy);
+            let why = if registered {
+                "the call was not offered to it (claim_policy=offered)"
+            } else {
+                "no Stasis application of that name is registered"
+            };
+            log::notice(&format!("Claim for channel {channel_id} by '{application}' rejected: {why}"));
+        }
     }
     if let Some(notice) = result.notice {
         match events::call_claimed(&notice.channel_id, &notice.winner) {

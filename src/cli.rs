@@ -1,25 +1,52 @@
-//! `stasis broadcast …` CLI commands.
+//! `stasis broadcast show …` CLI commands.
 
 use std::fmt::Write;
+use std::time::Duration;
 
-use crate::app::REGISTRY;
+use crate::app::{REGISTRY, STATS};
 use crate::broadcast::registry::Phase;
+use crate::config;
 use crate::host::cli::{CliCommand, CliOutcome};
 
-pub static COMMANDS: [CliCommand; 1] = [CliCommand {
-    command: c"stasis broadcast show broadcasts",
-    summary: c"List broadcasts in progress",
-    usage: c"Usage: stasis broadcast show broadcasts\n       Lists the calls being offered to ARI applications or held by a winner's Stasis session:\n       channel, age, timeout, filter, applications offered and state.\n",
-    run: show_broadcasts,
-}];
+pub static COMMANDS: [CliCommand; 3] = [
+    CliCommand {
+        command: c"stasis broadcast show broadcasts",
+        summary: c"List broadcasts in progress",
+        usage: c"Usage: stasis broadcast show broadcasts [<channel>]\n       Lists the calls being offered to ARI applications or held by a winner's Stasis session:\n       channel, age, timeout, filter, applications offered and state (waiting, claimed by X,\n       in Stasis). With <channel>, only channels whose name starts with it.\n",
+        run: show_broadcasts,
+        complete: Some(complete_channel),
+    },
+    CliCommand {
+        command: c"stasis broadcast show stats",
+        summary: c"Show broadcast and claim counters",
+        usage: c"Usage: stasis broadcast show stats\n       Counters since the module was loaded: broadcasts started and how they ended,\n       claims won and rejected, and claim-to-wake latency percentiles over the last\n       10000 claims.\n",
+        run: show_stats,
+        complete: None,
+    },
+    CliCommand {
+        command: c"stasis broadcast show settings",
+        summary: c"Show the effective configuration",
+        usage: c"Usage: stasis broadcast show settings\n       The settings new broadcasts start with (stasis_broadcast.conf, re-read on\n       'module reload res_stasis_broadcast_rs.so'), and which claim endpoint is in use.\n",
+        run: show_settings,
+        complete: None,
+    },
+];
+
+const ROW_LABEL_WIDTH: usize = 38;
+
+fn row(out: &mut String, label: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "  {label:<ROW_LABEL_WIDTH$}{value}");
+}
 
 fn show_broadcasts(words: &[String]) -> CliOutcome {
-    if words.len() != 4 {
-        return CliOutcome::ShowUsage;
-    }
-    let views = REGISTRY.views();
+    let prefix = match words.len() {
+        4 => "",
+        5 => words[4].as_str(),
+        _ => return CliOutcome::ShowUsage,
+    };
+    let views: Vec<_> = REGISTRY.views().into_iter().filter(|view| view.spec.channel_name.starts_with(prefix)).collect();
     let mut out = String::new();
-    let _ = writeln!(out, "{:<40} {:>8} {:>8} {:<16} {:>7}  {}", "Channel", "Age(ms)", "Timeout", "Filter", "Offered", "State");
+    let _ = writeln!(out, "{:<40} {:>8} {:>8} {:<16} {:>7}  State", "Channel", "Age(ms)", "Timeout", "Filter", "Offered");
     for view in &views {
         let state = match &view.phase {
             Phase::Waiting => "waiting".to_owned(),
@@ -39,5 +66,76 @@ fn show_broadcasts(words: &[String]) -> CliOutcome {
         );
     }
     let _ = writeln!(out, "{} active broadcast(s)", views.len());
+    CliOutcome::Output(out)
+}
+
+/// Channel names of live broadcasts, for `show broadcasts <channel>`.
+fn complete_channel(position: usize, word: &str) -> Vec<String> {
+    if position != 4 {
+        return Vec::new();
+    }
+    REGISTRY
+        .views()
+        .into_iter()
+        .map(|view| view.spec.channel_name)
+        .filter(|name| name.starts_with(word))
+        .collect()
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn show_stats(words: &[String]) -> CliOutcome {
+    if words.len() != 4 {
+        return CliOutcome::ShowUsage;
+    }
+    let stats = STATS.snapshot();
+    let mut out = String::new();
+    let _ = writeln!(out, "Since load ({} s ago)", STATS.since().as_secs());
+    let _ = writeln!(out, "Broadcasts");
+    row(&mut out, "started:", stats.started);
+    row(&mut out, "claimed (Stasis ran):", stats.claimed);
+    row(&mut out, "timed out:", stats.timed_out);
+    row(&mut out, "hung up while waiting:", stats.hung_up);
+    row(&mut out, "claimed, Stasis failed:", stats.stasis_failed);
+    row(&mut out, "could not start:", stats.not_started);
+    row(&mut out, "in progress now:", REGISTRY.len());
+    let _ = writeln!(out, "Claims");
+    row(&mut out, "won (204):", stats.claims_won);
+    row(&mut out, "rejected, already claimed (409):", stats.rejected_conflict);
+    row(&mut out, "rejected, no broadcast (404):", stats.rejected_not_found);
+    row(&mut out, "rejected by claim_policy (404):", stats.rejected_policy);
+    match STATS.percentiles() {
+        Some(p) => {
+            let _ = writeln!(out, "Claim-to-wake latency (last {} claims)", p.samples);
+            row(&mut out, "p50:", millis(p.p50));
+            row(&mut out, "p90:", millis(p.p90));
+            row(&mut out, "p99:", millis(p.p99));
+            row(&mut out, "max:", millis(p.max));
+        }
+        None => {
+            let _ = writeln!(out, "Claim-to-wake latency: no claims yet");
+        }
+    }
+    CliOutcome::Output(out)
+}
+
+fn show_settings(words: &[String]) -> CliOutcome {
+    if words.len() != 4 {
+        return CliOutcome::ShowUsage;
+    }
+    let settings = config::current();
+    let mut out = String::new();
+    let _ = writeln!(out, "Settings for new broadcasts (from {})", settings.origin);
+    row(&mut out, "default_timeout", format!("{} ms", settings.default_timeout_ms));
+    row(&mut out, "max_timeout", format!("{} ms", settings.max_timeout_ms));
+    row(&mut out, "filter_error", settings.filter_error);
+    row(&mut out, "claim_policy", settings.claim_policy);
+    row(&mut out, "claim_endpoint", settings.claim_endpoint);
+    row(&mut out, "notify_claimed_default", if settings.notify_claimed_default { "yes" } else { "no" });
+    let _ = writeln!(out, "In use");
+    row(&mut out, "claim endpoint:", crate::lifecycle::claim_endpoint_status());
+    row(&mut out, "Prometheus metrics:", crate::metrics::status());
     CliOutcome::Output(out)
 }

@@ -5,12 +5,13 @@
 //! - `ffi`: bindings generated from the Asterisk headers, and the C shim;
 //! - `host`: the only `unsafe` code, thin safe wrappers over `ffi`, and the
 //!   `extern "C"` entry points (each through `guard`);
-//! - `broadcast`: the pure logic (registry, filter, arguments, shuffle),
-//!   unit-tested without Asterisk;
-//! - `app`, `claim`, `events`, `cli`, `lifecycle`: the module's behaviour,
+//! - `broadcast` and `config`: the pure logic (registry, filter, arguments,
+//!   shuffle, counters, settings), unit-tested without Asterisk;
+//! - `app`, `claim`, `events`, `cli`, `metrics`, `lifecycle`: the module's behaviour,
 //!   safe Rust over `host`.
 
 pub mod broadcast;
+pub mod config;
 
 // Everything that touches Asterisk is left out of unit-test builds, which
 // link no Asterisk.
@@ -30,3 +31,5 @@ mod guard;
 mod host;
 #[cfg(not(test))]
 mod lifecycle;
+#[cfg(not(test))]
+mod metrics;

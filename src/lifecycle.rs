@@ -3,7 +3,9 @@
 
 use std::ffi::CStr;
 
-use crate::app::{APP_NAME, REGISTRY};
+use crate::app::{APP_NAME, REGISTRY, STATS};
+use crate::config::{self, Origin, Settings};
+use crate::host::config::ConfigFile;
 use crate::host::{cli, entry, log, module};
 use crate::{ffi, guard};
 
@@ -31,6 +33,8 @@ pub fn load() -> i32 {
         ));
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
+    STATS.reset();
+    apply_config(false);
     if !module::register_application(APP_NAME, entry::stasis_broadcast_exec) {
         log::error("res_stasis_broadcast_rs: could not register the StasisBroadcast application");
         return ffi::AST_MODULE_LOAD_DECLINE;
@@ -41,6 +45,7 @@ pub fn load() -> i32 {
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
     module::provide(&entry::optional_functions());
+    crate::metrics::start();
     ffi::AST_MODULE_LOAD_SUCCESS
 }
 
@@ -52,6 +57,7 @@ pub fn unload() -> i32 {
         log::warning(&format!("res_stasis_broadcast_rs: {live} broadcast(s) in progress; not unloading"));
         return -1;
     }
+    crate::metrics::stop();
     module::unprovide(&entry::optional_functions());
     cli::unregister();
     module::unregister_application(APP_NAME);
@@ -60,5 +66,51 @@ pub fn unload() -> i32 {
 }
 
 pub fn reload() -> i32 {
+    apply_config(true);
+    // res_prometheus may have been loaded since.
+    crate::metrics::start();
     ffi::AST_MODULE_LOAD_SUCCESS
+}
+
+/// Reads stasis_broadcast.conf and makes it the snapshot new broadcasts use.
+/// Nothing in the file can stop the module: every bad value is logged with
+/// what is used instead. On reload, a file that no longer parses keeps the
+/// settings in force.
+fn apply_config(reloading: bool) {
+    let settings = match crate::host::config::read(config::FILE_NAME) {
+        ConfigFile::Loaded(sections) => {
+            let (settings, warnings) = config::parse(&sections);
+            for warning in &warnings {
+                log::warning(&warning.to_string());
+            }
+            settings
+        }
+        ConfigFile::Missing => {
+            log::notice(&format!("{} not found; using the default settings", config::FILE_NAME));
+            Settings { origin: Origin::FileMissing, ..Settings::default() }
+        }
+        ConfigFile::Invalid if reloading => {
+            log::error(&format!("{} could not be parsed; keeping the settings in force", config::FILE_NAME));
+            return;
+        }
+        ConfigFile::Invalid => {
+            log::error(&format!("{} could not be parsed; using the default settings", config::FILE_NAME));
+            Settings { origin: Origin::FileInvalid, ..Settings::default() }
+        }
+    };
+    let previous = config::replace(settings);
+    let current = config::current();
+    if reloading && *previous != *current {
+        log::verbose(2, &format!("{} reloaded; new broadcasts use the new settings", config::FILE_NAME));
+    }
+    log::debug(1, || format!("settings: {current:?}"));
+}
+
+/// Who answers POST /ari/events/claim, for `stasis broadcast show settings`.
+pub fn claim_endpoint_status() -> String {
+    if module::is_loaded(c"res_ari_events.so") {
+        "ari (res_ari_events routes POST /ari/events/claim to this module through the optional API)".to_owned()
+    } else {
+        "none (res_ari_events.so is not loaded)".to_owned()
+    }
 }

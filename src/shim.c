@@ -15,6 +15,7 @@
 #include "asterisk/astobj2.h"
 #include "asterisk/channel.h"
 #include "asterisk/cli.h"
+#include "asterisk/config.h"
 #include "asterisk/frame.h"
 #include "asterisk/json.h"
 #include "asterisk/logger.h"
@@ -22,6 +23,7 @@
 #include "asterisk/pbx.h"
 #include "asterisk/stasis_app.h"
 #include "asterisk/stasis_channels.h"
+#include "asterisk/strings.h"
 #include "asterisk/time.h"
 #include "asterisk/utils.h"
 
@@ -196,6 +198,24 @@ void sbshim_cli_print(int fd, const char *text)
 	ast_cli(fd, "%s", text);
 }
 
+struct ast_config *sbshim_config_load(const char *filename, int *status)
+{
+	struct ast_flags flags = { 0 };
+	struct ast_config *cfg = ast_config_load(filename, flags);
+
+	if (cfg == CONFIG_STATUS_FILEINVALID) {
+		*status = SBSHIM_CONFIG_INVALID;
+		return NULL;
+	}
+	*status = cfg ? SBSHIM_CONFIG_LOADED : SBSHIM_CONFIG_MISSING;
+	return cfg;
+}
+
+void sbshim_str_append(struct ast_str **out, const char *text)
+{
+	ast_str_append(out, 0, "%s", text);
+}
+
 AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,
 	"Stasis broadcast: offer a call to many ARI applications, first claim wins (Rust)",
 	.support_level = AST_MODULE_SUPPORT_EXTENDED,
@@ -204,6 +224,7 @@ AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,
 	.reload = reload_module,
 	.load_pri = AST_MODPRI_APP_DEPEND,
 	.requires = "res_stasis,res_ari,res_http_websocket",
-	/* Listed so that, when configured, they load first and this module sees them and declines. */
-	.optional_modules = "res_ari_events,res_stasis_broadcast,app_stasis_broadcast",
+	/* Loaded first when configured: res_prometheus so the metrics can register,
+	 * the C implementation so this module sees it and declines. */
+	.optional_modules = "res_ari_events,res_prometheus,res_stasis_broadcast,app_stasis_broadcast",
 );

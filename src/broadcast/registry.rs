@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::config::ClaimPolicy;
+
 /// Wakes whoever waits for a claim on one broadcast.
 pub trait Wake: Send + Sync {
     fn wake(&self);
@@ -26,6 +28,9 @@ pub enum ClaimOutcome {
     NotFound,
     /// Another application won first (the call may be in its Stasis session).
     AlreadyClaimed,
+    /// The broadcast is waiting, but the claim policy it started with does
+    /// not let this application take it; the race stays open for others.
+    NotAllowed,
 }
 
 impl ClaimOutcome {
@@ -33,7 +38,7 @@ impl ClaimOutcome {
     pub fn code(self) -> i32 {
         match self {
             ClaimOutcome::Won => 0,
-            ClaimOutcome::NotFound => -1,
+            ClaimOutcome::NotFound | ClaimOutcome::NotAllowed => -1,
             ClaimOutcome::AlreadyClaimed => -2,
         }
     }
@@ -62,6 +67,8 @@ pub struct BroadcastSpec {
     /// The applications the call was offered to, in delivery order.
     pub offered: Vec<String>,
     pub notify_claimed: bool,
+    /// Who may claim it (from the settings it started with).
+    pub claim_policy: ClaimPolicy,
 }
 
 /// A read-only view of one live broadcast (for the CLI).
@@ -94,6 +101,8 @@ struct Entry {
     spec: BroadcastSpec,
     started: Instant,
     phase: Phase,
+    /// When the winning claim arrived.
+    claimed_at: Option<Instant>,
     /// Distinguishes this broadcast from a later one on the same channel.
     generation: u64,
     waker: Arc<dyn Wake>,
@@ -140,7 +149,7 @@ impl Registry {
         let channel_id = spec.channel_id.clone();
         let replaced = state.entries.insert(
             channel_id.clone(),
-            Entry { spec, started: Instant::now(), phase: Phase::Waiting, generation, waker },
+            Entry { spec, started: Instant::now(), phase: Phase::Waiting, claimed_at: None, generation, waker },
         );
         drop(state);
         // Dropping an entry drops its waker, which may call into Asterisk: never under our lock.
@@ -148,8 +157,20 @@ impl Registry {
         Active { registry: self, channel_id, generation }
     }
 
-    /// A claim by `application` for the broadcast of `channel_id`.
+    /// A claim by `application` for the broadcast of `channel_id`, allowed by any policy.
     pub fn claim(&self, channel_id: &str, application: &str) -> ClaimResult {
+        self.claim_if(channel_id, application, |_| true)
+    }
+
+    /// A claim that wins only if `allowed` accepts the waiting broadcast's
+    /// spec. The check runs under the registry lock, so it must not call
+    /// into Asterisk: whatever it needs from there is looked up beforehand.
+    pub fn claim_if(
+        &self,
+        channel_id: &str,
+        application: &str,
+        allowed: impl FnOnce(&BroadcastSpec) -> bool,
+    ) -> ClaimResult {
         let mut state = self.lock();
         let Some(entry) = state.entries.get_mut(channel_id) else {
             return ClaimResult { outcome: ClaimOutcome::NotFound, notice: None, claimed_after: None };
@@ -163,7 +184,11 @@ impl Registry {
                 return ClaimResult { outcome: ClaimOutcome::NotFound, notice: None, claimed_after: None }
             }
         }
+        if !allowed(&entry.spec) {
+            return ClaimResult { outcome: ClaimOutcome::NotAllowed, notice: None, claimed_after: None };
+        }
         entry.phase = Phase::Claimed { winner: application.to_owned() };
+        entry.claimed_at = Some(Instant::now());
         let waker = Arc::clone(&entry.waker);
         let notice = entry.spec.notify_claimed.then(|| ClaimedNotice {
             channel_id: channel_id.to_owned(),
@@ -226,7 +251,7 @@ impl Registry {
             .values()
             .map(|entry| BroadcastView { spec: entry.spec.clone(), age: entry.started.elapsed(), phase: entry.phase.clone() })
             .collect();
-        views.sort_by(|a, b| b.age.cmp(&a.age));
+        views.sort_by_key(|view| std::cmp::Reverse(view.age));
         views
     }
 }
@@ -244,6 +269,16 @@ impl Active<'_> {
             Some(Entry { generation, phase: Phase::Claimed { .. } | Phase::InStasis { .. }, .. })
                 if *generation == self.generation
         )
+    }
+
+    /// When the winning claim arrived (None while unclaimed).
+    pub fn claimed_at(&self) -> Option<Instant> {
+        let state = self.registry.lock();
+        state
+            .entries
+            .get(&self.channel_id)
+            .filter(|entry| entry.generation == self.generation)
+            .and_then(|entry| entry.claimed_at)
     }
 
     /// See [`Registry::settle_by_id`].
@@ -318,6 +353,7 @@ mod tests {
             filter: None,
             offered: offered.iter().map(|name| (*name).to_owned()).collect(),
             notify_claimed: notify,
+            claim_policy: ClaimPolicy::Registered,
         }
     }
 
@@ -331,6 +367,30 @@ mod tests {
         assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::AlreadyClaimed);
         assert!(active.is_claimed());
         assert_eq!(*wake.woken.lock().unwrap(), 1, "the waiter is woken once, by the winning claim");
+    }
+
+    #[test]
+    fn a_refused_claim_leaves_the_race_open_and_a_claimed_call_still_conflicts() {
+        let registry = Registry::new();
+        let _active = registry.begin(spec("c1", &["a", "b"], false), Arc::new(CondvarWake::default()));
+        let offered = |app: &'static str| move |spec: &BroadcastSpec| spec.offered.iter().any(|name| name == app);
+        assert_eq!(registry.claim_if("c1", "x", offered("x")).outcome, ClaimOutcome::NotAllowed);
+        assert_eq!(ClaimOutcome::NotAllowed.code(), -1);
+        let won = registry.claim_if("c1", "b", offered("b"));
+        assert_eq!(won.outcome, ClaimOutcome::Won);
+        assert_eq!(registry.claim_if("c1", "x", offered("x")).outcome, ClaimOutcome::AlreadyClaimed);
+        assert_eq!(registry.claim_if("nope", "a", offered("a")).outcome, ClaimOutcome::NotFound);
+    }
+
+    #[test]
+    fn claimed_at_is_set_by_the_winning_claim() {
+        let registry = Registry::new();
+        let active = registry.begin(spec("c1", &["a"], false), Arc::new(CondvarWake::default()));
+        assert_eq!(active.claimed_at(), None);
+        let before = Instant::now();
+        registry.claim("c1", "a");
+        let at = active.claimed_at().expect("claimed");
+        assert!(at >= before && at <= Instant::now());
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub struct CliCommand {
     pub usage: &'static CStr,
     /// Receives the words typed (argv), returns what to print.
     pub run: fn(&[String]) -> CliOutcome,
+    /// Tab completion: given the position of the word being completed and
+    /// what is typed of it so far, every candidate (Asterisk asks for them
+    /// one by one).
+    pub complete: Option<fn(usize, &str) -> Vec<String>>,
 }
 
 // The handler must not take a lock of ours: Asterisk calls it with its own CLI
@@ -94,8 +98,18 @@ unsafe extern "C" fn handle(entry: *mut ffi::ast_cli_entry, cmd: c_int, args: *m
             }
             return std::ptr::null_mut();
         }
-        if cmd == ffi::ast_cli_command_CLI_GENERATE || args.is_null() {
+        if args.is_null() {
             return std::ptr::null_mut();
+        }
+        if cmd == ffi::ast_cli_command_CLI_GENERATE {
+            let Some(complete) = command.complete else { return std::ptr::null_mut() };
+            // SAFETY: for completion Asterisk passes valid args with `word` set.
+            let (pos, word, n) = unsafe {
+                let args = &*args;
+                (usize::try_from(args.pos).unwrap_or(0), super::string_from(args.word), usize::try_from(args.n).unwrap_or(0))
+            };
+            // Asterisk frees the string it is given (ast_free).
+            return complete(pos, &word).get(n).map_or(std::ptr::null_mut(), |candidate| super::asterisk_strdup(candidate));
         }
         // SAFETY: for execution Asterisk passes valid args with argc entries in argv.
         let (fd, words) = unsafe {

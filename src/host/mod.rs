@@ -6,9 +6,11 @@
 
 pub mod channel;
 pub mod cli;
+pub mod config;
 pub mod json;
 pub mod log;
 pub mod module;
+pub mod prometheus;
 pub mod stasis;
 pub mod entry;
 

@@ -79,11 +79,20 @@ impl AriHttp {
 
     /// Sends one request; `path_and_query` is relative to `/ari` (`/channels?x=1`) unless it starts with `/ari/`.
     pub fn request(&self, method: &str, path_and_query: &str, body: Option<&Value>, auth: &Auth) -> Response {
-        let mut url = if path_and_query.starts_with("/ari/") || path_and_query == "/ari" {
+        let url = if path_and_query.starts_with("/ari/") || path_and_query == "/ari" {
             format!("{}{}", self.base_url, path_and_query)
         } else {
             format!("{}/ari{}", self.base_url, path_and_query)
         };
+        self.send(method, url, body, auth)
+    }
+
+    /// GET of a path outside ARI (such as `/metrics`), without credentials.
+    pub fn get_outside_ari(&self, path_and_query: &str) -> Response {
+        self.send("GET", format!("{}{}", self.base_url, path_and_query), None, &Auth::None)
+    }
+
+    fn send(&self, method: &str, mut url: String, body: Option<&Value>, auth: &Auth) -> Response {
         let mut builder = ureq::http::Request::builder().method(method);
         match auth {
             Auth::User(u, p) => {
