@@ -1,7 +1,9 @@
 //! The three places that describe `stasis_broadcast.conf` (the sample file,
 //! the XML documentation Asterisk shows, the README) name the same options
 //! with the same defaults, and the XML documents what the module does. No
-//! Asterisk needed.
+//! Asterisk needed. (That the module's own defaults are these is checked in
+//! tests/install.rs, against `stasis broadcast show settings`: integration
+//! tests cannot link the crate, which needs Asterisk's symbols.)
 
 mod common;
 

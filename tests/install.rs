@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 const OURS: &str = "res_stasis_broadcast_rs.so";
+const CONF: &str = "stasis_broadcast.conf";
 const XML_NAME: &str = "res_stasis_broadcast_rs-en_US.xml";
 /// The Makefile's default ASTDATADIR and ASTETCDIR (Debian's layout, the runtime's).
 const DATADIR: &str = "/usr/share/asterisk";
@@ -90,6 +91,25 @@ fn make(target: &str, destdir: &DestDir, vars: &[(&str, &str)]) -> String {
     text
 }
 
+/// Since `mark`, the module had nothing to say about stasis_broadcast.conf
+/// (no WARNING, no ERROR, no "not found"), and it runs with the defaults of
+/// `OPTIONS`, taken from that file.
+fn assert_config_read_cleanly(asterisk: &Asterisk, mark: usize) {
+    let log = asterisk.log_since(mark);
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(CONF) && (l.contains("WARNING") || l.contains("ERROR") || l.contains("not found")))
+        .collect();
+    assert!(complaints.is_empty(), "the sample config is read without complaint:\n{}", complaints.join("\n"));
+    let settings = asterisk.cli("stasis broadcast show settings");
+    assert!(settings.contains(&format!("(from {CONF})")), "{settings}");
+    for (name, default) in OPTIONS {
+        let row = settings.lines().find(|l| l.trim_start().starts_with(&format!("{name} "))).unwrap_or_default();
+        let value = row.trim_start().strip_prefix(name).unwrap_or_default().trim();
+        assert!(value == default || value == format!("{default} ms"), "{name}: {default} expected:\n{settings}");
+    }
+}
+
 /// CLI output without terminal colour sequences, whitespace squashed.
 fn plain(text: &str) -> String {
     let mut out = String::new();
@@ -133,12 +153,17 @@ fn make_install_feeds_a_real_asterisk_and_make_uninstall_removes_exactly_that() 
     assert_eq!(mode(&dest.join(&xmldoc)), 0o644);
     assert_eq!(mode(&dest.join(&sample)), 0o644);
 
-    // 2. An Asterisk whose module and data directories are those of the tree.
-    let asterisk = Asterisk::start(
-        AsteriskConfig::new(Broadcaster::Neither).load(OURS).installed_in(&dest.host, &moddir, DATADIR),
-    );
+    // 2. An Asterisk whose module and data directories are those of the tree,
+    //    with the installed sample as its stasis_broadcast.conf.
+    let installed_sample = fs::read_to_string(dest.join(&sample)).unwrap();
+    let config = AsteriskConfig::new(Broadcaster::Neither)
+        .load(OURS)
+        .installed_in(&dest.host, &moddir, DATADIR)
+        .file(CONF, &installed_sample);
+    let asterisk = Asterisk::start(config);
     let line = module_line(&asterisk, OURS).expect("module listed");
     assert!(is_running(&asterisk, OURS), "{line}");
+    assert_config_read_cleanly(&asterisk, 0);
     let xml = repo_file(XMLDOC);
 
     let shown = asterisk.cli("core show application StasisBroadcast");
@@ -193,6 +218,28 @@ fn make_install_feeds_a_real_asterisk_and_make_uninstall_removes_exactly_that() 
     assert!(shown_option.contains(&format!("[Synopsis] {option_synopsis}")), "{option}");
     assert!(shown_option.contains(&format!("[Description] {description}")), "{option}");
     assert!(shown_option.contains("default_timeout = [Unsigned Integer] (Default: 500)"), "{option}");
+
+    // Every setting of the sample uncommented as written: read again on
+    // reload, still without a word, to the same settings.
+    let uncommented: String = installed_sample
+        .lines()
+        .map(|line| if commented_setting(line).is_some() { &line[1..] } else { line })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(sample_options(&uncommented).is_empty(), "every setting uncommented");
+    // (First another value, so the reload to the sample's is a visible change.)
+    let etc_conf = asterisk.dir().join("etc").join(CONF);
+    fs::write(&etc_conf, "[general]\nmax_timeout = 59999\n").unwrap();
+    asterisk.cli(&format!("module reload {OURS}"));
+    let settings = asterisk.cli("stasis broadcast show settings");
+    assert!(settings.contains("59999 ms"), "{settings}");
+    fs::write(&etc_conf, &uncommented).unwrap();
+    let mark = asterisk.log_mark();
+    let reloaded = asterisk.cli(&format!("module reload {OURS}"));
+    println!("module reload {OURS}: {reloaded}");
+    let changed = format!("{CONF} reloaded; new broadcasts use the new settings");
+    assert!(asterisk.wait_for_log_since(mark, &changed, 5 * SECOND), "{changed}:\n{}", asterisk.log_since(mark));
+    assert_config_read_cleanly(&asterisk, mark);
     drop(asterisk);
 
     // 3. The instance is gone and the tree is as make install left it.

@@ -113,26 +113,25 @@ pub fn xml_names(xml: &str, element: &str) -> Vec<String> {
     xml_start_tags(xml, element).into_iter().filter_map(|tag| attribute(tag, "name")).collect()
 }
 
-/// `(name, value)` of the commented-out settings (`;name = value`) of the
-/// sample file's `[general]` section.
+/// `(name, value)` of a commented-out setting line (`;name = value`), as
+/// opposed to a comment (`; text`).
+pub fn commented_setting(line: &str) -> Option<(String, String)> {
+    let (name, value) = line.trim_end().strip_prefix(';')?.split_once('=')?;
+    let name = name.trim_end();
+    let is_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    is_name.then(|| (name.to_owned(), value.trim().to_owned()))
+}
+
+/// `(name, value)` of the commented-out settings of the sample file's
+/// `[general]` section.
 pub fn sample_options(sample: &str) -> Vec<(String, String)> {
     let mut in_general = false;
     let mut found = Vec::new();
     for line in sample.lines() {
-        let line = line.trim();
         if line.starts_with('[') {
-            in_general = line == "[general]";
-            continue;
-        }
-        let Some(setting) = line.strip_prefix(';') else { continue };
-        let Some((name, value)) = setting.split_once('=') else { continue };
-        let name = name.trim();
-        if in_general
-            && !name.is_empty()
-            && !setting.starts_with(' ')
-            && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-        {
-            found.push((name.to_owned(), value.trim().to_owned()));
+            in_general = line.trim() == "[general]";
+        } else if let Some(setting) = commented_setting(line).filter(|_| in_general) {
+            found.push(setting);
         }
     }
     found
