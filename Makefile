@@ -17,7 +17,8 @@ export STASIS_BROADCAST_ROOT := $(RUNTIME_ROOT)
 # its XML documentation in ASTDATADIR/documentation/thirdparty (read by
 # Asterisk at startup) and the sample configuration in ASTETCDIR, all under
 # DESTDIR when that is set (for packaging).
-ASTMODDIR     ?= /usr/lib/x86_64-linux-gnu/asterisk/modules
+MULTIARCH     := $(shell $(or $(CC),cc) -print-multiarch 2>/dev/null)
+ASTMODDIR     ?= /usr/lib/$(if $(MULTIARCH),$(MULTIARCH)/)asterisk/modules
 ASTDATADIR    ?= /usr/share/asterisk
 ASTETCDIR     ?= /etc/asterisk
 DESTDIR       ?=
