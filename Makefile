@@ -4,16 +4,29 @@
 #   make demo       runtime up, module loaded, real calls broadcast and claimed
 #   make test       unit and integration tests against a real Asterisk
 #   make install    install into an Asterisk (DESTDIR, ASTMODDIR, ASTDATADIR, ASTETCDIR)
+#   make uninstall  remove exactly what install installed (same variables)
 
 MODULE        := res_stasis_broadcast_rs.so
 CARGO         ?= cargo
 RUNTIME_ROOT  ?= $(or $(STASIS_BROADCAST_ROOT),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/res_stasis_broadcast_rs/sid-root)
 export STASIS_BROADCAST_ROOT := $(RUNTIME_ROOT)
 
-# Where Asterisk keeps things on a standard (Debian-style) installation.
-ASTMODDIR     ?= /usr/lib/x86_64-linux-gnu/asterisk/modules
+# Where Asterisk keeps things on a standard (Debian-style) installation;
+# Asterisk built from source uses ASTMODDIR=/usr/lib/asterisk/modules and
+# ASTDATADIR=/var/lib/asterisk. `make install` puts the module in ASTMODDIR,
+# its XML documentation in ASTDATADIR/documentation/thirdparty (read by
+# Asterisk at startup) and the sample configuration in ASTETCDIR, all under
+# DESTDIR when that is set (for packaging).
+MULTIARCH     := $(shell $(or $(CC),cc) -print-multiarch 2>/dev/null)
+ASTMODDIR     ?= /usr/lib/$(if $(MULTIARCH),$(MULTIARCH)/)asterisk/modules
 ASTDATADIR    ?= /usr/share/asterisk
 ASTETCDIR     ?= /etc/asterisk
+DESTDIR       ?=
+XMLDOC        := xmldocs/res_stasis_broadcast_rs-en_US.xml
+SAMPLE_CONF   := configs/stasis_broadcast.conf.sample
+INSTALLED      = $(DESTDIR)$(ASTMODDIR)/$(MODULE) \
+                 $(DESTDIR)$(ASTDATADIR)/documentation/thirdparty/$(notdir $(XMLDOC)) \
+                 $(DESTDIR)$(ASTETCDIR)/$(notdir $(SAMPLE_CONF))
 
 FAULT_TARGET  := target/fault
 FAULT_MODULE  := $(FAULT_TARGET)/release/libres_stasis_broadcast_rs.so
@@ -24,6 +37,9 @@ ifeq ($(ASTERISK_INCLUDE_DIR),)
   ifeq ($(wildcard /usr/include/asterisk/module.h),)
     HEADERS_DEP := asterisk-headers/asterisk/module.h
   endif
+else
+  # build.rs reads it from the environment, however make was given it.
+  export ASTERISK_INCLUDE_DIR
 endif
 
 .PHONY: all build setup runtime headers test unit-test integration-test demo install uninstall clean
@@ -70,9 +86,13 @@ demo: runtime build
 
 install: build
 	install -D -m 0755 $(MODULE) $(DESTDIR)$(ASTMODDIR)/$(MODULE)
+	install -D -m 0644 $(XMLDOC) $(DESTDIR)$(ASTDATADIR)/documentation/thirdparty/$(notdir $(XMLDOC))
+	install -D -m 0644 $(SAMPLE_CONF) $(DESTDIR)$(ASTETCDIR)/$(notdir $(SAMPLE_CONF))
 
+# Removes exactly what install put there; directories and any
+# stasis_broadcast.conf stay.
 uninstall:
-	rm -f $(DESTDIR)$(ASTMODDIR)/$(MODULE)
+	rm -f $(INSTALLED)
 
 clean:
 	$(CARGO) clean

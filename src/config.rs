@@ -159,70 +159,59 @@ pub fn parse(sections: &[Section]) -> (Settings, Vec<ConfigWarning>) {
         }
         for entry in &section.entries {
             let value = entry.value.trim();
-            let mut bad = |expected: &str, used: String| {
-                warnings.push(ConfigWarning {
-                    line: entry.line,
-                    message: format!(
-                        "invalid value '{}' for {} ({expected}); using {used}",
-                        entry.value, entry.name
-                    ),
-                });
-            };
-            match entry.name.to_ascii_lowercase().as_str() {
+            let word = value.to_ascii_lowercase();
+            // Ok, or Err((what was expected, what is used instead)).
+            let outcome = match entry.name.to_ascii_lowercase().as_str() {
                 "default_timeout" => {
                     default_timeout_line = entry.line;
-                    match parse_ms(value, 0, MAX_TIMEOUT_LIMIT_MS) {
-                        Some(ms) => settings.default_timeout_ms = ms,
-                        None => {
-                            bad("milliseconds, 0 or more", format!("{} ms", defaults.default_timeout_ms));
-                            settings.default_timeout_ms = defaults.default_timeout_ms;
-                        }
-                    }
+                    let parsed = parse_ms(value, 0, MAX_TIMEOUT_LIMIT_MS);
+                    set_or_default(&mut settings.default_timeout_ms, parsed, defaults.default_timeout_ms)
+                        .ok_or_else(|| ("milliseconds, 0 or more".to_owned(), format!("{} ms", defaults.default_timeout_ms)))
                 }
-                "max_timeout" => match parse_ms(value, 1, MAX_TIMEOUT_LIMIT_MS) {
-                    Some(ms) => settings.max_timeout_ms = ms,
-                    None => {
-                        bad(&format!("milliseconds, 1 to {MAX_TIMEOUT_LIMIT_MS}"), format!("{} ms", defaults.max_timeout_ms));
-                        settings.max_timeout_ms = defaults.max_timeout_ms;
-                    }
-                },
-                "filter_error" => match value.to_ascii_lowercase().as_str() {
-                    "fail" => settings.filter_error = FilterErrorPolicy::Fail,
-                    "broadcast_all" => settings.filter_error = FilterErrorPolicy::BroadcastAll,
-                    _ => {
-                        bad("fail or broadcast_all", "fail".into());
-                        settings.filter_error = defaults.filter_error;
-                    }
-                },
-                "claim_policy" => match value.to_ascii_lowercase().as_str() {
-                    "registered" => settings.claim_policy = ClaimPolicy::Registered,
-                    "offered" => settings.claim_policy = ClaimPolicy::Offered,
-                    "any" => settings.claim_policy = ClaimPolicy::Any,
-                    _ => {
-                        bad("registered, offered or any", "registered".into());
-                        settings.claim_policy = defaults.claim_policy;
-                    }
-                },
-                "claim_endpoint" => match value.to_ascii_lowercase().as_str() {
-                    "auto" => settings.claim_endpoint = ClaimEndpoint::Auto,
-                    "ari" => settings.claim_endpoint = ClaimEndpoint::Ari,
-                    "module" => settings.claim_endpoint = ClaimEndpoint::Module,
-                    _ => {
-                        bad("auto, ari or module", "auto".into());
-                        settings.claim_endpoint = defaults.claim_endpoint;
-                    }
-                },
-                "notify_claimed_default" => match parse_bool(value) {
-                    Some(yes) => settings.notify_claimed_default = yes,
-                    None => {
-                        bad("yes or no", "no".into());
-                        settings.notify_claimed_default = defaults.notify_claimed_default;
-                    }
-                },
-                _ => warnings.push(ConfigWarning {
+                "max_timeout" => {
+                    let parsed = parse_ms(value, 1, MAX_TIMEOUT_LIMIT_MS);
+                    set_or_default(&mut settings.max_timeout_ms, parsed, defaults.max_timeout_ms).ok_or_else(|| {
+                        (format!("milliseconds, 1 to {MAX_TIMEOUT_LIMIT_MS}"), format!("{} ms", defaults.max_timeout_ms))
+                    })
+                }
+                "filter_error" => {
+                    let parsed = choice(&word, &[("fail", FilterErrorPolicy::Fail), ("broadcast_all", FilterErrorPolicy::BroadcastAll)]);
+                    set_or_default(&mut settings.filter_error, parsed, defaults.filter_error)
+                        .ok_or_else(|| ("fail or broadcast_all".to_owned(), defaults.filter_error.to_string()))
+                }
+                "claim_policy" => {
+                    let parsed = choice(
+                        &word,
+                        &[("registered", ClaimPolicy::Registered), ("offered", ClaimPolicy::Offered), ("any", ClaimPolicy::Any)],
+                    );
+                    set_or_default(&mut settings.claim_policy, parsed, defaults.claim_policy)
+                        .ok_or_else(|| ("registered, offered or any".to_owned(), defaults.claim_policy.to_string()))
+                }
+                "claim_endpoint" => {
+                    let parsed = choice(
+                        &word,
+                        &[("auto", ClaimEndpoint::Auto), ("ari", ClaimEndpoint::Ari), ("module", ClaimEndpoint::Module)],
+                    );
+                    set_or_default(&mut settings.claim_endpoint, parsed, defaults.claim_endpoint)
+                        .ok_or_else(|| ("auto, ari or module".to_owned(), defaults.claim_endpoint.to_string()))
+                }
+                "notify_claimed_default" => {
+                    set_or_default(&mut settings.notify_claimed_default, parse_bool(value), defaults.notify_claimed_default)
+                        .ok_or_else(|| ("yes or no".to_owned(), "no".to_owned()))
+                }
+                _ => {
+                    warnings.push(ConfigWarning {
+                        line: entry.line,
+                        message: format!("unknown option '{}' in [{SECTION}] ignored", entry.name),
+                    });
+                    Ok(())
+                }
+            };
+            if let Err((expected, used)) = outcome {
+                warnings.push(ConfigWarning {
                     line: entry.line,
-                    message: format!("unknown option '{}' in [{SECTION}] ignored", entry.name),
-                }),
+                    message: format!("invalid value '{}' for {} ({expected}); using {used}", entry.value, entry.name),
+                });
             }
         }
     }
@@ -237,6 +226,18 @@ pub fn parse(sections: &[Section]) -> (Settings, Vec<ConfigWarning>) {
         settings.default_timeout_ms = settings.max_timeout_ms;
     }
     (settings, warnings)
+}
+
+/// Stores `parsed`, or `default` when there is none; Some(()) when parsed.
+fn set_or_default<T>(slot: &mut T, parsed: Option<T>, default: T) -> Option<()> {
+    let found = parsed.is_some();
+    *slot = parsed.unwrap_or(default);
+    found.then_some(())
+}
+
+/// The value of the word (already lowercase) among `choices`.
+fn choice<T: Copy>(word: &str, choices: &[(&str, T)]) -> Option<T> {
+    choices.iter().find(|(name, _)| *name == word).map(|(_, value)| *value)
 }
 
 /// A plain decimal number of milliseconds within `min..=max` (no sign, no unit).

@@ -62,3 +62,5 @@ pub fn module_line(asterisk: &Asterisk, name: &str) -> Option<String> {
 pub fn is_running(asterisk: &Asterisk, name: &str) -> bool {
     module_line(asterisk, name).is_some_and(|line| line.contains(" Running") && !line.contains("Not Running"))
 }
+
+pub mod docs;

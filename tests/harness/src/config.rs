@@ -113,6 +113,7 @@ pub struct AsteriskConfig {
     pub(crate) options: String,
     pub(crate) strict_modules: bool,
     pub(crate) label: Option<String>,
+    pub(crate) install_tree: Option<InstallTree>,
 }
 
 impl AsteriskConfig {
@@ -131,6 +132,7 @@ impl AsteriskConfig {
             options: String::new(),
             strict_modules: true,
             label: None,
+            install_tree: None,
         }
     }
 
@@ -207,6 +209,20 @@ impl AsteriskConfig {
         self
     }
 
+    /// Runs the instance from an installation tree, as made by
+    /// `make install DESTDIR=<destdir>` with `destdir` (a host path) inside
+    /// the root: `astmoddir` is `<destdir><moddir>` and `astdatadir` is
+    /// `<destdir><datadir>`, so modules and the XML documentation Asterisk
+    /// reads at startup come from there. What the tree lacks (Asterisk's
+    /// other modules, the rest of its data directory) is linked in from the
+    /// root's own installation for as long as the instance runs; those links
+    /// are removed when it stops, leaving the tree as it was. Use it with
+    /// `Broadcaster::Neither` and `load` for a module installed in the tree.
+    pub fn installed_in(mut self, destdir: impl Into<PathBuf>, moddir: &str, datadir: &str) -> AsteriskConfig {
+        self.install_tree = Some(InstallTree { destdir: destdir.into(), moddir: moddir.into(), datadir: datadir.into() });
+        self
+    }
+
     /// Modules given `load =>`, in order.
     pub(crate) fn load_list(&self) -> Vec<String> {
         let mut list: Vec<String> = BASE_MODULES.iter().map(|s| s.to_string()).collect();
@@ -233,4 +249,15 @@ impl AsteriskConfig {
             .filter(|m| !load.contains(m))
             .collect()
     }
+}
+
+/// An installation tree under a DESTDIR (see `AsteriskConfig::installed_in`).
+#[derive(Clone, Debug)]
+pub(crate) struct InstallTree {
+    /// Host path of the DESTDIR, inside the root.
+    pub(crate) destdir: PathBuf,
+    /// Module directory below the DESTDIR (`/usr/lib/…/asterisk/modules`).
+    pub(crate) moddir: String,
+    /// Data directory below the DESTDIR (`/usr/share/asterisk`).
+    pub(crate) datadir: String,
 }

@@ -2,7 +2,7 @@
 //! port and control socket.
 
 use crate::app::AriApp;
-use crate::config::{AsteriskConfig, Broadcaster, OURS_NAME, REFERENCE_MODULES};
+use crate::config::{AsteriskConfig, Broadcaster, InstallTree, OURS_NAME, REFERENCE_MODULES};
 use crate::http::{encode, AriHttp, Response};
 use crate::runtime::{free_port, register_live, spawn_guarded, unregister_live, Runtime};
 use serde_json::{json, Map, Value};
@@ -40,6 +40,8 @@ pub struct Asterisk {
     pid: i32,
     child: Mutex<Option<Child>>,
     http: AriHttp,
+    /// Links added into an installation tree (`AsteriskConfig::installed_in`), removed on drop.
+    overlay: Vec<PathBuf>,
 }
 
 /// What to originate: a Local channel whose `;2` half runs `exten@context`.
@@ -143,7 +145,7 @@ impl Asterisk {
         let dir_in_root = format!("/tmp/{name}");
         let dir = runtime.host_path(&dir_in_root);
         let port = free_port();
-        prepare_dir(runtime, config, &dir, &dir_in_root, port);
+        let overlay = prepare_dir(runtime, config, &dir, &dir_in_root, port);
 
         let conf = format!("{dir_in_root}/etc/asterisk.conf");
         let stdout = fs::File::create(dir.join("stdout.txt")).expect("create stdout file");
@@ -153,6 +155,7 @@ impl Asterisk {
             Ok(c) => c,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
+                remove_overlay(&overlay);
                 return Err(Retry::Fatal(format!("cannot run chroot {}: {e}", runtime.root().display())));
             }
         };
@@ -160,7 +163,7 @@ impl Asterisk {
         register_live(pid, &dir);
         let label = config.label.clone().unwrap_or_else(|| name.clone());
         let http = AriHttp::new(&format!("http://127.0.0.1:{port}"));
-        let ast = Asterisk { runtime: runtime.clone(), name, label, dir, dir_in_root, port, pid, child: Mutex::new(Some(child)), http };
+        let ast = Asterisk { runtime: runtime.clone(), name, label, dir, dir_in_root, port, pid, child: Mutex::new(Some(child)), http, overlay };
 
         let deadline = Instant::now() + BOOT_DEADLINE;
         // 1. Fully booted, per the control socket.
@@ -503,6 +506,7 @@ impl Drop for Asterisk {
         } else {
             eprintln!("[{}] kept {}", self.label, self.dir.display());
         }
+        remove_overlay(&self.overlay);
     }
 }
 
@@ -511,13 +515,97 @@ enum Retry {
     Fatal(String),
 }
 
-/// Writes the instance directory: config files and module links.
-fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &str, port: u16) {
+/// Where the instance's modules and data come from: its own `modules` dir
+/// and the root's data dir, or an installation tree.
+struct Layout {
+    /// Host path of the module directory.
+    moddir: PathBuf,
+    /// `astmoddir`, as seen inside the root.
+    moddir_in_root: String,
+    /// `astdatadir`, as seen inside the root.
+    datadir_in_root: String,
+    /// Whether links go into an installation tree (and are recorded for removal).
+    in_tree: bool,
+}
+
+impl Layout {
+    fn new(runtime: &Runtime, dir: &Path, inside: &str, tree: Option<&InstallTree>) -> Layout {
+        let Some(tree) = tree else {
+            return Layout {
+                moddir: dir.join("modules"),
+                moddir_in_root: format!("{inside}/modules"),
+                datadir_in_root: SYSTEM_DATADIR.into(),
+                in_tree: false,
+            };
+        };
+        let destdir_in_root = runtime.path_in_root(&tree.destdir).unwrap_or_else(|| {
+            panic!("installed_in: {} is not inside the root {}", tree.destdir.display(), runtime.root().display())
+        });
+        let destdir_in_root = destdir_in_root.trim_end_matches('/');
+        Layout {
+            moddir: tree.destdir.join(tree.moddir.trim_start_matches('/')),
+            moddir_in_root: format!("{destdir_in_root}{}", tree.moddir),
+            datadir_in_root: format!("{destdir_in_root}{}", tree.datadir),
+            in_tree: true,
+        }
+    }
+}
+
+/// The root's own data directory (Debian's `astdatadir`).
+const SYSTEM_DATADIR: &str = "/usr/share/asterisk";
+
+/// Links every entry of `from_in_root` (a directory inside the root) that
+/// `to` (a host directory) lacks, descending into directories both have;
+/// returns the links made.
+fn overlay_dir(runtime: &Runtime, from_in_root: &str, to: &Path) -> Vec<PathBuf> {
+    let from = runtime.host_path(from_in_root);
+    let entries = fs::read_dir(&from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+    let mut made = Vec::new();
+    for e in entries.flatten() {
+        let fname = e.file_name().to_string_lossy().into_owned();
+        let target = to.join(&fname);
+        let source_in_root = format!("{from_in_root}/{fname}");
+        match fs::symlink_metadata(&target) {
+            Err(_) => {
+                std::os::unix::fs::symlink(&source_in_root, &target)
+                    .unwrap_or_else(|e| panic!("link {source_in_root} at {}: {e}", target.display()));
+                made.push(target);
+            }
+            Ok(meta) if meta.is_dir() && e.path().is_dir() => made.extend(overlay_dir(runtime, &source_in_root, &target)),
+            Ok(_) => {}
+        }
+    }
+    made
+}
+
+/// Removes links and files the harness added into an installation tree.
+fn remove_overlay(paths: &[PathBuf]) {
+    for path in paths.iter().rev() {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// Writes the instance directory: config files and module links. Returns
+/// what it added into an installation tree, if the instance runs from one.
+fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &str, port: u16) -> Vec<PathBuf> {
     let _ = fs::remove_dir_all(dir);
     for sub in ["etc", "run", "log", "lib", "spool", "db", "modules", "cache", "keys"] {
         fs::create_dir_all(dir.join(sub)).unwrap_or_else(|e| panic!("create {}/{sub}: {e}", dir.display()));
     }
-    // Module dir: links to the system modules, minus the broadcasters not chosen.
+    let layout = Layout::new(runtime, dir, inside, config.install_tree.as_ref());
+    let mut overlay = Vec::new();
+    if layout.in_tree {
+        assert!(
+            !matches!(config.broadcaster, Broadcaster::Ours(_)),
+            "installed_in: the module comes from the tree; use Broadcaster::Neither and load()"
+        );
+        fs::create_dir_all(&layout.moddir).unwrap_or_else(|e| panic!("create {}: {e}", layout.moddir.display()));
+        let datadir = runtime.host_path(&layout.datadir_in_root);
+        fs::create_dir_all(&datadir).unwrap_or_else(|e| panic!("create {}: {e}", datadir.display()));
+        overlay.extend(overlay_dir(runtime, SYSTEM_DATADIR, &datadir));
+    }
+    // Module dir: links to the system modules, minus the broadcasters not chosen
+    // (and, in a tree, minus the modules installed there).
     let sysdir = runtime.modules_dir();
     let sys_in_root = runtime.modules_dir_in_root();
     let link_reference = config.link_reference || matches!(config.broadcaster, Broadcaster::Reference);
@@ -530,17 +618,27 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
         if fname == OURS_NAME {
             continue;
         }
-        std::os::unix::fs::symlink(format!("{sys_in_root}/{fname}"), dir.join("modules").join(&fname))
+        let target = layout.moddir.join(&fname);
+        if layout.in_tree && fs::symlink_metadata(&target).is_ok() {
+            continue;
+        }
+        std::os::unix::fs::symlink(format!("{sys_in_root}/{fname}"), &target)
             .unwrap_or_else(|e| panic!("link module {fname}: {e}"));
+        if layout.in_tree {
+            overlay.push(target);
+        }
     }
     if let Broadcaster::Ours(path) = &config.broadcaster {
-        fs::copy(path, dir.join("modules").join(OURS_NAME))
+        fs::copy(path, layout.moddir.join(OURS_NAME))
             .unwrap_or_else(|e| panic!("copy our module {} (build it first): {e}", path.display()));
     }
     for (name, path) in &config.module_files {
-        let target = dir.join("modules").join(name);
+        let target = layout.moddir.join(name);
         let _ = fs::remove_file(&target);
         fs::copy(path, &target).unwrap_or_else(|e| panic!("copy module file {}: {e}", path.display()));
+        if layout.in_tree {
+            overlay.push(target);
+        }
     }
 
     let mut files: Vec<(String, String)> = Vec::new();
@@ -549,11 +647,11 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
         format!(
             "[directories]\n\
              astetcdir => {inside}/etc\n\
-             astmoddir => {inside}/modules\n\
+             astmoddir => {}\n\
              astvarlibdir => {inside}/lib\n\
              astdbdir => {inside}/db\n\
              astkeydir => {inside}/keys\n\
-             astdatadir => /usr/share/asterisk\n\
+             astdatadir => {}\n\
              astagidir => /usr/share/asterisk/agi-bin\n\
              astspooldir => {inside}/spool\n\
              astrundir => {inside}/run\n\
@@ -567,7 +665,7 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
              transmit_silence = no\n\
              hideconnect = yes\n\
              {}",
-            config.options
+            layout.moddir_in_root, layout.datadir_in_root, config.options
         ),
     ));
     let mut modules = String::from("[modules]\nautoload = no\n");
@@ -617,6 +715,7 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
         let p = dir.join("etc").join(&name);
         fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
     }
+    overlay
 }
 
 /// Minimal tone set so `Playtones(ring)` and friends work.

@@ -63,6 +63,12 @@ impl Runtime {
         self.root.join(inside.trim_start_matches('/'))
     }
 
+    /// The path inside the root of a host path under it (`None` if it is outside the root).
+    pub fn path_in_root(&self, host: &Path) -> Option<String> {
+        let rel = host.strip_prefix(&self.root).ok()?;
+        Some(format!("/{}", rel.display()))
+    }
+
     /// Output of `asterisk -V` run in the root.
     pub fn asterisk_version(&self) -> String {
         let out = Command::new("chroot")
