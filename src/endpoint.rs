@@ -51,15 +51,21 @@ pub fn reload() {
 }
 
 /// At unload: unlink the handler and wait for requests inside it to leave.
-pub fn stop() {
-    // First, so that no ARI reload links the handler again.
-    sorcery::unwatch_ari_reloads();
+/// False, with the handler linked again, if some did not leave in time (a
+/// forced unload then has to be refused: the module's code is still running).
+pub fn stop() -> bool {
     if !http::unlink_claim_handler() {
-        log::warning("claim endpoint: requests were still being served 5 s after the handler was unlinked");
+        log::warning("claim endpoint: requests still inside the handler 5 s after it was unlinked; not unloading");
+        http::link_claim_handler();
+        return false;
     }
+    // Unload runs alone (the loader serialises it with ARI's reload), so
+    // nothing re-links the handler between the two steps.
+    sorcery::unwatch_ari_reloads();
     // Dropped outside our lock: freeing ACLs calls into Asterisk.
     drop(replace_conf(None));
     *DECISION.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    true
 }
 
 fn apply(reloading: bool) {

@@ -60,7 +60,9 @@ pub fn unload() -> i32 {
         return -1;
     }
     // First: no HTTP thread may be inside the module when it goes away.
-    endpoint::stop();
+    if !endpoint::stop() {
+        return -1;
+    }
     crate::metrics::stop();
     module::unprovide(&entry::optional_functions());
     cli::unregister();
