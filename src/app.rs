@@ -2,7 +2,8 @@
 
 use std::ffi::CStr;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::broadcast::args::parse_app_args;
 use crate::broadcast::filter::{AppFilter, FilterError};
@@ -126,6 +127,7 @@ pub fn execute(channel: &Channel<'_>, data: &str) -> i32 {
     channel.set_variable(STATUS, "");
     inject_fault(channel);
     let name = channel.name();
+    warn_if_c_implementation_loaded(&name);
     // This call keeps these settings to its end, whatever a reload does meanwhile.
     let settings = config::current();
     let (args, warnings) = parse_app_args(data, &settings.arg_defaults());
@@ -180,6 +182,30 @@ pub fn execute(channel: &Channel<'_>, data: &str) -> i32 {
     } else {
         CONTINUE
     }
+}
+
+/// Seconds (since the epoch) of the last "C implementation loaded" error.
+static C_IMPLEMENTATION_LOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Loading Asterisk's own C module by hand after this one is up takes the
+/// optional API over: res_ari_events then sends claims there and every
+/// broadcast of this module times out. Say so, at most once a minute.
+fn warn_if_c_implementation_loaded(channel_name: &str) {
+    let loaded = crate::lifecycle::c_implementation_loaded();
+    if loaded.is_empty() {
+        return;
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let last = C_IMPLEMENTATION_LOGGED.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < 60 || C_IMPLEMENTATION_LOGGED.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        return;
+    }
+    log::error(&format!(
+        "Channel {channel_name}: Asterisk's own C implementation was loaded after res_stasis_broadcast_rs ({}); \
+         claims through res_ari_events may now reach it instead of this module. Unload one of them \
+         (and add 'noload => res_stasis_broadcast.so' and 'noload => app_stasis_broadcast.so' to modules.conf)",
+        loaded.join(", ")
+    ));
 }
 
 /// Called by the entry point when `execute` panicked.

@@ -19,11 +19,7 @@ pub fn load() -> i32 {
         log::error("res_stasis_broadcast_rs: module handle missing; declining");
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
-    let loaded: Vec<_> = C_IMPLEMENTATION
-        .iter()
-        .filter(|name| module::is_loaded(name))
-        .map(|name| name.to_string_lossy().into_owned())
-        .collect();
+    let loaded = c_implementation_loaded();
     if !loaded.is_empty() {
         log::error(&format!(
             "res_stasis_broadcast_rs declined: Asterisk's own C implementation is loaded ({}). \
@@ -116,4 +112,13 @@ fn apply_config(reloading: bool) {
 /// Who answers POST /ari/events/claim, for `stasis broadcast show settings`.
 pub fn claim_endpoint_status() -> String {
     endpoint::describe()
+}
+
+/// Which of Asterisk's own C modules for this feature are loaded.
+pub fn c_implementation_loaded() -> Vec<String> {
+    C_IMPLEMENTATION
+        .iter()
+        .filter(|name| module::is_loaded(name))
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect()
 }

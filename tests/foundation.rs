@@ -127,3 +127,24 @@ fn ours_declines_beside_the_c_modules_with_a_clear_error() {
     // The C implementation still answers claims (ours did not take the optional API over).
     assert_eq!(asterisk.claim("no-such-channel", "x").status, 404);
 }
+
+#[test]
+fn a_c_module_loaded_by_hand_after_ours_is_reported_when_a_call_comes() {
+    let config = AsteriskConfig::new(ours()).dialplan(TIMEOUT_DIALPLAN).link_reference_modules();
+    let asterisk = Asterisk::start(config);
+    assert!(is_running(&asterisk, OURS));
+    let out = asterisk.cli("module load res_stasis_broadcast.so");
+    assert!(is_running(&asterisk, "res_stasis_broadcast.so"), "{out}");
+    let mark = asterisk.log_mark();
+    let id = asterisk.originate(OriginateSpec::new("100", "incoming"));
+    let expected = "Asterisk's own C implementation was loaded after res_stasis_broadcast_rs (res_stasis_broadcast.so)";
+    assert!(asterisk.wait_for_log_since(mark, expected, 5 * SECOND), "{}", asterisk.log_since(mark));
+    let line = asterisk.log_since(mark).lines().find(|l| l.contains(expected)).unwrap_or_default().to_owned();
+    assert!(line.contains("ERROR") && line.contains("Channel Local/100@incoming-"), "{line}");
+    assert!(asterisk.wait_for_global(&format!("RESULT_{id}"), 5 * SECOND).is_some());
+    // Once a minute at most: the next call, run to its end, logs nothing more.
+    let mark = asterisk.log_mark();
+    let second = asterisk.originate(OriginateSpec::new("100", "incoming"));
+    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{second}"), 5 * SECOND).as_deref(), Some("TIMEOUT"));
+    assert!(!asterisk.log_since(mark).contains(expected), "logged again within a minute");
+}
