@@ -3,6 +3,8 @@
 use crate::phases::{ByKind, Measured};
 use crate::report::{Meta, Results};
 use crate::target::Kind;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::error::Error;
@@ -64,58 +66,60 @@ fn cdf_panel(
             .map(|m| (kind, cdf(&m.samples, floor)))
             .filter(|(_, p)| !p.is_empty())
     };
+    let floor = if log {
+        10f64.powf(lo.max(0.01).log10().floor())
+    } else {
+        f64::NEG_INFINITY
+    };
+    let lines: Vec<(Kind, Vec<(f64, f64)>)> =
+        Kind::ALL.iter().filter_map(|&k| series(k, floor)).collect();
     if log {
         // Whole decades, so the axis has labels however narrow the data.
-        let lo = 10f64.powf(lo.max(0.01).log10().floor());
-        let hi = 10f64.powf(hi.max(lo * 2.0).log10().ceil());
-        let mut chart = builder.build_cartesian_2d((lo..hi).log_scale(), 0f64..1.0)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc("share of calls")
-            .label_style((FONT, 15))
-            .draw()?;
-        for (kind, points) in Kind::ALL.iter().filter_map(|&k| series(k, lo)) {
-            let c = color(kind);
-            chart
-                .draw_series(LineSeries::new(points, c.stroke_width(3)))?
-                .label(kind.label())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], c.stroke_width(3)));
-        }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
+        let hi = 10f64.powf(hi.max(floor * 2.0).log10().ceil());
+        draw_cdfs(
+            builder.build_cartesian_2d((floor..hi).log_scale(), 0f64..1.0)?,
+            x_desc,
+            lines,
+        )
     } else {
         let pad = ((hi - lo) * 0.05).max(0.5);
-        let mut chart = builder.build_cartesian_2d((lo - pad)..(hi + pad), 0f64..1.0)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc("share of calls")
-            .label_style((FONT, 15))
-            .draw()?;
-        for (kind, points) in Kind::ALL
-            .iter()
-            .filter_map(|&k| series(k, f64::NEG_INFINITY))
-        {
-            let c = color(kind);
-            chart
-                .draw_series(LineSeries::new(points, c.stroke_width(3)))?
-                .label(kind.label())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], c.stroke_width(3)));
-        }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
+        draw_cdfs(
+            builder.build_cartesian_2d((lo - pad)..(hi + pad), 0f64..1.0)?,
+            x_desc,
+            lines,
+        )
     }
+}
+
+/// The mesh, one line per implementation, and the legend, on either x axis.
+fn draw_cdfs<'a, X>(
+    mut chart: ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
+    x_desc: &str,
+    lines: Vec<(Kind, Vec<(f64, f64)>)>,
+) -> Result<(), Box<dyn Error>>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("share of calls")
+        .label_style((FONT, 15))
+        .draw()?;
+    for (kind, points) in lines {
+        let c = color(kind);
+        chart
+            .draw_series(LineSeries::new(points, c.stroke_width(3)))?
+            .label(kind.label())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], c.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
     Ok(())
 }
 

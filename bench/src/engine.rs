@@ -116,6 +116,31 @@ impl Tracker {
         calls.live.remove(id).unwrap_or_default()
     }
 
+    /// Waits until `check` returns something (or `timeout` passes: `None`),
+    /// looking again whenever a call is first offered or ends.
+    fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Calls) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut calls = self.lock();
+        loop {
+            if let Some(found) = check(&calls) {
+                return Some(found);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            calls = self
+                .changed
+                .wait_timeout(calls, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Waits until `pred` holds for the call's record; false on timeout.
     pub fn wait_for(
         &self,
@@ -123,64 +148,35 @@ impl Tracker {
         timeout: Duration,
         pred: impl Fn(&CallRecord) -> bool,
     ) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut calls = self.lock();
-        loop {
-            if calls.live.get(id).is_some_and(&pred) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            calls = self
-                .changed
-                .wait_timeout(calls, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        self.wait_until(timeout, |calls| {
+            calls.live.get(id).is_some_and(&pred).then_some(())
+        })
+        .is_some()
     }
 
     /// Those of `ids` whose call has ended, without waiting.
     fn ended_among(&self, ids: &[String]) -> HashSet<String> {
-        let calls = self.lock();
-        ids.iter()
-            .filter(|id| {
-                calls
-                    .live
-                    .get(id.as_str())
-                    .is_some_and(|r| r.ended.is_some())
-            })
-            .cloned()
-            .collect()
+        ended(&self.lock(), ids).collect()
     }
 
     /// Those of `ids` whose call has ended, waiting up to `timeout` for at least one.
     fn wait_ended(&self, ids: &[String], timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        let mut calls = self.lock();
-        loop {
-            let ended: Vec<String> = ids
-                .iter()
-                .filter(|id| {
-                    calls
-                        .live
-                        .get(id.as_str())
-                        .is_some_and(|r| r.ended.is_some())
-                })
-                .cloned()
-                .collect();
-            let now = Instant::now();
-            if !ended.is_empty() || now >= deadline {
-                return ended;
-            }
-            calls = self
-                .changed
-                .wait_timeout(calls, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        self.wait_until(timeout, |calls| {
+            Some(ended(calls, ids).collect::<Vec<_>>()).filter(|e| !e.is_empty())
+        })
+        .unwrap_or_default()
     }
+}
+
+fn ended<'a>(calls: &'a Calls, ids: &'a [String]) -> impl Iterator<Item = String> + 'a {
+    ids.iter()
+        .filter(|id| {
+            calls
+                .live
+                .get(id.as_str())
+                .is_some_and(|r| r.ended.is_some())
+        })
+        .cloned()
 }
 
 /// A set of connected ARI applications on one instance, each with a worker

@@ -6,6 +6,8 @@
 //! - `STASIS_BROADCAST_MODULE`: the module to measure (default: the `make` output).
 //! - `BENCH_QUICK=1`: a short run (CI smoke test): fewer calls, results in
 //!   `target/bench-quick/`, the README left alone.
+//! - `BENCH_ONLY=1,5`: only those measurements (numbered as in the table),
+//!   results in `target/bench-only/`, nothing checked: for profiling.
 //! - `BENCH_OUT=DIR`: where the results go (default `bench/results/`, or
 //!   `target/bench-quick/` in quick mode).
 //!
@@ -21,7 +23,7 @@ mod report;
 mod stats;
 mod target;
 
-use phases::Plan;
+use phases::{ByKind, Plan};
 use report::{Meta, Results};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -43,7 +45,10 @@ fn main() {
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let root = repo_root();
-    let default_out = if quick {
+    let only = Only::from_env();
+    let default_out = if !only.all() {
+        root.join("target/bench-only")
+    } else if quick {
         root.join("target/bench-quick")
     } else {
         root.join("bench/results")
@@ -82,7 +87,7 @@ fn main() {
         "[bench] booted {asterisk} three times in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let results = run(&targets, &plan);
+    let results = run(&targets, &plan, &only);
     drop(targets);
     let meta = meta(quick, started.elapsed().as_secs_f64(), asterisk, &root);
     let rows = report::rows(&results);
@@ -110,7 +115,7 @@ fn main() {
             false
         }
     };
-    if !quick && out_dir == default_out {
+    if !quick && only.all() && out_dir == default_out {
         update_readme(&root.join("README.md"), &md);
     }
     eprintln!(
@@ -119,7 +124,11 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let mut missing = report::missing(&results, &rows);
+    let mut missing = if only.all() {
+        report::missing(&results, &rows)
+    } else {
+        Vec::new()
+    };
     if !chart_ok {
         missing.push("chart".into());
     }
@@ -129,39 +138,72 @@ fn main() {
     }
 }
 
-fn run(targets: &[Target], plan: &Plan) -> Results {
-    let phase = |name: &str, t: Instant| {
-        eprintln!("[bench] {name} done in {:.1} s", t.elapsed().as_secs_f64())
+/// Runs the selected measurements (all of them unless `BENCH_ONLY` says).
+/// Throughput goes last: its top steps overload Asterisk, which leaves its
+/// memory high and would blur the memory measurement.
+fn run(targets: &[Target], plan: &Plan, only: &Only) -> Results {
+    let mut r = Results {
+        claim_latency: ByKind::default(),
+        fan_out: Vec::new(),
+        hangup_release: ByKind::default(),
+        timeout_error: ByKind::default(),
+        throughput: ByKind::default(),
+        fairness: ByKind::default(),
+        memory: ByKind::default(),
     };
-    let t = Instant::now();
-    let claim_latency = phases::claim_latency(targets, plan);
-    phase("1. claim latency", t);
-    let t = Instant::now();
-    let fan_out = phases::fan_out(targets, plan);
-    phase("2. fan-out", t);
-    let t = Instant::now();
-    let hangup_release = phases::hangup_release(targets, plan);
-    phase("3. hang-up release", t);
-    let t = Instant::now();
-    let timeout_error = phases::timeout_accuracy(targets, plan);
-    phase("4. timeout accuracy", t);
-    let t = Instant::now();
-    let throughput = phases::throughput(targets, plan);
-    phase("5. throughput", t);
-    let t = Instant::now();
-    let fairness = phases::fairness(targets, plan);
-    phase("6. fairness", t);
-    let t = Instant::now();
-    let memory = phases::memory(targets, plan);
-    phase("7. memory", t);
-    Results {
-        claim_latency,
-        fan_out,
-        hangup_release,
-        timeout_error,
-        throughput,
-        fairness,
-        memory,
+    let mut phase = |number: u8, name: &str, f: &mut dyn FnMut(&mut Results)| {
+        if only.wants(number) {
+            let t = Instant::now();
+            f(&mut r);
+            eprintln!(
+                "[bench] {number}. {name} done in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    };
+    phase(1, "claim latency", &mut |r| {
+        r.claim_latency = phases::claim_latency(targets, plan)
+    });
+    phase(2, "fan-out", &mut |r| {
+        r.fan_out = phases::fan_out(targets, plan)
+    });
+    phase(3, "hang-up release", &mut |r| {
+        r.hangup_release = phases::hangup_release(targets, plan)
+    });
+    phase(4, "timeout accuracy", &mut |r| {
+        r.timeout_error = phases::timeout_accuracy(targets, plan)
+    });
+    phase(6, "fairness", &mut |r| {
+        r.fairness = phases::fairness(targets, plan)
+    });
+    phase(7, "memory", &mut |r| {
+        r.memory = phases::memory(targets, plan)
+    });
+    phase(5, "throughput", &mut |r| {
+        r.throughput = phases::throughput(targets, plan)
+    });
+    r
+}
+
+/// `BENCH_ONLY=1,5`: only those measurements (for profiling one of them).
+struct Only(Option<Vec<u8>>);
+
+impl Only {
+    fn from_env() -> Only {
+        Only(
+            std::env::var("BENCH_ONLY")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect()),
+        )
+    }
+
+    fn wants(&self, number: u8) -> bool {
+        self.0.as_ref().is_none_or(|list| list.contains(&number))
+    }
+
+    fn all(&self) -> bool {
+        self.0.is_none()
     }
 }
 

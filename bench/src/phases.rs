@@ -57,21 +57,21 @@ impl Plan {
         Plan {
             quick: false,
             latency_calls: 1000,
-            latency_rounds: 10,
+            latency_rounds: 50,
             fan_apps: vec![1, 10, 50, 100],
-            fan_calls: 40,
-            fan_rounds: 4,
-            hangup_calls: 40,
-            hangup_rounds: 4,
+            fan_calls: 100,
+            fan_rounds: 10,
+            hangup_calls: 60,
+            hangup_rounds: 6,
             timeout_calls: 200,
-            timeout_rounds: 4,
+            timeout_rounds: 10,
             timeout_in_flight: 4,
             rate_start: 10.0,
-            rate_max: 640.0,
+            rate_max: 1280.0,
             rate_step_secs: 4.0,
             rate_refinements: 2,
             fairness_calls: 2000,
-            fairness_rounds: 4,
+            fairness_rounds: 10,
             fairness_in_flight: 4,
             memory_calls: 10_000,
             memory_rounds: 10,
@@ -260,16 +260,18 @@ pub fn claim_latency(targets: &[Target], plan: &Plan) -> ByKind<Measured> {
                 _ => m.fail(describe(&o)),
             }
         }
-        progress(
-            "claim latency",
-            t.kind,
-            &format!(
-                "round {}/{}: {}",
-                round + 1,
-                plan.latency_rounds,
-                p50_line(&m.clone().finish())
-            ),
-        );
+        if (round + 1) % 10 == 0 || round + 1 == plan.latency_rounds {
+            progress(
+                "claim latency",
+                t.kind,
+                &format!(
+                    "round {}/{}: {}",
+                    round + 1,
+                    plan.latency_rounds,
+                    p50_line(&m.clone().finish())
+                ),
+            );
+        }
     });
     out.map(Measured::finish)
 }
@@ -704,7 +706,8 @@ pub struct Memory {
 
 /// Eight racing applications; one call in ten is offered to nobody and times
 /// out at once (then the fallback `Stasis()`), the rest are claimed. RSS after
-/// a settle before the first and after the last round.
+/// a warm-up of a tenth as many calls and a settle, then after the last round
+/// and a settle.
 pub fn memory(targets: &[Target], plan: &Plan) -> ByKind<Memory> {
     let apps = names("mem", 8, 1);
     let targets = all(targets);
@@ -715,14 +718,24 @@ pub fn memory(targets: &[Target], plan: &Plan) -> ByKind<Memory> {
         std::thread::sleep(settle);
         t.ast.rss_kib().unwrap_or(0)
     };
+    // A warm-up first, so the allocator's arenas have grown before "before".
+    alternate(&targets, 1, |t, _| {
+        closed_loop(
+            t,
+            plan.memory_calls / 10,
+            plan.memory_in_flight,
+            CALL_DEADLINE,
+            |i| memory_call(&apps, i),
+        );
+        t.tracker.take_claim_counts();
+    });
     let before: Vec<u64> = targets.iter().map(|t| rss(t)).collect();
     let mut done: ByKind<(usize, Measured)> = ByKind::default();
     alternate(&targets, plan.memory_rounds, |t, round| {
         let (calls, m) = done.entry(t.kind);
         let per_round = plan.memory_calls.div_ceil(plan.memory_rounds);
         let outcomes = closed_loop(t, per_round, plan.memory_in_flight, CALL_DEADLINE, |i| {
-            let sb = if i % 10 == 9 { SB_UNCLAIMED } else { SB_CLAIM };
-            Call::new("claim", &apps[i % apps.len()]).var("SB", sb)
+            memory_call(&apps, i)
         });
         for o in outcomes {
             *calls += 1;
@@ -765,4 +778,10 @@ pub fn memory(targets: &[Target], plan: &Plan) -> ByKind<Memory> {
         );
     }
     out
+}
+
+/// Nine calls in ten claimed by the racers; the tenth offered to nobody.
+fn memory_call(apps: &[String], i: usize) -> Call {
+    let sb = if i % 10 == 9 { SB_UNCLAIMED } else { SB_CLAIM };
+    Call::new("claim", &apps[i % apps.len()]).var("SB", sb)
 }

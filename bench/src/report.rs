@@ -414,3 +414,63 @@ pub fn missing(r: &Results, rows: &[Row]) -> Vec<String> {
     }
     missing
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> Results {
+        Results {
+            claim_latency: ByKind::default(),
+            fan_out: Vec::new(),
+            hangup_release: ByKind::default(),
+            timeout_error: ByKind::default(),
+            throughput: ByKind::default(),
+            fairness: ByKind::default(),
+            memory: ByKind::default(),
+        }
+    }
+
+    #[test]
+    fn a_run_without_numbers_is_reported_missing() {
+        let r = empty();
+        let missing = missing(&r, &rows(&r));
+        assert!(
+            missing.iter().any(|m| m.contains("Claim latency p50")),
+            "{missing:?}"
+        );
+        assert!(missing.iter().any(|m| m.contains("memory")), "{missing:?}");
+    }
+
+    #[test]
+    fn ratio_and_targets() {
+        let mut r = empty();
+        let measured = |ms: f64| Measured {
+            summary: Summary::of(&[ms]),
+            samples: vec![ms],
+            ..Measured::default()
+        };
+        for (kind, ms) in [
+            (Kind::Ours, 1.0),
+            (Kind::Reference, 2.0),
+            (Kind::Floor, 0.5),
+        ] {
+            r.claim_latency.set(kind, measured(ms));
+        }
+        let rows = rows(&r);
+        let p50 = rows
+            .iter()
+            .find(|row| row.measurement == "1. Claim latency p50")
+            .expect("row");
+        assert_eq!(
+            (p50.ours, p50.reference, p50.floor, p50.ratio),
+            (Some(1.0), Some(2.0), Some(0.5), Some(0.5))
+        );
+        assert_eq!(p50.met, Some(true));
+        let throughput = rows
+            .iter()
+            .find(|row| row.measurement.starts_with("5."))
+            .expect("row");
+        assert_eq!(throughput.met, Some(false), "no numbers, target not met");
+    }
+}
