@@ -23,7 +23,7 @@ mod report;
 mod stats;
 mod target;
 
-use phases::{ByKind, Plan};
+use phases::Plan;
 use report::{Meta, Results};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -142,15 +142,7 @@ fn main() {
 /// Throughput goes last: its top steps overload Asterisk, which leaves its
 /// memory high and would blur the memory measurement.
 fn run(targets: &[Target], plan: &Plan, only: &Only) -> Results {
-    let mut r = Results {
-        claim_latency: ByKind::default(),
-        fan_out: Vec::new(),
-        hangup_release: ByKind::default(),
-        timeout_error: ByKind::default(),
-        throughput: ByKind::default(),
-        fairness: ByKind::default(),
-        memory: ByKind::default(),
-    };
+    let mut r = Results::empty();
     let mut phase = |number: u8, name: &str, f: &mut dyn FnMut(&mut Results)| {
         if only.wants(number) {
             let t = Instant::now();

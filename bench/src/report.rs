@@ -17,6 +17,21 @@ pub struct Results {
     pub memory: ByKind<Memory>,
 }
 
+impl Results {
+    /// Nothing measured yet.
+    pub fn empty() -> Results {
+        Results {
+            claim_latency: ByKind::default(),
+            fan_out: Vec::new(),
+            hangup_release: ByKind::default(),
+            timeout_error: ByKind::default(),
+            throughput: ByKind::default(),
+            fairness: ByKind::default(),
+            memory: ByKind::default(),
+        }
+    }
+}
+
 /// Where and when.
 #[derive(Clone, Debug, Serialize)]
 pub struct Meta {
@@ -419,21 +434,9 @@ pub fn missing(r: &Results, rows: &[Row]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn empty() -> Results {
-        Results {
-            claim_latency: ByKind::default(),
-            fan_out: Vec::new(),
-            hangup_release: ByKind::default(),
-            timeout_error: ByKind::default(),
-            throughput: ByKind::default(),
-            fairness: ByKind::default(),
-            memory: ByKind::default(),
-        }
-    }
-
     #[test]
     fn a_run_without_numbers_is_reported_missing() {
-        let r = empty();
+        let r = Results::empty();
         let missing = missing(&r, &rows(&r));
         assert!(
             missing.iter().any(|m| m.contains("Claim latency p50")),
@@ -444,7 +447,7 @@ mod tests {
 
     #[test]
     fn ratio_and_targets() {
-        let mut r = empty();
+        let mut r = Results::empty();
         let measured = |ms: f64| Measured {
             summary: Summary::of(&[ms]),
             samples: vec![ms],
