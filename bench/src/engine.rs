@@ -37,6 +37,8 @@ pub struct CallRecord {
     pub offers: Vec<(usize, Instant)>,
     /// Which application claimed (floor: sent `continue`), and the HTTP status.
     pub claims: Vec<(usize, u16)>,
+    /// When each claim request was sent and its answer read: (app, sent, answered).
+    pub claim_times: Vec<(usize, Instant, Instant)>,
     /// The last stage reached: by which application, when its StasisStart arrived.
     pub stage: Option<(Stage, usize, Instant)>,
     /// When that application's StasisEnd for the last stage arrived.
@@ -52,6 +54,23 @@ impl CallRecord {
         };
         let offered = self.offers.iter().find(|(i, _)| *i == app)?.1;
         Some((app, at.saturating_duration_since(offered)))
+    }
+
+    /// The winner's claim latency in three parts (ms): offer to claim sent
+    /// (the bench's own reaction), claim sent to its answer read (the HTTP
+    /// round trip), answer read to StasisStart read (negative when the
+    /// StasisStart came first).
+    pub fn claim_parts(&self) -> Option<[f64; 3]> {
+        let (Stage::Won, app, started) = self.stage? else {
+            return None;
+        };
+        let offered = self.offers.iter().find(|(i, _)| *i == app)?.1;
+        let &(_, sent, answered) = self.claim_times.iter().find(|(i, _, _)| *i == app)?;
+        let ms = |a: Instant, b: Instant| match b.checked_duration_since(a) {
+            Some(d) => d.as_secs_f64() * 1000.0,
+            None => -(a.duration_since(b).as_secs_f64() * 1000.0),
+        };
+        Some([ms(offered, sent), ms(sent, answered), ms(answered, started)])
     }
 
     /// First to last offer (how long delivering the offers took).
@@ -308,10 +327,14 @@ impl Worker {
     fn offered(&self, id: &str, at: Instant, take: impl FnOnce() -> u16) {
         self.tracker.update(id, |r| r.offers.push((self.index, at)));
         if self.claims {
+            let sent = Instant::now();
             let status = take();
+            let answered = Instant::now();
             self.tracker.count_claim(status);
-            self.tracker
-                .update(id, |r| r.claims.push((self.index, status)));
+            self.tracker.update(id, |r| {
+                r.claims.push((self.index, status));
+                r.claim_times.push((self.index, sent, answered));
+            });
         }
     }
 }

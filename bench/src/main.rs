@@ -154,7 +154,7 @@ fn run(targets: &[Target], plan: &Plan, only: &Only) -> Results {
         }
     };
     phase(1, "claim latency", &mut |r| {
-        r.claim_latency = phases::claim_latency(targets, plan)
+        (r.claim_latency, r.claim_parts) = phases::claim_latency(targets, plan)
     });
     phase(2, "fan-out", &mut |r| {
         r.fan_out = phases::fan_out(targets, plan)

@@ -244,20 +244,35 @@ fn p50_line(m: &Measured) -> String {
 /// time: from the claimant's CallBroadcast to its StasisStart. Floor: from
 /// the StasisStart of `Stasis(app,gate)` to the StasisStart of
 /// `Stasis(app,won)`, the application's `continue` standing in for the claim.
-pub fn claim_latency(targets: &[Target], plan: &Plan) -> ByKind<Measured> {
+/// The winner's claim latency in parts (see `CallRecord::claim_parts`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClaimParts {
+    pub offer_to_request: Measured,
+    pub request_to_answer: Measured,
+    pub answer_to_stasis_start: Measured,
+}
+
+pub fn claim_latency(targets: &[Target], plan: &Plan) -> (ByKind<Measured>, ByKind<ClaimParts>) {
     let apps = names("claim", 4, 1);
     let targets = all(targets);
     let _pools = pools(&targets, &apps, 1);
     let mut out: ByKind<Measured> = ByKind::default();
+    let mut parts: ByKind<ClaimParts> = ByKind::default();
     let per_round = plan.latency_calls.div_ceil(plan.latency_rounds);
     alternate(&targets, plan.latency_rounds, |t, round| {
         let m = out.entry(t.kind);
+        let p = parts.entry(t.kind);
         for o in closed_loop(t, per_round, 1, CALL_DEADLINE, |_| {
             Call::new("claim", &apps[0]).var("SB", SB_CLAIM)
         }) {
             match o.record.claim_latency() {
                 Some((0, d)) if o.error.is_none() => m.push(ms(d)),
                 _ => m.fail(describe(&o)),
+            }
+            if let Some([a, b, c]) = o.record.claim_parts() {
+                p.offer_to_request.push(a);
+                p.request_to_answer.push(b);
+                p.answer_to_stasis_start.push(c);
             }
         }
         if (round + 1) % 10 == 0 || round + 1 == plan.latency_rounds {
@@ -273,7 +288,12 @@ pub fn claim_latency(targets: &[Target], plan: &Plan) -> ByKind<Measured> {
             );
         }
     });
-    out.map(Measured::finish)
+    let parts = parts.map(|p| ClaimParts {
+        offer_to_request: p.offer_to_request.finish(),
+        request_to_answer: p.request_to_answer.finish(),
+        answer_to_stasis_start: p.answer_to_stasis_start.finish(),
+    });
+    (out.map(Measured::finish), parts)
 }
 
 // ------------------------------------------------------------------ 2. fan-out

@@ -1,6 +1,6 @@
 //! The table (markdown), the JSON beside it, and the targets.
 
-use crate::phases::{ByKind, Fairness, FanPoint, Ladder, Measured, Memory, Plan};
+use crate::phases::{ByKind, ClaimParts, Fairness, FanPoint, Ladder, Measured, Memory, Plan};
 use crate::stats::{percentile, Summary};
 use crate::target::Kind;
 use serde::Serialize;
@@ -9,6 +9,8 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize)]
 pub struct Results {
     pub claim_latency: ByKind<Measured>,
+    /// The claim latency's parts, to see where a difference comes from.
+    pub claim_parts: ByKind<ClaimParts>,
     pub fan_out: Vec<FanPoint>,
     pub hangup_release: ByKind<Measured>,
     pub timeout_error: ByKind<Measured>,
@@ -22,6 +24,7 @@ impl Results {
     pub fn empty() -> Results {
         Results {
             claim_latency: ByKind::default(),
+            claim_parts: ByKind::default(),
             fan_out: Vec::new(),
             hangup_release: ByKind::default(),
             timeout_error: ByKind::default(),
@@ -316,6 +319,22 @@ pub fn markdown(meta: &Meta, plan: &Plan, r: &Results, rows: &[Row]) -> String {
         "- Claim latency samples: {}.\n",
         counts(&r.claim_latency)
     ));
+    for k in Kind::ALL {
+        if let Some(p) = r.claim_parts.get(k) {
+            let p50 = |m: &Measured| {
+                m.summary
+                    .as_ref()
+                    .map_or("–".to_owned(), |s| format!("{:.3}", s.p50))
+            };
+            s.push_str(&format!(
+                "- Claim latency parts (p50 ms), {}: CallBroadcast read → claim sent {}, claim sent → answer read {}, answer read → StasisStart read {}.\n",
+                k.label(),
+                p50(&p.offer_to_request),
+                p50(&p.request_to_answer),
+                p50(&p.answer_to_stasis_start)
+            ));
+        }
+    }
     s.push_str(&format!(
         "- Hang-up release samples: {}.\n",
         counts(&r.hangup_release)
