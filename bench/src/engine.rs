@@ -537,3 +537,14 @@ pub fn wait_idle(target: &Target, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// CPU time (user + system, all threads) the process has used so far, in ms
+/// (`/proc/<pid>/stat`, in USER_HZ = 100 ticks per second).
+pub fn cpu_ms(pid: i32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is the
+    // first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
+}

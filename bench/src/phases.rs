@@ -3,7 +3,8 @@
 //! runs in alternating rounds, and disconnects them at the end.
 
 use crate::engine::{
-    at_rate, closed_loop, names, originate, wait_idle, Call, CallRecord, Outcome, Pool, Stage,
+    at_rate, closed_loop, cpu_ms, names, originate, wait_idle, Call, CallRecord, Outcome, Pool,
+    Stage,
 };
 use crate::stats::{chi_square_uniform, Summary};
 use crate::target::{alternate, Kind, Target};
@@ -516,6 +517,8 @@ pub struct Step {
     pub calls: usize,
     pub failures: usize,
     pub latency: Option<Summary>,
+    /// Asterisk's CPU time per call over the step and its drain (ms).
+    pub cpu_ms_per_call: Option<f64>,
     pub pass: bool,
     pub why: String,
 }
@@ -526,6 +529,9 @@ pub struct Ladder {
     /// Highest rate (calls/s) that passed; 0 if none did.
     pub sustained: f64,
     pub first_failed: Option<f64>,
+    /// Asterisk's CPU time per call (ms) over the steps at rates every
+    /// implementation passed: less noisy than where the ladder stops.
+    pub cpu_ms_per_call: Option<f64>,
     pub steps: Vec<Step>,
 }
 
@@ -573,6 +579,31 @@ pub fn throughput(targets: &[Target], plan: &Plan) -> ByKind<Ladder> {
             record_step(out.entry(t.kind), step);
         });
     }
+    let passed_by_all = |rate: f64| {
+        Kind::ALL.iter().all(|&k| {
+            out.get(k).is_none_or(|l| {
+                l.steps
+                    .iter()
+                    .any(|st| st.pass && (st.rate - rate).abs() < 0.05)
+            })
+        })
+    };
+    let per_call: Vec<(Kind, Option<f64>)> = Kind::ALL
+        .iter()
+        .filter_map(|&kind| {
+            let (cpu, calls) = out
+                .get(kind)?
+                .steps
+                .iter()
+                .filter(|st| st.pass && passed_by_all(st.rate))
+                .filter_map(|st| Some((st.cpu_ms_per_call? * st.calls as f64, st.calls)))
+                .fold((0.0, 0), |(c, n), (sc, sn)| (c + sc, n + sn));
+            Some((kind, (calls > 0).then(|| cpu / calls as f64)))
+        })
+        .collect();
+    for (kind, cpu) in per_call {
+        out.entry(kind).cpu_ms_per_call = cpu;
+    }
     out
 }
 
@@ -587,6 +618,7 @@ fn record_step(ladder: &mut Ladder, step: Step) {
 
 fn rate_step(t: &Target, apps: &[String], rate: f64, plan: &Plan) -> Step {
     t.tracker.take_claim_counts();
+    let cpu_before = cpu_ms(t.ast.pid());
     let run = at_rate(
         t,
         rate,
@@ -626,12 +658,20 @@ fn rate_step(t: &Target, apps: &[String], rate: f64, plan: &Plan) -> Step {
     } else {
         String::new()
     };
+    let drained = wait_idle(t, Duration::from_secs(15));
+    if !drained {
+        eprintln!("[bench] {}: channels left after the step", t.kind.label());
+    }
+    let cpu = cpu_before
+        .zip(cpu_ms(t.ast.pid()))
+        .map(|(a, b)| (b - a) / run.outcomes.len().max(1) as f64);
     let step = Step {
         rate: (rate * 10.0).round() / 10.0,
         achieved_rate: (run.achieved_rate * 10.0).round() / 10.0,
         calls: run.outcomes.len(),
         failures: m.failures,
         latency: m.summary,
+        cpu_ms_per_call: cpu.map(|c| (c * 1000.0).round() / 1000.0),
         pass: why.is_empty(),
         why,
     };
@@ -650,9 +690,6 @@ fn rate_step(t: &Target, apps: &[String], rate: f64, plan: &Plan) -> Step {
             }
         ),
     );
-    if !wait_idle(t, Duration::from_secs(15)) {
-        eprintln!("[bench] {}: channels left after the step", t.kind.label());
-    }
     step
 }
 

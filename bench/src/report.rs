@@ -244,6 +244,11 @@ pub fn rows(r: &Results) -> Vec<Row> {
         )
         .goal(Goal::RatioAtLeast(1.0)),
         RowSpec::new(
+            "5. Asterisk CPU per call, at rates all passed",
+            "ms",
+            each(&r.throughput, |l| l.cpu_ms_per_call),
+        ),
+        RowSpec::new(
             "6. Fairness, chi-square p-value (8 apps)",
             "",
             each(&r.fairness, |f| Some(f.p_value)),
