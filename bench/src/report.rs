@@ -232,7 +232,7 @@ pub fn rows(r: &Results) -> Vec<Row> {
             stat(&r.timeout_error, |s| s.p50),
         ),
         RowSpec::new(
-            "4. Timeout error p99 of |error|",
+            "4. Timeout error, p99 of its absolute value",
             "ms",
             each(&r.timeout_error, abs_p99),
         )
@@ -288,7 +288,7 @@ pub fn markdown(meta: &Meta, plan: &Plan, r: &Results, rows: &[Row]) -> String {
             cell(row.ours),
             cell(row.reference),
             row.ratio
-                .map(|x| format!("{x:.2}×"))
+                .map(|x| format!("{x:.3}×"))
                 .unwrap_or_else(|| "–".into()),
             cell(row.floor),
             row.target.as_deref().unwrap_or(""),
