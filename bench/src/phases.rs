@@ -547,11 +547,14 @@ pub fn throughput(targets: &[Target], plan: &Plan) -> ByKind<Ladder> {
     let mut rate = plan.rate_start;
     let mut rung = 0;
     while rate <= plan.rate_max + 1e-9 {
-        let climbing: Vec<&Target> = targets
+        let mut climbing: Vec<&Target> = targets
             .iter()
             .copied()
             .filter(|t| out.get(t.kind).is_none_or(|l| l.first_failed.is_none()))
             .collect();
+        // A different implementation first at every rate.
+        let first = rung % climbing.len().max(1);
+        climbing.rotate_left(first);
         if climbing.is_empty() {
             break;
         }
@@ -563,8 +566,8 @@ pub fn throughput(targets: &[Target], plan: &Plan) -> ByKind<Ladder> {
         rung += 1;
         rate = plan.rate_start * 2f64.powf(rung as f64 / 2.0);
     }
-    for _ in 0..plan.rate_refinements {
-        let refinable: Vec<&Target> = targets
+    for refinement in 0..plan.rate_refinements {
+        let mut refinable: Vec<&Target> = targets
             .iter()
             .copied()
             .filter(|t| {
@@ -572,6 +575,8 @@ pub fn throughput(targets: &[Target], plan: &Plan) -> ByKind<Ladder> {
                     .is_some_and(|l| l.sustained > 0.0 && l.first_failed.is_some())
             })
             .collect();
+        let first = (rung + refinement) % refinable.len().max(1);
+        refinable.rotate_left(first);
         alternate(&refinable, 1, |t, _| {
             let ladder = out.entry(t.kind);
             let rate = (ladder.sustained * ladder.first_failed.unwrap_or(ladder.sustained)).sqrt();
@@ -662,6 +667,9 @@ fn rate_step(t: &Target, apps: &[String], rate: f64, plan: &Plan) -> Step {
     if !drained {
         eprintln!("[bench] {}: channels left after the step", t.kind.label());
     }
+    // Let the instance finish tearing down (threads, taskprocessors) before
+    // the next step, which may be another implementation's.
+    std::thread::sleep(Duration::from_secs_f64(plan.settle_secs / 3.0));
     let cpu = cpu_before
         .zip(cpu_ms(t.ast.pid()))
         .map(|(a, b)| (b - a) / run.outcomes.len().max(1) as f64);
