@@ -3,6 +3,8 @@
 #   make            build res_stasis_broadcast_rs.so
 #   make demo       runtime up, module loaded, real calls broadcast and claimed
 #   make test       unit and integration tests against a real Asterisk
+#   make bench      ours vs the C reference vs plain Stasis(), same Asterisk, one run
+#                   (BENCH_QUICK=1: a short smoke run; results in target/bench-quick/)
 #   make install    install into an Asterisk (DESTDIR, ASTMODDIR, ASTDATADIR, ASTETCDIR)
 #   make uninstall  remove exactly what install installed (same variables)
 
@@ -42,7 +44,7 @@ else
   export ASTERISK_INCLUDE_DIR
 endif
 
-.PHONY: all build setup runtime headers test unit-test integration-test demo install uninstall clean
+.PHONY: all build setup runtime headers test unit-test integration-test demo bench install uninstall clean
 
 all: build
 
@@ -83,6 +85,11 @@ test: runtime build $(FAULT_MODULE)
 
 demo: runtime build
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) $(CARGO) run --release --example demo
+
+# Writes bench/results/latest.{md,json,png} and the README's performance table.
+bench: runtime build
+	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) BENCH_QUICK=$(BENCH_QUICK) \
+		$(CARGO) run --release -p stasis-broadcast-bench
 
 install: build
 	install -D -m 0755 $(MODULE) $(DESTDIR)$(ASTMODDIR)/$(MODULE)

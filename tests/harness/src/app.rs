@@ -117,6 +117,19 @@ impl AriApp {
         self.shared.events.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(_, v)| v["type"] == event_type).count()
     }
 
+    /// Removes and returns every event stored so far, in arrival order; when
+    /// there is none yet, waits up to `timeout` for the next. For consumers
+    /// that handle events as a stream (each event once, no rescanning); do not
+    /// mix with `wait_for` on the same application, which sees only what is
+    /// still stored.
+    pub fn take_events(&self, timeout: Duration) -> Vec<(Instant, Value)> {
+        let mut g = self.shared.events.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_empty() && self.is_connected() {
+            g = self.shared.cond.wait_timeout(g, timeout).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        std::mem::take(&mut *g)
+    }
+
     /// Claims `channel_id` for this application.
     pub fn claim(&self, channel_id: &str) -> crate::Response {
         self.http.claim(channel_id, &self.name)

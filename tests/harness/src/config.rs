@@ -105,6 +105,7 @@ pub struct AsteriskConfig {
     pub(crate) dialplan: String,
     pub(crate) ari_users: Vec<AriUser>,
     pub(crate) ari_general: String,
+    pub(crate) http_general: String,
     pub(crate) channelvars: Option<String>,
     pub(crate) files: Vec<(String, String)>,
     pub(crate) modules: Vec<String>,
@@ -124,6 +125,7 @@ impl AsteriskConfig {
             dialplan: String::new(),
             ari_users: vec![AriUser::plain("test", "test")],
             ari_general: String::new(),
+            http_general: String::new(),
             channelvars: None,
             files: Vec::new(),
             modules: Vec::new(),
@@ -154,6 +156,14 @@ impl AsteriskConfig {
     pub fn ari_general(mut self, line: &str) -> AsteriskConfig {
         self.ari_general.push_str(line);
         self.ari_general.push('\n');
+        self
+    }
+
+    /// Appends a raw line to http.conf `[general]` (e.g. `sessionlimit = 1000`:
+    /// every ARI WebSocket holds one of Asterisk's 100 default HTTP sessions).
+    pub fn http_general(mut self, line: &str) -> AsteriskConfig {
+        self.http_general.push_str(line);
+        self.http_general.push('\n');
         self
     }
 

@@ -678,7 +678,7 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
     files.push(("modules.conf".into(), modules));
     files.push((
         "http.conf".into(),
-        format!("[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = {port}\n"),
+        format!("[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = {port}\n{}", config.http_general),
     ));
     let mut ari = String::from("[general]\nenabled = yes\npretty = no\nallowed_origins = *\n");
     if let Some(v) = &config.channelvars {

@@ -202,3 +202,34 @@ fn channel_id_prefix_of_live_channel_is_refused() {
     let r = ast.try_originate(spec("abcdefgh", "q3"));
     eprintln!("longer id with a live id as prefix: {}", r.map(|o| o.response.status).unwrap_or_else(|r| r.status));
 }
+
+#[test]
+fn take_events_hands_out_each_event_once_in_order() {
+    let ast = Asterisk::start(AsteriskConfig::new(Broadcaster::Neither).dialplan(
+        "[t]\n\
+         exten => 1,1,Stasis(stream,first)\n\
+          same => n,Stasis(stream,second)\n\
+          same => n,Hangup()\n",
+    ));
+    let app = ast.connect_app("stream");
+    assert!(app.take_events(Duration::from_millis(100)).is_empty(), "nothing before the call");
+    let id = ast.originate(OriginateSpec::new("1", "t"));
+    let mut taken = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let batch = app.take_events(Duration::from_millis(200));
+        for (_, ev) in &batch {
+            if ev["type"] == "StasisStart" {
+                assert_eq!(ast.continue_channel(&id).status, 204);
+            }
+        }
+        taken.extend(batch);
+        if taken.iter().filter(|(_, v)| v["type"] == "StasisEnd").count() == 2 {
+            break;
+        }
+    }
+    let starts: Vec<&serde_json::Value> = taken.iter().filter(|(_, v)| v["type"] == "StasisStart").map(|(_, v)| &v["args"]).collect();
+    assert_eq!(starts, [&serde_json::json!(["first"]), &serde_json::json!(["second"])], "both StasisStart, once each, in order");
+    assert!(taken.windows(2).all(|w| w[0].0 <= w[1].0), "arrival order");
+    assert!(app.events().is_empty(), "taken events are no longer stored");
+}

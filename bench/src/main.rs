@@ -1,0 +1,273 @@
+//! `make bench`: res_stasis_broadcast_rs side by side with Asterisk's C
+//! implementation and with plain `Stasis()` (the floor), on the same
+//! Asterisk 22.10.1, in one run, rounds alternating between them.
+//!
+//! Environment:
+//! - `STASIS_BROADCAST_MODULE`: the module to measure (default: the `make` output).
+//! - `BENCH_QUICK=1`: a short run (CI smoke test): fewer calls, results in
+//!   `target/bench-quick/`, the README left alone.
+//! - `BENCH_ONLY=1,5`: only those measurements (numbered as in the table),
+//!   results in `target/bench-only/`, nothing checked: for profiling.
+//! - `BENCH_OUT=DIR`: where the results go (default `bench/results/`, or
+//!   `target/bench-quick/` in quick mode).
+//!
+//! Writes `latest.md`, `latest.json` and `latest.png`; a full run into the
+//! default place also copies the table and chart into README.md between
+//! `<!-- bench:begin -->` and `<!-- bench:end -->`. Exits non-zero if any
+//! number the table needs is missing (timings are reported, never asserted).
+
+mod chart;
+mod engine;
+mod phases;
+mod report;
+mod stats;
+mod target;
+
+use phases::Plan;
+use report::{Meta, Results};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use target::Target;
+
+const README_BEGIN: &str = "<!-- bench:begin -->";
+const README_END: &str = "<!-- bench:end -->";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
+}
+
+fn main() {
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let plan = if quick { Plan::quick() } else { Plan::full() };
+    let root = repo_root();
+    let only = Only::from_env();
+    let default_out = if !only.all() {
+        root.join("target/bench-only")
+    } else if quick {
+        root.join("target/bench-quick")
+    } else {
+        root.join("bench/results")
+    };
+    let out_dir = std::env::var_os("BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default_out.clone());
+    let module = std::env::var_os("STASIS_BROADCAST_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("res_stasis_broadcast_rs.so"));
+    if !module.is_file() {
+        eprintln!(
+            "bench: module not found at {} (run `make bench`, or `make` first)",
+            module.display()
+        );
+        std::process::exit(2);
+    }
+    // Nothing may hang unattended: past this, exit (the harness's exit hook kills every Asterisk).
+    let limit = Duration::from_secs(if quick { 6 * 60 } else { 25 * 60 });
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("bench: still running after {limit:?}; giving up");
+        std::process::exit(3);
+    });
+
+    let started = Instant::now();
+    eprintln!(
+        "[bench] {} run; module {}; results to {}",
+        if quick { "quick" } else { "full" },
+        module.display(),
+        out_dir.display()
+    );
+    let targets = Target::boot_all(&module);
+    let asterisk = targets[0].ast.runtime().asterisk_version();
+    eprintln!(
+        "[bench] booted {asterisk} three times in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let results = run(&targets, &plan, &only);
+    drop(targets);
+    let meta = meta(quick, started.elapsed().as_secs_f64(), asterisk, &root);
+    let rows = report::rows(&results);
+    let md = report::markdown(&meta, &plan, &results, &rows);
+    println!("\n{md}");
+
+    fs::create_dir_all(&out_dir).unwrap_or_else(|e| panic!("create {}: {e}", out_dir.display()));
+    let json = serde_json::json!({ "meta": meta, "plan": plan, "table": rows, "results": results });
+    write_atomic(&out_dir.join("latest.md"), md.as_bytes());
+    write_atomic(
+        &out_dir.join("latest.json"),
+        serde_json::to_string_pretty(&json)
+            .expect("JSON")
+            .as_bytes(),
+    );
+    // Drawn beside the build (the encoder wants a .png name), then moved into place.
+    let png = out_dir.join("latest.png");
+    let tmp = root.join("target/bench-chart.png");
+    let chart_ok = match chart::render(&tmp, &meta, &results) {
+        Ok(()) => fs::rename(&tmp, &png)
+            .or_else(|_| fs::copy(&tmp, &png).map(|_| ()))
+            .is_ok(),
+        Err(e) => {
+            eprintln!("bench: chart: {e}");
+            false
+        }
+    };
+    if !quick && only.all() && out_dir == default_out {
+        update_readme(&root.join("README.md"), &md);
+    }
+    eprintln!(
+        "[bench] wrote {}/latest.{{md,json,png}} in {:.0} s",
+        out_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut missing = if only.all() {
+        report::missing(&results, &rows)
+    } else {
+        Vec::new()
+    };
+    if !chart_ok {
+        missing.push("chart".into());
+    }
+    if !missing.is_empty() {
+        eprintln!("bench: numbers missing:\n  {}", missing.join("\n  "));
+        std::process::exit(1);
+    }
+}
+
+/// Runs the selected measurements (all of them unless `BENCH_ONLY` says).
+/// Throughput goes last: its top steps overload Asterisk, which leaves its
+/// memory high and would blur the memory measurement.
+fn run(targets: &[Target], plan: &Plan, only: &Only) -> Results {
+    let mut r = Results::empty();
+    let mut phase = |number: u8, name: &str, f: &mut dyn FnMut(&mut Results)| {
+        if only.wants(number) {
+            let t = Instant::now();
+            f(&mut r);
+            eprintln!(
+                "[bench] {number}. {name} done in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    };
+    phase(1, "claim latency", &mut |r| {
+        (r.claim_latency, r.claim_parts) = phases::claim_latency(targets, plan)
+    });
+    phase(2, "fan-out", &mut |r| {
+        r.fan_out = phases::fan_out(targets, plan)
+    });
+    phase(3, "hang-up release", &mut |r| {
+        r.hangup_release = phases::hangup_release(targets, plan)
+    });
+    phase(4, "timeout accuracy", &mut |r| {
+        r.timeout_error = phases::timeout_accuracy(targets, plan)
+    });
+    phase(6, "fairness", &mut |r| {
+        r.fairness = phases::fairness(targets, plan)
+    });
+    phase(7, "memory", &mut |r| {
+        r.memory = phases::memory(targets, plan)
+    });
+    phase(5, "throughput", &mut |r| {
+        r.throughput = phases::throughput(targets, plan)
+    });
+    r
+}
+
+/// `BENCH_ONLY=1,5`: only those measurements (for profiling one of them).
+struct Only(Option<Vec<u8>>);
+
+impl Only {
+    fn from_env() -> Only {
+        Only(
+            std::env::var("BENCH_ONLY")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect()),
+        )
+    }
+
+    fn wants(&self, number: u8) -> bool {
+        self.0.as_ref().is_none_or(|list| list.contains(&number))
+    }
+
+    fn all(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+fn command(program: &str, args: &[&str], dir: &Path) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn meta(quick: bool, wall_seconds: f64, asterisk: String, root: &Path) -> Meta {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned());
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    Meta {
+        date: command("date", &["-u", "+%Y-%m-%d %H:%M UTC"], root).unwrap_or_default(),
+        mode: if quick { "quick" } else { "full" }.into(),
+        wall_seconds: wall_seconds.round(),
+        cpu: cpu.unwrap_or_else(|| "unknown CPU".into()),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        asterisk,
+        commit: command("git", &["rev-parse", "--short", "HEAD"], root)
+            .unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    fs::write(&tmp, bytes).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+    fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
+}
+
+/// Puts the table and the chart between the README's markers.
+fn update_readme(readme: &Path, md: &str) {
+    let Ok(text) = fs::read_to_string(readme) else {
+        return;
+    };
+    let (Some(begin), Some(end)) = (text.find(README_BEGIN), text.find(README_END)) else {
+        eprintln!("bench: README.md has no {README_BEGIN} … {README_END} markers; not updated");
+        return;
+    };
+    if end < begin {
+        return;
+    }
+    let section =
+        format!("{README_BEGIN}\n{md}\n![Benchmark chart](bench/results/latest.png)\n{README_END}");
+    let updated = format!(
+        "{}{section}{}",
+        &text[..begin],
+        &text[end + README_END.len()..]
+    );
+    write_atomic(readme, updated.as_bytes());
+}

@@ -1,0 +1,503 @@
+//! The table (markdown), the JSON beside it, and the targets.
+
+use crate::phases::{ByKind, ClaimParts, Fairness, FanPoint, Ladder, Measured, Memory, Plan};
+use crate::stats::{percentile, Summary};
+use crate::target::Kind;
+use serde::Serialize;
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Results {
+    pub claim_latency: ByKind<Measured>,
+    /// The claim latency's parts, to see where a difference comes from.
+    pub claim_parts: ByKind<ClaimParts>,
+    pub fan_out: Vec<FanPoint>,
+    pub hangup_release: ByKind<Measured>,
+    pub timeout_error: ByKind<Measured>,
+    pub throughput: ByKind<Ladder>,
+    pub fairness: ByKind<Fairness>,
+    pub memory: ByKind<Memory>,
+}
+
+impl Results {
+    /// Nothing measured yet.
+    pub fn empty() -> Results {
+        Results {
+            claim_latency: ByKind::default(),
+            claim_parts: ByKind::default(),
+            fan_out: Vec::new(),
+            hangup_release: ByKind::default(),
+            timeout_error: ByKind::default(),
+            throughput: ByKind::default(),
+            fairness: ByKind::default(),
+            memory: ByKind::default(),
+        }
+    }
+}
+
+/// Where and when.
+#[derive(Clone, Debug, Serialize)]
+pub struct Meta {
+    pub date: String,
+    pub mode: String,
+    pub wall_seconds: f64,
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub asterisk: String,
+    pub commit: String,
+}
+
+/// One line of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub measurement: String,
+    pub unit: &'static str,
+    pub ours: Option<f64>,
+    pub reference: Option<f64>,
+    /// ours / reference, where a ratio means something.
+    pub ratio: Option<f64>,
+    pub floor: Option<f64>,
+    pub target: Option<String>,
+    pub met: Option<bool>,
+}
+
+#[derive(Clone, Copy)]
+enum Goal {
+    /// ours / reference at most this.
+    RatioAtMost(f64),
+    /// ours / reference at least this.
+    RatioAtLeast(f64),
+    /// ours at most this.
+    OursAtMost(f64),
+    /// ours above this.
+    OursAbove(f64),
+    /// ours no more than the reference.
+    NotAboveReference,
+}
+
+struct RowSpec {
+    measurement: String,
+    unit: &'static str,
+    values: [Option<f64>; 3],
+    ratio: bool,
+    goal: Option<Goal>,
+}
+
+impl RowSpec {
+    fn new(
+        measurement: impl Into<String>,
+        unit: &'static str,
+        values: [Option<f64>; 3],
+    ) -> RowSpec {
+        RowSpec {
+            measurement: measurement.into(),
+            unit,
+            values,
+            ratio: true,
+            goal: None,
+        }
+    }
+
+    fn no_ratio(mut self) -> RowSpec {
+        self.ratio = false;
+        self
+    }
+
+    fn goal(mut self, goal: Goal) -> RowSpec {
+        self.goal = Some(goal);
+        self
+    }
+
+    fn build(self) -> Row {
+        let [ours, reference, floor] = self.values;
+        let ratio = match (self.ratio, ours, reference) {
+            (true, Some(o), Some(r)) if r > 0.0 => Some(o / r),
+            _ => None,
+        };
+        let (target, met) = match self.goal {
+            None => (None, None),
+            Some(goal) => {
+                let (text, met) = match goal {
+                    Goal::RatioAtMost(x) => (format!("≤ {x:.1}×"), ratio.map(|r| r <= x)),
+                    Goal::RatioAtLeast(x) => (format!("≥ {x:.1}×"), ratio.map(|r| r >= x)),
+                    Goal::OursAtMost(x) => (format!("≤ {x} {}", self.unit), ours.map(|o| o <= x)),
+                    Goal::OursAbove(x) => (format!("> {x}"), ours.map(|o| o > x)),
+                    Goal::NotAboveReference => (
+                        "≤ reference".to_owned(),
+                        ours.zip(reference).map(|(o, r)| o <= r),
+                    ),
+                };
+                (Some(text), Some(met.unwrap_or(false)))
+            }
+        };
+        Row {
+            measurement: self.measurement,
+            unit: self.unit,
+            ours,
+            reference,
+            ratio,
+            floor,
+            target,
+            met,
+        }
+    }
+}
+
+fn each<T>(by: &ByKind<T>, f: impl Fn(&T) -> Option<f64>) -> [Option<f64>; 3] {
+    Kind::ALL.map(|k| by.get(k).and_then(&f))
+}
+
+fn stat(by: &ByKind<Measured>, f: fn(&Summary) -> f64) -> [Option<f64>; 3] {
+    each(by, |m| m.summary.as_ref().map(f))
+}
+
+/// p99 of |sample|: how far off the worst 1 % is, either way.
+fn abs_p99(m: &Measured) -> Option<f64> {
+    let mut abs: Vec<f64> = m.samples.iter().map(|s| s.abs()).collect();
+    abs.sort_by(f64::total_cmp);
+    (!abs.is_empty()).then(|| percentile(&abs, 99.0))
+}
+
+/// The table, in order.
+pub fn rows(r: &Results) -> Vec<Row> {
+    let mut rows = vec![
+        RowSpec::new(
+            "1. Claim latency p50",
+            "ms",
+            stat(&r.claim_latency, |s| s.p50),
+        )
+        .goal(Goal::RatioAtMost(1.0)),
+        RowSpec::new(
+            "1. Claim latency p90",
+            "ms",
+            stat(&r.claim_latency, |s| s.p90),
+        ),
+        RowSpec::new(
+            "1. Claim latency p99",
+            "ms",
+            stat(&r.claim_latency, |s| s.p99),
+        )
+        .goal(Goal::RatioAtMost(1.0)),
+        RowSpec::new(
+            "1. Claim latency max",
+            "ms",
+            stat(&r.claim_latency, |s| s.max),
+        ),
+    ];
+    for p in &r.fan_out {
+        let last = r.fan_out.last().is_some_and(|l| l.apps == p.apps);
+        let start = RowSpec::new(
+            format!(
+                "2. Dialplan time in StasisBroadcast(0), {} app(s), p50",
+                p.apps
+            ),
+            "ms",
+            stat(&p.start, |s| s.p50),
+        );
+        rows.push(if last {
+            start.goal(Goal::RatioAtMost(1.0))
+        } else {
+            start
+        });
+        if p.apps > 1 {
+            let spread = RowSpec::new(
+                format!("2. First→last CallBroadcast, {} apps, p50", p.apps),
+                "ms",
+                stat(&p.spread, |s| s.p50),
+            );
+            rows.push(if last {
+                spread.goal(Goal::RatioAtMost(1.0))
+            } else {
+                spread
+            });
+        }
+    }
+    rows.extend([
+        RowSpec::new(
+            "3. Hang-up release p50",
+            "ms",
+            stat(&r.hangup_release, |s| s.p50),
+        ),
+        RowSpec::new(
+            "3. Hang-up release p99",
+            "ms",
+            stat(&r.hangup_release, |s| s.p99),
+        )
+        .goal(Goal::OursAtMost(20.0)),
+        RowSpec::new(
+            "4. Timeout error (actual − 100 ms) p50",
+            "ms",
+            stat(&r.timeout_error, |s| s.p50),
+        ),
+        RowSpec::new(
+            "4. Timeout error, p99 of its absolute value",
+            "ms",
+            each(&r.timeout_error, abs_p99),
+        )
+        .goal(Goal::OursAtMost(5.0)),
+        RowSpec::new(
+            "5. Throughput, highest sustained",
+            "calls/s",
+            each(&r.throughput, |l| Some(l.sustained)),
+        )
+        .goal(Goal::RatioAtLeast(1.0)),
+        RowSpec::new(
+            "5. Asterisk CPU per call, at rates all passed",
+            "ms",
+            each(&r.throughput, |l| l.cpu_ms_per_call),
+        ),
+        RowSpec::new(
+            "6. Fairness, chi-square p-value (8 apps)",
+            "",
+            each(&r.fairness, |f| Some(f.p_value)),
+        )
+        .no_ratio()
+        .goal(Goal::OursAbove(0.01)),
+        RowSpec::new(
+            "7. Memory growth over the calls",
+            "KiB",
+            each(&r.memory, |m| Some(m.growth_kib as f64)),
+        )
+        .no_ratio()
+        .goal(Goal::NotAboveReference),
+    ]);
+    rows.into_iter().map(RowSpec::build).collect()
+}
+
+fn cell(v: Option<f64>) -> String {
+    match v {
+        None => "–".into(),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 0.01 || v == 0.0 => format!("{v:.2}"),
+        Some(v) => format!("{v:.1e}"),
+    }
+}
+
+/// The markdown report: the table, then the details a reader needs to trust it.
+pub fn markdown(meta: &Meta, plan: &Plan, r: &Results, rows: &[Row]) -> String {
+    let mut s = String::new();
+    s.push_str("| Measurement | unit | ours | reference | ours/ref | floor | target | met |\n");
+    s.push_str("|---|---|---:|---:|---:|---:|---|---|\n");
+    for row in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.measurement,
+            row.unit,
+            cell(row.ours),
+            cell(row.reference),
+            row.ratio
+                .map(|x| format!("{x:.3}×"))
+                .unwrap_or_else(|| "–".into()),
+            cell(row.floor),
+            row.target.as_deref().unwrap_or(""),
+            match row.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            }
+        ));
+    }
+    s.push('\n');
+    s.push_str(&format!(
+        "Measured {} ({} mode, {:.0} s wall) on {} ({} cores, {:.0} GiB), Linux {}, {}, commit {}.\n\n",
+        meta.date, meta.mode, meta.wall_seconds, meta.cpu, meta.cores, meta.memory_gib, meta.kernel, meta.asterisk, meta.commit
+    ));
+    let counts = |m: &ByKind<Measured>| {
+        Kind::ALL
+            .iter()
+            .filter_map(|&k| {
+                m.get(k).map(|m| {
+                    format!(
+                        "{} {} ({} failed)",
+                        k.label(),
+                        m.summary.as_ref().map_or(0, |s| s.n),
+                        m.failures
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    s.push_str(&format!(
+        "- Claim latency samples: {}.\n",
+        counts(&r.claim_latency)
+    ));
+    for k in Kind::ALL {
+        if let Some(p) = r.claim_parts.get(k) {
+            let p50 = |m: &Measured| {
+                m.summary
+                    .as_ref()
+                    .map_or("–".to_owned(), |s| format!("{:.3}", s.p50))
+            };
+            s.push_str(&format!(
+                "- Claim latency parts (p50 ms), {}: CallBroadcast read → claim sent {}, claim sent → answer read {}, answer read → StasisStart read {}.\n",
+                k.label(),
+                p50(&p.offer_to_request),
+                p50(&p.request_to_answer),
+                p50(&p.answer_to_stasis_start)
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "- Hang-up release samples: {}.\n",
+        counts(&r.hangup_release)
+    ));
+    s.push_str(&format!(
+        "- Timeout samples: {}.\n",
+        counts(&r.timeout_error)
+    ));
+    for k in Kind::ALL {
+        if let Some(l) = r.throughput.get(k) {
+            let steps: Vec<String> = l
+                .steps
+                .iter()
+                .map(|st| format!("{}{}", st.rate, if st.pass { "✓" } else { "✗" }))
+                .collect();
+            let why = l
+                .steps
+                .iter()
+                .find(|st| !st.pass)
+                .map(|st| format!("; first failure: {}", st.why))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "- Throughput steps, {} (calls/s): {}{}.\n",
+                k.label(),
+                steps.join(" "),
+                why
+            ));
+        }
+    }
+    for k in Kind::BROADCASTERS {
+        if let Some(f) = r.fairness.get(k) {
+            s.push_str(&format!(
+                "- Fairness, {}: wins {:?} over {} calls, chi-square {:.2}, p = {:.3} ({} failed).\n",
+                k.label(),
+                f.wins,
+                f.calls,
+                f.chi2,
+                f.p_value,
+                f.failures
+            ));
+        }
+    }
+    for k in Kind::ALL {
+        if let Some(m) = r.memory.get(k) {
+            s.push_str(&format!(
+                "- Memory, {}: RSS {} → {} KiB over {} calls ({} failed).\n",
+                k.label(),
+                m.rss_before_kib,
+                m.rss_after_kib,
+                m.calls,
+                m.failures
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "- Plan: {} claim-latency calls, fan-out {:?} apps × {} calls, {} hang-ups, {} timeouts, throughput steps of {} s from {} calls/s, {} fairness calls, {} memory calls per implementation.\n",
+        plan.latency_calls,
+        plan.fan_apps,
+        plan.fan_calls,
+        plan.hangup_calls,
+        plan.timeout_calls,
+        plan.rate_step_secs,
+        plan.rate_start,
+        plan.fairness_calls,
+        plan.memory_calls
+    ));
+    s
+}
+
+/// Whether every number the table needs is there (what the CI smoke checks).
+pub fn missing(r: &Results, rows: &[Row]) -> Vec<String> {
+    let mut missing: Vec<String> = Vec::new();
+    for row in rows {
+        if row.ours.is_none() || row.reference.is_none() {
+            missing.push(row.measurement.clone());
+        }
+    }
+    let sampled = |name: &str, m: &ByKind<Measured>, kinds: &[Kind], missing: &mut Vec<String>| {
+        for &k in kinds {
+            if m.get(k).and_then(|m| m.summary.as_ref()).is_none() {
+                missing.push(format!("{name}: no samples for {}", k.label()));
+            }
+        }
+    };
+    sampled("claim latency", &r.claim_latency, &Kind::ALL, &mut missing);
+    sampled(
+        "hang-up release",
+        &r.hangup_release,
+        &Kind::ALL,
+        &mut missing,
+    );
+    sampled("timeout error", &r.timeout_error, &Kind::ALL, &mut missing);
+    for p in &r.fan_out {
+        sampled(
+            &format!("fan-out {} start", p.apps),
+            &p.start,
+            &Kind::ALL,
+            &mut missing,
+        );
+    }
+    for k in Kind::BROADCASTERS {
+        if r.fairness.get(k).is_none_or(|f| f.calls == 0) {
+            missing.push(format!("fairness: no wins for {}", k.label()));
+        }
+        if r.memory
+            .get(k)
+            .is_none_or(|m| m.rss_before_kib == 0 || m.rss_after_kib == 0)
+        {
+            missing.push(format!("memory: no RSS for {}", k.label()));
+        }
+    }
+    missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_without_numbers_is_reported_missing() {
+        let r = Results::empty();
+        let missing = missing(&r, &rows(&r));
+        assert!(
+            missing.iter().any(|m| m.contains("Claim latency p50")),
+            "{missing:?}"
+        );
+        assert!(missing.iter().any(|m| m.contains("memory")), "{missing:?}");
+    }
+
+    #[test]
+    fn ratio_and_targets() {
+        let mut r = Results::empty();
+        let measured = |ms: f64| Measured {
+            summary: Summary::of(&[ms]),
+            samples: vec![ms],
+            ..Measured::default()
+        };
+        for (kind, ms) in [
+            (Kind::Ours, 1.0),
+            (Kind::Reference, 2.0),
+            (Kind::Floor, 0.5),
+        ] {
+            r.claim_latency.set(kind, measured(ms));
+        }
+        let rows = rows(&r);
+        let p50 = rows
+            .iter()
+            .find(|row| row.measurement == "1. Claim latency p50")
+            .expect("row");
+        assert_eq!(
+            (p50.ours, p50.reference, p50.floor, p50.ratio),
+            (Some(1.0), Some(2.0), Some(0.5), Some(0.5))
+        );
+        assert_eq!(p50.met, Some(true));
+        let throughput = rows
+            .iter()
+            .find(|row| row.measurement.starts_with("5."))
+            .expect("row");
+        assert_eq!(throughput.met, Some(false), "no numbers, target not met");
+    }
+}
