@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 
+use crate::broadcast::args::is_true;
 use crate::broadcast::registry::ClaimOutcome;
 use crate::config::Section;
 
@@ -207,11 +208,6 @@ fn parse_user<A>(
     }
     let acl = compile_acl(&rules)?;
     Ok(User { name: section.name.clone(), password, password_format, read_only, rules, acl })
-}
-
-/// Asterisk's `ast_true`.
-fn is_true(value: &str) -> bool {
-    crate::broadcast::args::is_true(value)
 }
 
 /// HTTP methods as Asterisk's HTTP server names them.
