@@ -20,7 +20,11 @@ fn main() {
     println!("cargo:rerun-if-env-changed=ASTERISK_INCLUDE_DIR");
     println!("cargo:rerun-if-changed={}", headers.join("asterisk/buildopts.h").display());
 
+    let features = HeaderFeatures::detect(&headers);
     let mut shim = cc::Build::new();
+    for define in features.shim_defines() {
+        shim.define(define, None);
+    }
     shim.file("src/shim.c")
         .include(&headers)
         .include(&include)
@@ -42,7 +46,7 @@ fn main() {
         .clang_arg("-D_GNU_SOURCE")
         .allowlist_function("sbshim_.*")
         .allowlist_function(
-            "ast_channel_(name|uniqueid|get_by_uniqueid)|ast_check_hangup|ast_safe_sleep_conditional",
+            "ast_channel_(name|uniqueid)|ast_check_hangup|ast_safe_sleep_conditional",
         )
         .allowlist_function("pbx_builtin_(setvar|getvar)_helper|ast_unregister_application")
         .allowlist_function("stasis_app_(exec|send)")
@@ -78,6 +82,43 @@ fn main() {
     bindings
         .write_to_file(out.join("bindings.rs"))
         .expect("write bindings.rs");
+}
+
+/// What the Asterisk headers offer, read from the headers themselves (never
+/// inferred from a version number: distributions backport).
+struct HeaderFeatures {
+    /// `ast_channel_get_by_uniqueid` (20.15, 21.10, 22.5 and later).
+    channel_get_by_uniqueid: bool,
+}
+
+impl HeaderFeatures {
+    fn detect(headers: &Path) -> HeaderFeatures {
+        let read = |name: &str| {
+            let path = headers.join("asterisk").join(name);
+            println!("cargo:rerun-if-changed={}", path.display());
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        };
+        let channel_h = read("channel.h");
+        HeaderFeatures { channel_get_by_uniqueid: declares(&channel_h, "ast_channel_get_by_uniqueid") }
+    }
+
+    /// Preprocessor defines for the shim (`SBSHIM_HAVE_…`).
+    fn shim_defines(&self) -> Vec<&'static str> {
+        let mut defines = Vec::new();
+        if self.channel_get_by_uniqueid {
+            defines.push("SBSHIM_HAVE_CHANNEL_GET_BY_UNIQUEID");
+        }
+        defines
+    }
+}
+
+/// Whether a header declares the function `name` (a call-shaped occurrence).
+fn declares(header: &str, name: &str) -> bool {
+    header.match_indices(name).any(|(at, _)| {
+        let before = header[..at].chars().next_back();
+        let after = header[at + name.len()..].trim_start();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && after.starts_with('(')
+    })
 }
 
 /// `$ASTERISK_INCLUDE_DIR`, then `asterisk-headers/` (filled by `make headers`),

@@ -45,6 +45,10 @@ void sbshim_channel_unlock(struct ast_channel *chan);
 /* Copies caller id number and dialplan extension with the channel locked. */
 void sbshim_channel_caller_and_exten(struct ast_channel *chan,
 	char *caller, size_t caller_len, char *exten, size_t exten_len);
+/* A new reference to the channel with this uniqueid, or NULL. Uses
+ * ast_channel_get_by_uniqueid() where the headers declare it (build.rs
+ * detects it), else a scan of the channel container. */
+struct ast_channel *sbshim_channel_get_by_uniqueid(const char *uniqueid);
 /* Queues a null frame: wakes a thread blocked in ast_waitfor() on the channel. */
 int sbshim_channel_wake(struct ast_channel *chan);
 

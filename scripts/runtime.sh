@@ -21,44 +21,8 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# The archive address comes from the machine, never from this repository.
-mirror_from_apt_sources() {
-    local files=() f
-    for f in /etc/apt/sources.list.d/*.sources; do [ -f "$f" ] && files+=("$f"); done
-    if [ ${#files[@]} -gt 0 ]; then
-        awk 'tolower($1)=="uris:" {for (i=2;i<=NF;i++) print $i}' "${files[@]}"
-    fi
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] && awk '$1=="deb" {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' "$f"
-    done
-}
-mirror=${DEBIAN_MIRROR:-}
-if [ -z "$mirror" ]; then
-    # The main archive, not the security one: it is the one that carries sid.
-    mirror=$(mirror_from_apt_sources | grep -v -- '-security' | head -n1 || true)
-fi
-if [ -z "$mirror" ]; then
-    echo "runtime: no Debian archive found in /etc/apt sources; set DEBIAN_MIRROR" >&2
-    exit 1
-fi
-
-if ! command -v debootstrap >/dev/null; then
-    echo "runtime: installing debootstrap on the host"
-    apt-get update -qq
-    apt-get install -y -qq debootstrap >/dev/null
-fi
-
-mkdir -p "$(dirname "$root")"
-if [ ! -x "$root/usr/bin/apt-get" ]; then
-    echo "runtime: debootstrap sid into $root (from the host's archive)"
-    rm -rf "$root.partial"
-    debootstrap --variant=minbase sid "$root.partial" "$mirror" >"$root.debootstrap.log" 2>&1 || {
-        tail -n 30 "$root.debootstrap.log" >&2
-        exit 1
-    }
-    rm -rf "$root"
-    mv "$root.partial" "$root"
-fi
+. "$(dirname "$0")/archive.sh"
+debootstrap_root sid "$root"
 
 # The archive's Release file is past its Valid-Until date: tell apt inside the root.
 echo 'Acquire::Check-Valid-Until "false";' >"$root/etc/apt/apt.conf.d/99no-check-valid-until"

@@ -116,6 +116,24 @@ void sbshim_channel_caller_and_exten(struct ast_channel *chan,
 	ast_channel_unlock(chan);
 }
 
+#ifndef SBSHIM_HAVE_CHANNEL_GET_BY_UNIQUEID
+/* Before 20.15/21.10/22.5 there is no uniqueid index; ast_channel_get_by_name()
+ * would also match a channel *named* like the id, so compare uniqueids only. */
+static int sbshim_uniqueid_matches(void *obj, void *arg, void *data, int flags)
+{
+	return strcasecmp(ast_channel_uniqueid(obj), arg) ? 0 : (CMP_MATCH | CMP_STOP);
+}
+#endif
+
+struct ast_channel *sbshim_channel_get_by_uniqueid(const char *uniqueid)
+{
+#ifdef SBSHIM_HAVE_CHANNEL_GET_BY_UNIQUEID
+	return ast_channel_get_by_uniqueid(uniqueid);
+#else
+	return ast_channel_callback(sbshim_uniqueid_matches, (char *) uniqueid, NULL, 0);
+#endif
+}
+
 int sbshim_channel_wake(struct ast_channel *chan)
 {
 	return ast_queue_frame(chan, &ast_null_frame);

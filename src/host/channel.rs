@@ -172,7 +172,7 @@ pub fn wake_by_unique_id(unique_id: &str) {
     let unique_id = super::cstring(unique_id);
     // SAFETY: the lookup returns a new reference or NULL; ChannelRef takes it
     // over and releases it on drop.
-    let raw = unsafe { ffi::ast_channel_get_by_uniqueid(unique_id.as_ptr()) };
+    let raw = unsafe { ffi::sbshim_channel_get_by_uniqueid(unique_id.as_ptr()) };
     if let Some(raw) = NonNull::new(raw) {
         ChannelRef { raw }.wake();
     }

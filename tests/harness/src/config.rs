@@ -1,6 +1,7 @@
 //! What one Asterisk instance is made of: the broadcaster module, dialplan,
 //! ARI users, modules and any extra configuration files.
 
+use crate::runtime::Runtime;
 use std::path::PathBuf;
 
 /// Modules loaded in every instance (`autoload=no`): the minimal set found by
@@ -13,7 +14,7 @@ pub const BASE_MODULES: &[&str] = &[
     "app_playtones.so",         // Playtones()
     "res_http_websocket.so",    // ARI event WebSocket
     "res_sorcery_config.so",    // needed by res_websocket_client
-    "res_websocket_client.so",  // res_ari links against it
+    "res_websocket_client.so",  // res_ari links against it (where it exists, see VERSIONED_MODULES)
     "res_stasis.so",            // Stasis core
     "res_stasis_answer.so",     // required by res_ari_channels
     "res_stasis_playback.so",   // required by res_ari_channels
@@ -27,6 +28,10 @@ pub const BASE_MODULES: &[&str] = &[
     "res_ari_events.so",        // /ari/events WebSocket and /ari/events/claim
     "app_stasis.so",            // Stasis()
 ];
+
+/// Modules of `BASE_MODULES` that older releases do not have (res_ari needs
+/// res_websocket_client only from 22.? on): loaded where the runtime has them.
+pub const VERSIONED_MODULES: &[&str] = &["res_websocket_client.so"];
 
 /// The C reference modules.
 pub(crate) const REFERENCE_MODULES: &[&str] = &["res_stasis_broadcast.so", "app_stasis_broadcast.so"];
@@ -234,8 +239,12 @@ impl AsteriskConfig {
     }
 
     /// Modules given `load =>`, in order.
-    pub(crate) fn load_list(&self) -> Vec<String> {
-        let mut list: Vec<String> = BASE_MODULES.iter().map(|s| s.to_string()).collect();
+    pub(crate) fn load_list(&self, runtime: &Runtime) -> Vec<String> {
+        let mut list: Vec<String> = BASE_MODULES
+            .iter()
+            .filter(|m| !VERSIONED_MODULES.contains(m) || runtime.has_module(m))
+            .map(|s| s.to_string())
+            .collect();
         match &self.broadcaster {
             Broadcaster::Ours(_) => list.push(OURS_NAME.into()),
             Broadcaster::Reference => list.extend(REFERENCE_MODULES.iter().map(|s| s.to_string())),
@@ -250,8 +259,8 @@ impl AsteriskConfig {
     }
 
     /// Broadcaster modules given `noload =>` (those neither chosen nor asked for).
-    pub(crate) fn noload_list(&self) -> Vec<String> {
-        let load = self.load_list();
+    pub(crate) fn noload_list(&self, runtime: &Runtime) -> Vec<String> {
+        let load = self.load_list(runtime);
         REFERENCE_MODULES
             .iter()
             .map(|s| s.to_string())

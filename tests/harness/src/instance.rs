@@ -190,7 +190,7 @@ impl Asterisk {
         if config.strict_modules {
             let shown = ast.cli("module show");
             let missing: Vec<String> = config
-                .load_list()
+                .load_list(runtime)
                 .into_iter()
                 .filter(|m| !shown.lines().any(|l| l.starts_with(m.as_str()) && l.contains(" Running ")))
                 .collect();
@@ -534,7 +534,7 @@ impl Layout {
             return Layout {
                 moddir: dir.join("modules"),
                 moddir_in_root: format!("{inside}/modules"),
-                datadir_in_root: SYSTEM_DATADIR.into(),
+                datadir_in_root: runtime.datadir_in_root().into(),
                 in_tree: false,
             };
         };
@@ -550,9 +550,6 @@ impl Layout {
         }
     }
 }
-
-/// The root's own data directory (Debian's `astdatadir`).
-const SYSTEM_DATADIR: &str = "/usr/share/asterisk";
 
 /// Links every entry of `from_in_root` (a directory inside the root) that
 /// `to` (a host directory) lacks, descending into directories both have;
@@ -602,7 +599,7 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
         fs::create_dir_all(&layout.moddir).unwrap_or_else(|e| panic!("create {}: {e}", layout.moddir.display()));
         let datadir = runtime.host_path(&layout.datadir_in_root);
         fs::create_dir_all(&datadir).unwrap_or_else(|e| panic!("create {}: {e}", datadir.display()));
-        overlay.extend(overlay_dir(runtime, SYSTEM_DATADIR, &datadir));
+        overlay.extend(overlay_dir(runtime, runtime.datadir_in_root(), &datadir));
     }
     // Module dir: links to the system modules, minus the broadcasters not chosen
     // (and, in a tree, minus the modules installed there).
@@ -669,10 +666,10 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
         ),
     ));
     let mut modules = String::from("[modules]\nautoload = no\n");
-    for m in config.load_list() {
+    for m in config.load_list(runtime) {
         modules.push_str(&format!("load => {m}\n"));
     }
-    for m in config.noload_list() {
+    for m in config.noload_list(runtime) {
         modules.push_str(&format!("noload => {m}\n"));
     }
     files.push(("modules.conf".into(), modules));

@@ -10,14 +10,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, Once, OnceLock};
 
-/// Module directory of Debian's Asterisk, used when asterisk.conf cannot be read.
-const DEFAULT_MODDIR: &str = "/usr/lib/x86_64-linux-gnu/asterisk/modules";
+/// Module and data directories of the two layouts a root can have: Debian's
+/// package (`scripts/runtime.sh`) and Asterisk's own `make install`
+/// (`scripts/asterisk-source.sh`), tried in this order when asterisk.conf
+/// does not say.
+const LAYOUTS: &[(&str, &str)] = &[
+    ("/usr/lib/x86_64-linux-gnu/asterisk/modules", "/usr/share/asterisk"),
+    ("/usr/lib/asterisk/modules", "/var/lib/asterisk"),
+];
 
-/// The Debian sid root that carries a real Asterisk (see `scripts/runtime.sh`).
+/// A root that carries a real Asterisk: Debian sid's package (the default) or
+/// a release built from source for the version matrix.
 #[derive(Clone, Debug)]
 pub struct Runtime {
     root: PathBuf,
     moddir_in_root: String,
+    datadir_in_root: String,
+    version: (u32, u32, u32),
 }
 
 impl Runtime {
@@ -36,8 +45,10 @@ impl Runtime {
         if !root.join("usr/sbin/asterisk").exists() {
             panic!("Asterisk runtime missing at {}: run `make runtime`", root.display());
         }
-        let moddir_in_root = read_moddir(&root).unwrap_or_else(|| DEFAULT_MODDIR.to_string());
-        let rt = Runtime { root, moddir_in_root };
+        let (moddir_in_root, datadir_in_root) = layout_of(&root);
+        let version = parse_version(&asterisk_v(&root))
+            .unwrap_or_else(|| panic!("cannot read the Asterisk version of {}", root.display()));
+        let rt = Runtime { root, moddir_in_root, datadir_in_root, version };
         static STALE: Once = Once::new();
         STALE.call_once(|| rt.remove_stale_instances());
         rt
@@ -58,6 +69,37 @@ impl Runtime {
         &self.moddir_in_root
     }
 
+    /// Asterisk's data directory (`astdatadir`: rest-api, documentation) as seen inside the root.
+    pub fn datadir_in_root(&self) -> &str {
+        &self.datadir_in_root
+    }
+
+    /// The Asterisk version, as (major, minor, patch).
+    pub fn version(&self) -> (u32, u32, u32) {
+        self.version
+    }
+
+    /// Whether this Asterisk is at least the first release of its branch
+    /// listed in `firsts` (e.g. `&[(20, 20), (22, 10), (23, 4)]`): a branch
+    /// not listed is covered when it is newer than every branch listed.
+    pub fn at_least(&self, firsts: &[(u32, u32)]) -> bool {
+        let (major, minor, _) = self.version;
+        match firsts.iter().find(|(m, _)| *m == major) {
+            Some((_, first)) => minor >= *first,
+            None => firsts.iter().all(|(m, _)| major > *m),
+        }
+    }
+
+    /// Whether the system module directory has `name` (e.g. `res_stasis_broadcast.so`).
+    pub fn has_module(&self, name: &str) -> bool {
+        self.modules_dir().join(name).exists()
+    }
+
+    /// Whether the C reference modules are installed (Debian's 22.10.1; absent from older releases).
+    pub fn has_reference(&self) -> bool {
+        crate::config::REFERENCE_MODULES.iter().all(|m| self.has_module(m))
+    }
+
     /// Host path for a path inside the root.
     pub fn host_path(&self, inside: &str) -> PathBuf {
         self.root.join(inside.trim_start_matches('/'))
@@ -71,13 +113,7 @@ impl Runtime {
 
     /// Output of `asterisk -V` run in the root.
     pub fn asterisk_version(&self) -> String {
-        let out = Command::new("chroot")
-            .arg(&self.root)
-            .args(["asterisk", "-V"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run chroot asterisk -V");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        asterisk_v(&self.root)
     }
 
     /// Removes instance directories left by test binaries that no longer run (done once per process by `locate`).
@@ -96,13 +132,65 @@ impl Runtime {
     }
 }
 
-fn read_moddir(root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(root.join("etc/asterisk/asterisk.conf")).ok()?;
-    text.lines().find_map(|l| {
-        let l = l.split(';').next()?.trim();
-        let (k, v) = l.split_once("=>")?;
-        (k.trim() == "astmoddir").then(|| v.trim().to_string())
-    })
+fn asterisk_v(root: &Path) -> String {
+    let out = Command::new("chroot")
+        .arg(root)
+        .args(["asterisk", "-V"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chroot asterisk -V");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// "Asterisk 22.10.1+dfsg+~cs6…" or "Asterisk 20.6.0" → (major, minor, patch).
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let v = text.strip_prefix("Asterisk ")?;
+    let mut parts = v.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>());
+    Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
+}
+
+/// The root's module and data directories: from its asterisk.conf when it
+/// has one, else the first layout whose module directory exists.
+fn layout_of(root: &Path) -> (String, String) {
+    let conf = std::fs::read_to_string(root.join("etc/asterisk/asterisk.conf")).unwrap_or_default();
+    let setting = |key: &str| {
+        conf.lines().find_map(|l| {
+            let l = l.split(';').next()?.trim();
+            let (k, v) = l.split_once("=>")?;
+            (k.trim() == key).then(|| v.trim().to_string())
+        })
+    };
+    let (moddir, datadir) = LAYOUTS
+        .iter()
+        .find(|(m, _)| root.join(m.trim_start_matches('/')).is_dir())
+        .copied()
+        .unwrap_or(LAYOUTS[0]);
+    (setting("astmoddir").unwrap_or_else(|| moddir.into()), setting("astdatadir").unwrap_or_else(|| datadir.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_from_asterisk_v() {
+        assert_eq!(parse_version("Asterisk 22.10.1+dfsg+~cs6.17.60671434-1"), Some((22, 10, 1)));
+        assert_eq!(parse_version("Asterisk 20.6.0"), Some((20, 6, 0)));
+        assert_eq!(parse_version("Asterisk GIT-master-abc"), None);
+    }
+
+    #[test]
+    fn at_least_reads_per_branch_firsts() {
+        let rt = |v| Runtime { root: PathBuf::new(), moddir_in_root: String::new(), datadir_in_root: String::new(), version: v };
+        let route = [(20, 20), (22, 10), (23, 4)];
+        assert!(!rt((20, 6, 0)).at_least(&route));
+        assert!(rt((20, 20, 0)).at_least(&route));
+        assert!(!rt((21, 12, 0)).at_least(&route), "21 is older than 22 and has no entry");
+        assert!(!rt((22, 9, 0)).at_least(&route));
+        assert!(rt((22, 10, 1)).at_least(&route));
+        assert!(!rt((23, 3, 0)).at_least(&route));
+        assert!(rt((24, 0, 0)).at_least(&route));
+    }
 }
 
 /// What the spawner thread needs to start one process.
