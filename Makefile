@@ -3,6 +3,9 @@
 #   make            build res_stasis_broadcast_rs.so
 #   make demo       runtime up, module loaded, real calls broadcast and claimed
 #   make test       unit and integration tests against a real Asterisk
+#   make test-matrix the integration suites and an ari-client race on every
+#                   Asterisk version: Debian's 22.10.1 plus each release tarball
+#                   in ASTERISK_SOURCES, built from source (MATRIX_VERSIONS to choose)
 #   make bench      ours vs the C reference vs plain Stasis(), same Asterisk, one run
 #                   (BENCH_QUICK=1: a short smoke run; results in target/bench-quick/)
 #   make install    install into an Asterisk (DESTDIR, ASTMODDIR, ASTDATADIR, ASTETCDIR)
@@ -44,7 +47,12 @@ else
   export ASTERISK_INCLUDE_DIR
 endif
 
-.PHONY: all build setup runtime headers test unit-test integration-test demo bench install uninstall clean
+# Release tarballs (asterisk-<version>.tar.xz) for the version matrix.
+ASTERISK_SOURCES ?= $(abspath $(CURDIR)/../shared/asterisk-src)
+export ASTERISK_SOURCES
+MATRIX_VERSIONS  ?=
+
+.PHONY: all build setup runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
 
 all: build
 
@@ -82,6 +90,9 @@ $(FAULT_MODULE): build
 test: runtime build $(FAULT_MODULE)
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) STASIS_BROADCAST_FAULT_MODULE=$(CURDIR)/$(FAULT_MODULE) \
 		$(CARGO) test --release --workspace
+
+test-matrix: setup
+	scripts/test-matrix.sh $(MATRIX_VERSIONS)
 
 demo: runtime build
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) $(CARGO) run --release --example demo

@@ -78,6 +78,9 @@ if [ ! -f "$pjsrc/.ready" ]; then
     component=$(ls "$work"/*orig-Xpjproject.tar.* | head -n1)
     rm -rf "$pjsrc" && mkdir -p "$pjsrc"
     tar -xf "$component" -C "$pjsrc" --strip-components=1
+    # Debian's copy is DFSG-clean: bdimad_dev.c and the bundled libsrtp are gone.
+    # Asterisk uses neither (libsrtp is disabled at configure time below).
+    sed -i 's/ bdimad_dev\.o//' "$pjsrc/pjmedia/build/Makefile"
     rm -rf "$work"
     touch "$pjsrc/.ready"
 fi
@@ -108,7 +111,7 @@ cat >"$root.partial/usr/src/build-asterisk.sh" <<SCRIPT
 set -eu
 cd $src
 ./configure --prefix=/usr --libdir=/usr/lib --sysconfdir=/etc --localstatedir=/var \
-    --with-pjproject-bundled --without-x11 >/usr/src/configure.log 2>&1 || { tail -40 /usr/src/configure.log; exit 1; }
+    --with-pjproject-bundled --without-x11 PJPROJECT_CONFIGURE_OPTS=--disable-libsrtp >/usr/src/configure.log 2>&1 || { tail -40 /usr/src/configure.log; exit 1; }
 make -s menuselect.makeopts >/dev/null
 menuselect/menuselect --disable-all menuselect.makeopts >/dev/null
 for m in $(echo $modules); do
