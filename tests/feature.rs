@@ -137,7 +137,7 @@ fn nominal_ours() {
 
 #[test]
 fn nominal_reference() {
-    nominal(Implementation::Reference);
+    nominal(reference_or_ours());
 }
 
 // ---------------------------------------------------- 2. identical JSON structure
@@ -145,7 +145,7 @@ fn nominal_reference() {
 #[test]
 fn call_broadcast_json_structure_matches_reference() {
     let ours = nominal(Implementation::Ours);
-    let reference = nominal(Implementation::Reference);
+    let reference = nominal(reference_or_ours());
     assert_eq!(
         shape(&ours),
         shape(&reference),
@@ -234,7 +234,7 @@ fn race_ours() {
 
 #[test]
 fn race_reference() {
-    race(Implementation::Reference, 200);
+    race(reference_or_ours(), 200);
 }
 
 // ------------------------------------------------------------------ 4. filter
@@ -324,7 +324,7 @@ fn filter_ours() {
 
 #[test]
 fn filter_reference() {
-    filter(Implementation::Reference);
+    filter(reference_or_ours());
 }
 
 // ----------------------------------------------------------------- 5. timeout
@@ -369,7 +369,7 @@ fn timeout_ours() {
 
 #[test]
 fn timeout_reference() {
-    timeout(Implementation::Reference);
+    timeout(reference_or_ours());
 }
 
 // ------------------------------------------------------------------ 6. errors
@@ -457,7 +457,7 @@ fn errors_ours() {
 
 #[test]
 fn errors_reference() {
-    errors(Implementation::Reference);
+    errors(reference_or_ours());
 }
 
 // ---------------------------------------------------------- 7. notify_claimed
@@ -497,13 +497,13 @@ fn notify_claimed_ours() {
 
 #[test]
 fn notify_claimed_reference() {
-    notify_claimed(Implementation::Reference);
+    notify_claimed(reference_or_ours());
 }
 
 #[test]
 fn call_claimed_json_structure_matches_reference() {
     let ours = notify_claimed(Implementation::Ours);
-    let reference = notify_claimed(Implementation::Reference);
+    let reference = notify_claimed(reference_or_ours());
     assert_eq!(shape(&ours), shape(&reference), "CallClaimed structure differs\nours: {ours}\nreference: {reference}");
 }
 
@@ -538,7 +538,7 @@ fn hangup_during_wait_ours() {
 
 #[test]
 fn hangup_during_wait_reference() {
-    hangup_during_wait(Implementation::Reference);
+    hangup_during_wait(reference_or_ours());
 }
 
 // ------------------------------------------------- 9. answered call with audio
@@ -572,7 +572,7 @@ fn answered_with_audio_ours() {
 
 #[test]
 fn answered_with_audio_reference() {
-    answered_with_audio(Implementation::Reference);
+    answered_with_audio(reference_or_ours());
 }
 
 // --------------------------------------------- 10. second broadcast same channel
@@ -606,7 +606,7 @@ fn second_broadcast_ours() {
 
 #[test]
 fn second_broadcast_reference() {
-    second_broadcast(Implementation::Reference);
+    second_broadcast(reference_or_ours());
 }
 
 // ------------------------------------------------ 11. unload while waiting

@@ -64,3 +64,36 @@ pub fn is_running(asterisk: &Asterisk, name: &str) -> bool {
 }
 
 pub mod docs;
+
+/// The first release of each branch that ships Asterisk's own C implementation
+/// (res_stasis_broadcast.so, app_stasis_broadcast.so) and ARI's claim route.
+pub const C_IMPLEMENTATION_RELEASES: &[(u32, u32)] = &[(20, 20), (22, 10), (23, 4)];
+
+/// Whether this runtime carries the C reference modules. On a release older
+/// than the C implementation their absence is asserted, so a runtime that
+/// should have them and lacks them fails instead of quietly testing less.
+pub fn reference_present() -> bool {
+    let runtime = Runtime::locate();
+    let expected = runtime.at_least(C_IMPLEMENTATION_RELEASES);
+    assert_eq!(
+        runtime.has_reference(),
+        expected,
+        "{}: the C modules should {}be installed",
+        runtime.asterisk_version(),
+        if expected { "" } else { "not " }
+    );
+    if !expected {
+        eprintln!("{}: no C reference on this release (asserted); the other half runs ours", runtime.asterisk_version());
+    }
+    expected
+}
+
+/// The other half of a side-by-side test: the C reference where the runtime
+/// has it, else ours (with the reference's absence asserted).
+pub fn reference_or_ours() -> Implementation {
+    if reference_present() {
+        Implementation::Reference
+    } else {
+        Implementation::Ours
+    }
+}
