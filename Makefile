@@ -33,6 +33,8 @@ INSTALLED      = $(DESTDIR)$(ASTMODDIR)/$(MODULE) \
                  $(DESTDIR)$(ASTDATADIR)/documentation/thirdparty/$(notdir $(XMLDOC)) \
                  $(DESTDIR)$(ASTETCDIR)/$(notdir $(SAMPLE_CONF))
 
+# Where cargo builds (the version matrix gives each version its own).
+TARGET_DIR    := $(or $(CARGO_TARGET_DIR),target)
 FAULT_TARGET  := target/fault
 FAULT_MODULE  := $(FAULT_TARGET)/release/libres_stasis_broadcast_rs.so
 
@@ -58,7 +60,7 @@ all: build
 
 build: setup $(HEADERS_DEP)
 	$(CARGO) build --release
-	cp target/release/libres_stasis_broadcast_rs.so $(MODULE)
+	cp $(TARGET_DIR)/release/libres_stasis_broadcast_rs.so $(MODULE)
 
 # Host packages the build needs: libclang for bindgen, debootstrap for the runtime.
 setup:

@@ -121,6 +121,8 @@ void sbshim_channel_caller_and_exten(struct ast_channel *chan,
  * would also match a channel *named* like the id, so compare uniqueids only. */
 static int sbshim_uniqueid_matches(void *obj, void *arg, void *data, int flags)
 {
+	(void) data;
+	(void) flags;
 	return strcasecmp(ast_channel_uniqueid(obj), arg) ? 0 : (CMP_MATCH | CMP_STOP);
 }
 #endif

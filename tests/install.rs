@@ -18,9 +18,21 @@ use std::sync::Mutex;
 const OURS: &str = "res_stasis_broadcast_rs.so";
 const CONF: &str = "stasis_broadcast.conf";
 const XML_NAME: &str = "res_stasis_broadcast_rs-en_US.xml";
-/// The Makefile's default ASTDATADIR and ASTETCDIR (Debian's layout, the runtime's).
-const DATADIR: &str = "/usr/share/asterisk";
+/// The Makefile's default ASTETCDIR (Debian's and a source build's).
 const ETCDIR: &str = "/etc/asterisk";
+/// The Makefile's default ASTMODDIR, without its multiarch part, and ASTDATADIR: Debian's layout.
+const DEBIAN_DATADIR: &str = "/usr/share/asterisk";
+
+/// What `make install` needs to be told for this runtime's Asterisk: nothing
+/// for Debian's layout (the Makefile's defaults), its directories for an
+/// Asterisk installed from source (as the README says).
+fn layout_vars(runtime: &Runtime) -> Vec<(&'static str, String)> {
+    if runtime.datadir_in_root() == DEBIAN_DATADIR {
+        Vec::new()
+    } else {
+        vec![("ASTMODDIR", runtime.modules_dir_in_root().to_owned()), ("ASTDATADIR", runtime.datadir_in_root().to_owned())]
+    }
+}
 
 /// `make install` rebuilds and copies the module at the top of the
 /// repository: one make at a time.
@@ -140,9 +152,12 @@ fn make_install_feeds_a_real_asterisk_and_make_uninstall_removes_exactly_that() 
     let dest = DestDir::new(&runtime, "install");
 
     // 1. Install: exactly three files, where Debian's Asterisk looks for them.
-    make("install", &dest, &[]);
+    let vars = layout_vars(&runtime);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let datadir = runtime.datadir_in_root().to_owned();
+    make("install", &dest, &vars);
     let module = format!("{moddir}/{OURS}");
-    let xmldoc = format!("{DATADIR}/documentation/thirdparty/{XML_NAME}");
+    let xmldoc = format!("{datadir}/documentation/thirdparty/{XML_NAME}");
     let sample = format!("{ETCDIR}/stasis_broadcast.conf.sample");
     let installed: BTreeSet<String> = [module.clone(), xmldoc.clone(), sample.clone()].into();
     assert_eq!(dest.files(), installed, "make install installs the module, the XML docs and the sample, nothing else");
@@ -158,7 +173,7 @@ fn make_install_feeds_a_real_asterisk_and_make_uninstall_removes_exactly_that() 
     let installed_sample = fs::read_to_string(dest.join(&sample)).unwrap();
     let config = AsteriskConfig::new(Broadcaster::Neither)
         .load(OURS)
-        .installed_in(&dest.host, &moddir, DATADIR)
+        .installed_in(&dest.host, &moddir, &datadir)
         .file(CONF, &installed_sample);
     let asterisk = Asterisk::start(config);
     let line = module_line(&asterisk, OURS).expect("module listed");
@@ -250,10 +265,10 @@ fn make_install_feeds_a_real_asterisk_and_make_uninstall_removes_exactly_that() 
     let other_module = format!("{moddir}/res_other.so");
     fs::write(dest.join(&user_config), "[general]\n").unwrap();
     fs::write(dest.join(&other_module), "not ours").unwrap();
-    make("uninstall", &dest, &[]);
+    make("uninstall", &dest, &vars);
     let left: BTreeSet<String> = [user_config, other_module].into();
     assert_eq!(dest.files(), left, "make uninstall removes exactly what install installed");
-    for dir in [moddir.as_str(), "/usr/share/asterisk/documentation/thirdparty", ETCDIR] {
+    for dir in [moddir.as_str(), &format!("{datadir}/documentation/thirdparty"), ETCDIR] {
         assert!(dest.join(dir).is_dir(), "{dir} stays");
     }
 }
