@@ -3,6 +3,7 @@
 #   make            build res_stasis_broadcast_rs.so
 #   make demo       runtime up, module loaded, real calls broadcast and claimed
 #   make test       unit and integration tests against a real Asterisk
+#   make node-deps  Node.js (if missing) and tests/node's pinned npm packages (make test runs it)
 #   make test-matrix the integration suites and an ari-client race on every
 #                   Asterisk version: Debian's 22.10.1 plus each release tarball
 #                   in ASTERISK_SOURCES, built from source (MATRIX_VERSIONS to choose)
@@ -49,12 +50,17 @@ else
   export ASTERISK_INCLUDE_DIR
 endif
 
+# The ari-client race (tests/ari_client.rs) runs tests/node/race.js with the
+# npm package pinned in tests/node/package-lock.json.
+NODE_DIR      := tests/node
+NODE_STAMP    := $(NODE_DIR)/node_modules/.package-lock.json
+
 # Release tarballs (asterisk-<version>.tar.xz) for the version matrix.
 ASTERISK_SOURCES ?= $(abspath $(CURDIR)/../shared/asterisk-src)
 export ASTERISK_SOURCES
 MATRIX_VERSIONS  ?=
 
-.PHONY: all build setup runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
+.PHONY: all build setup nodejs node-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
 
 all: build
 
@@ -73,6 +79,21 @@ setup:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# Node.js and npm from Debian's packages when the machine has neither, then
+# exactly the packages tests/node/package-lock.json lists (again only when
+# package.json or the lock file changed).
+node-deps: nodejs $(NODE_STAMP)
+
+nodejs:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		echo "nodejs: installing nodejs npm"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json | nodejs
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
 runtime: setup
 	scripts/runtime.sh
 
@@ -89,11 +110,11 @@ asterisk-headers/asterisk/module.h:
 $(FAULT_MODULE): build
 	$(CARGO) build --release --features fault-injection --target-dir $(FAULT_TARGET)
 
-test: runtime build $(FAULT_MODULE)
+test: runtime build $(FAULT_MODULE) node-deps
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) STASIS_BROADCAST_FAULT_MODULE=$(CURDIR)/$(FAULT_MODULE) \
 		$(CARGO) test --release --workspace
 
-test-matrix: setup
+test-matrix: setup node-deps
 	scripts/test-matrix.sh $(MATRIX_VERSIONS)
 
 demo: runtime build

@@ -1,0 +1,285 @@
+//! A race between ARI applications written with the official `ari-client`
+//! npm package (pinned at 2.2.0 in tests/node, installed by `make node-deps`),
+//! on whichever Asterisk `STASIS_BROADCAST_ROOT` selects.
+//!
+//! `tests/node/race.js` connects three applications, each with its own
+//! ari-client; each claims every `CallBroadcast` it receives with
+//! `client.events.claimChannel`, and the winner sends the channel back to the
+//! dialplan with `channel.continueInDialplan()` once its `StasisStart`
+//! arrives. The script prints one JSON line per event; this file starts it,
+//! originates calls and checks, for every call, what each application saw
+//! and what the dialplan ended with. ari-client builds its models from
+//! `/ari/api-docs/*.json`: a version whose description lacks `CallBroadcast`
+//! or the claim operation makes it throw, which shows here as a `fatal` line
+//! and a non-zero exit.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+const APPS: [&str; 3] = ["acl-alpha", "acl-bravo", "acl-charlie"];
+const CALLS: usize = 10;
+const ARI_CLIENT_VERSION: &str = "2.2.0";
+
+/// `100@incoming` offers the call for 5 s and records what the application
+/// left in `STASISSTATUS` once the winner sent the channel back.
+const DIALPLAN: &str = "[incoming]
+exten => 100,1,StasisBroadcast(5000)
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n,Hangup()
+";
+
+fn node_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
+}
+
+/// Fails (never skips) when Node.js or the pinned package is missing.
+fn require_node_and_ari_client() {
+    let version = Command::new("node").arg("--version").output().unwrap_or_else(|e| {
+        panic!("node not found ({e}): run `make node-deps` (installs Node.js and tests/node's packages)")
+    });
+    assert!(version.status.success(), "`node --version` failed: run `make node-deps`");
+    let manifest = node_dir().join("node_modules/ari-client/package.json");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap_or_else(|e| panic!("{} missing ({e}): run `make node-deps`", manifest.display()));
+    let installed: Value = serde_json::from_str(&text).expect("ari-client's package.json");
+    assert_eq!(
+        installed["version"], ARI_CLIENT_VERSION,
+        "ari-client {} installed, the test pins {ARI_CLIENT_VERSION}: run `make node-deps`",
+        installed["version"]
+    );
+    println!(
+        "node {}, ari-client {}",
+        String::from_utf8_lossy(&version.stdout).trim(),
+        installed["version"].as_str().unwrap_or("?")
+    );
+}
+
+/// What the node process printed, line by line (stdout as JSON, stderr as text).
+#[derive(Default)]
+struct Transcript {
+    lines: Vec<Value>,
+    stderr: String,
+}
+
+/// The running `race.js`. Dropping it (also while a test panics) closes its
+/// stdin, which makes it exit, and kills it if it has not within a second.
+struct NodeRace {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    shared: Arc<(Mutex<Transcript>, Condvar)>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl NodeRace {
+    fn spawn(asterisk: &Asterisk, apps: &[&str]) -> NodeRace {
+        let mut child = Command::new("node")
+            .arg(node_dir().join("race.js"))
+            .args([asterisk.base_url().as_str(), "test", "test"])
+            .args(apps)
+            .current_dir(node_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start node race.js: {e}"));
+        let shared = Arc::new((Mutex::new(Transcript::default()), Condvar::new()));
+        let stdout = child.stdout.take().expect("stdout piped");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let out = shared.clone();
+        let err = shared.clone();
+        let readers = vec![
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let value = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "event": "unparsed", "line": line }));
+                    out.0.lock().unwrap_or_else(|e| e.into_inner()).lines.push(value);
+                    out.1.notify_all();
+                }
+            }),
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = BufReader::new(stderr).read_to_string(&mut text);
+                err.0.lock().unwrap_or_else(|e| e.into_inner()).stderr.push_str(&text);
+                err.1.notify_all();
+            }),
+        ];
+        NodeRace { stdin: child.stdin.take(), child, shared, readers }
+    }
+
+    /// Waits until `done` holds for the lines so far; panics with the
+    /// transcript after `timeout`, or at once if node reported a crash.
+    fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        let mut t = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
+        while !done(&t.lines) {
+            if t.lines.iter().any(|v| v["event"] == "fatal") {
+                panic!("{what}: node crashed first\n{}", render(&t));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!("{what}: not seen within {timeout:?}\n{}", render(&t));
+            }
+            t = self.shared.1.wait_timeout(t, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    fn lines(&self) -> Vec<Value> {
+        self.shared.0.lock().unwrap_or_else(|e| e.into_inner()).lines.clone()
+    }
+
+    fn transcript(&self) -> String {
+        render(&self.shared.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Closes stdin and waits (10 s at most) for the process to exit and its
+    /// output to be read; returns the exit status and every line.
+    fn finish(mut self) -> (ExitStatus, Transcript) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for node") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                panic!("node did not exit within 10 s of its stdin closing\n{}", self.transcript());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for reader in self.readers.drain(..) {
+            reader.join().expect("node output reader");
+        }
+        let transcript = std::mem::take(&mut *self.shared.0.lock().unwrap_or_else(|e| e.into_inner()));
+        (status, transcript)
+    }
+}
+
+impl Drop for NodeRace {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if std::thread::panicking() {
+            eprintln!("---- node race.js output ----\n{}", self.transcript());
+        }
+    }
+}
+
+fn render(t: &Transcript) -> String {
+    let mut s: String = t.lines.iter().map(|v| format!("{v}\n")).collect();
+    if !t.stderr.trim().is_empty() {
+        s.push_str(&format!("---- stderr ----\n{}\n", t.stderr.trim_end()));
+    }
+    s
+}
+
+/// Lines about one channel with that `event`.
+fn about<'a>(lines: &'a [Value], event: &str, channel: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|v| v["event"] == event && v["channel"] == channel).collect()
+}
+
+fn race(config: AsteriskConfig) {
+    require_node_and_ari_client();
+    let asterisk = Asterisk::start(config.dialplan(DIALPLAN));
+    println!("{}", asterisk.runtime().asterisk_version());
+    let started = Instant::now();
+    let node = NodeRace::spawn(&asterisk, &APPS);
+    node.wait_until("every application ready", Duration::from_secs(30), |lines| {
+        lines.iter().filter(|v| v["event"] == "ready").count() == APPS.len()
+    });
+    let ready = node.lines();
+    for app in APPS {
+        assert!(
+            ready.iter().any(|v| v["event"] == "ready" && v["app"] == app && v["claimChannel"] == "function"),
+            "{app}: not ready, or client.events.claimChannel is not a function\n{}",
+            node.transcript()
+        );
+    }
+    for app in APPS {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while asterisk.ari().get(&format!("/applications/{app}")).status != 200 {
+            assert!(Instant::now() < deadline, "{app} not registered in Asterisk\n{}", node.transcript());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let connected = started.elapsed();
+
+    let calls_started = Instant::now();
+    let ids: Vec<String> = (0..CALLS).map(|_| asterisk.originate(OriginateSpec::new("100", "incoming"))).collect();
+    for (n, id) in ids.iter().enumerate() {
+        node.wait_until(&format!("call {n} ({id}): three claim results and the winner's continue"), Duration::from_secs(10), |lines| {
+            about(lines, "claim", id).len() >= APPS.len() && !about(lines, "continue", id).is_empty()
+        });
+        let result = asterisk.wait_for_global(&format!("RESULT_{id}"), Duration::from_secs(5));
+        assert_eq!(result.as_deref(), Some("SUCCESS"), "call {n} ({id}): STASISSTATUS after the winner's session\n{}", node.transcript());
+    }
+    let calls_took = calls_started.elapsed();
+
+    // Exact counts only once node has exited: a late extra line cannot hide.
+    let (status, transcript) = node.finish();
+    let lines = &transcript.lines;
+    let all = render(&transcript);
+    let mut wins: BTreeMap<&str, usize> = APPS.iter().map(|a| (*a, 0)).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let offered: Vec<&str> = about(lines, "CallBroadcast", id).iter().filter_map(|v| v["app"].as_str()).collect();
+        let mut sorted = offered.clone();
+        sorted.sort();
+        assert_eq!(sorted, APPS, "call {n} ({id}): one CallBroadcast per application\n{all}");
+
+        let claims = about(lines, "claim", id);
+        let won: Vec<&&Value> = claims.iter().filter(|v| v["status"] == 204).collect();
+        let lost: Vec<&&Value> = claims.iter().filter(|v| v["status"] == 409).collect();
+        assert!(claims.len() == APPS.len() && won.len() == 1 && lost.len() == 2, "call {n} ({id}): claims must be one 204 and two 409: {claims:?}\n{all}");
+        assert_eq!(won[0]["outcome"], "resolved", "call {n}: the 204 resolves claimChannel's promise: {}", won[0]);
+        for loser in &lost {
+            assert_eq!(loser["outcome"], "rejected", "call {n}: a 409 rejects claimChannel's promise: {loser}");
+        }
+        let winner = won[0]["app"].as_str().expect("winner app");
+        let starts = about(lines, "StasisStart", id);
+        assert!(starts.len() == 1 && starts[0]["app"] == winner, "call {n} ({id}): StasisStart at the winner {winner} only: {starts:?}\n{all}");
+        let continued = about(lines, "continue", id);
+        assert!(continued.len() == 1 && continued[0]["outcome"] == "resolved", "call {n} ({id}): the winner's continueInDialplan: {continued:?}\n{all}");
+        *wins.get_mut(winner).expect("known app") += 1;
+    }
+
+    let problems: Vec<&Value> = lines.iter().filter(|v| ["fatal", "error", "unparsed"].contains(&v["event"].as_str().unwrap_or(""))).collect();
+    assert!(problems.is_empty(), "node reported problems: {problems:?}\n{all}");
+    assert!(!all.contains("TypeError"), "a TypeError in node's output\n{all}");
+    assert_eq!(lines.last().map(|v| &v["event"]), Some(&json!("exit")), "node's last line is its clean exit\n{all}");
+    assert!(status.success(), "node exited with {status}\n{all}");
+    assert!(asterisk.is_running(), "Asterisk died during the race");
+    println!(
+        "{CALLS} calls raced by {} ari-client applications in {calls_took:?} (clients connected in {connected:?}); wins: {wins:?}",
+        APPS.len()
+    );
+}
+
+/// The endpoint `claim_endpoint=auto` picks for this version: ARI's own route
+/// on 20.20+/22.10+/23.4+, the module's handler before.
+#[test]
+fn ari_client_race() {
+    race(AsteriskConfig::new(ours()).label("ari-client"));
+}
+
+/// The module's own claim handler, whatever the version.
+#[test]
+fn ari_client_race_module_endpoint() {
+    race(
+        AsteriskConfig::new(ours())
+            .file("stasis_broadcast.conf", "[general]\nclaim_endpoint = module\n")
+            .label("ari-client-module"),
+    );
+}
