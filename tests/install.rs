@@ -185,7 +185,15 @@ fn make_install_feeds_a_real_asterisk_and_make_uninstall_removes_exactly_that() 
     println!("core show application StasisBroadcast:\n{shown}");
     let app = plain(&shown);
     let synopsis = xml_text_after(&xml, "<application name=\"StasisBroadcast\"", "synopsis").expect("synopsis");
-    assert!(app.contains(&format!("[Synopsis] {synopsis} [Provided By] res_stasis_broadcast_rs")), "{shown}");
+    // Older releases (20.6.0 among them) print no [Provided By] section; the
+    // releases that ship the C implementation all do.
+    let provided_by = app.contains("[Provided By]");
+    assert!(provided_by || !runtime.at_least(&[(20, 20), (22, 10), (23, 4)]), "{shown}");
+    if provided_by {
+        assert!(app.contains(&format!("[Synopsis] {synopsis} [Provided By] res_stasis_broadcast_rs")), "{shown}");
+    } else {
+        assert!(app.contains(&format!("[Synopsis] {synopsis} [Description]")), "{shown}");
+    }
     // Asterisk writes the syntax from the parameter list: all four optional.
     assert!(app.contains("[Syntax] StasisBroadcast([timeout][,app_filter[,args[,notify_claimed]]])"), "{shown}");
     for parameter in ["timeout", "app_filter", "args", "notify_claimed"] {
@@ -206,6 +214,9 @@ fn make_install_feeds_a_real_asterisk_and_make_uninstall_removes_exactly_that() 
     assert!(app.contains("[See Also] Stasis(), stasis_broadcast.conf, 'stasis broadcast show broadcasts'"), "{shown}");
     // Every part but [Since] (Asterisk versions: none for a module of its own).
     for part in ["Synopsis", "Provided By", "Description", "Syntax", "Arguments", "See Also"] {
+        if part == "Provided By" && !provided_by {
+            continue;
+        }
         assert!(!app.contains(&format!("[{part}] Not available")), "[{part}] documented:\n{shown}");
     }
 
@@ -230,8 +241,14 @@ fn make_install_feeds_a_real_asterisk_and_make_uninstall_removes_exactly_that() 
     let option_synopsis = xml_text_after(&xml, "<configOption name=\"default_timeout\"", "synopsis").expect("synopsis");
     let description = xml_text_after(&xml, "<configOption name=\"default_timeout\"", "para").expect("description");
     let description = rendered(&description);
-    assert!(shown_option.contains(&format!("[Synopsis] {option_synopsis}")), "{option}");
-    assert!(shown_option.contains(&format!("[Description] {description}")), "{option}");
+    // Labelled sections on the newer releases; 20.6.0 prints the same texts unlabelled.
+    if shown_option.contains("[Synopsis]") {
+        assert!(shown_option.contains(&format!("[Synopsis] {option_synopsis}")), "{option}");
+        assert!(shown_option.contains(&format!("[Description] {description}")), "{option}");
+    } else {
+        assert!(!runtime.at_least(&[(20, 20), (22, 10), (23, 4)]), "{option}");
+        assert!(shown_option.contains(&format!("{option_synopsis} {description}")), "{option}");
+    }
     assert!(shown_option.contains("default_timeout = [Unsigned Integer] (Default: 500)"), "{option}");
 
     // Every setting of the sample uncommented as written: read again on
