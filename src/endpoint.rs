@@ -200,7 +200,7 @@ pub fn serve(request: &HttpRequest<'_>) {
         headers: &headers,
         json: json.as_ref(),
     };
-    let response = ari_auth::answer(&conf, &ari_request, &mut EndpointHost { request });
+    let response = ari_auth::answer(conf.as_ref(), &ari_request, &mut EndpointHost { request });
     respond(request, &response);
 }
 
