@@ -458,7 +458,7 @@ fn head(asterisk: &Asterisk, path: &str, authorization: Option<&str>) -> (String
 /// Where ARI's answers come from: ARI's own claim route on a second instance,
 /// or, where ARI has no claim route, its probe resource on the same instance.
 enum AriSide {
-    Route(Asterisk),
+    Route(Box<Asterisk>),
     Probe,
 }
 
@@ -468,7 +468,7 @@ fn credential_matrix_answers_as_ari_does() {
     let (ari_side, module) = if facts.claim_route {
         let (ari, module) = boot_both();
         println!("{}: ARI's own claim route (claim_endpoint=ari) against the module's handler", facts.version);
-        (AriSide::Route(ari), module)
+        (AriSide::Route(Box::new(ari)), module)
     } else {
         println!("{}: no claim route in ARI; ARI's answers come from POST {ARI_PROBE_PATH}", facts.version);
         (AriSide::Probe, boot(Mode::Module))
@@ -816,7 +816,7 @@ fn ari_conf_changes_apply_alike_after_aris_reload() {
     let facts = AriFacts::of_runtime();
     let (ari_side, module) = if facts.claim_route {
         let (ari, module) = boot_both();
-        (AriSide::Route(ari), module)
+        (AriSide::Route(Box::new(ari)), module)
     } else {
         (AriSide::Probe, boot(Mode::Module))
     };
@@ -946,7 +946,7 @@ fn http_prefix_is_honoured() {
     let facts = AriFacts::of_runtime();
     let (ari_side, module) = if facts.claim_route {
         let (ari, module) = boot_both();
-        (AriSide::Route(ari), module)
+        (AriSide::Route(Box::new(ari)), module)
     } else {
         (AriSide::Probe, boot(Mode::Module))
     };
