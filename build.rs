@@ -63,7 +63,7 @@ fn main() {
         .allowlist_type("ast_cli_entry|ast_cli_args|ast_json_encoding_format")
         .allowlist_type("ast_cli_command")
         // The module-served claim endpoint: HTTP, ACLs, crypt, version.
-        .allowlist_function("ast_http_(send|get_auth|request_close_on_completion)|ast_variables_destroy")
+        .allowlist_function("ast_http_(send|get_auth|request_close_on_completion|error)|ast_variables_destroy")
         .allowlist_function("ast_(append_acl|apply_acl|acl_list_is_empty|free_acl_list)|ast_crypt_validate")
         .allowlist_function("ast_get_version|ast_ari_json_format|ast_json_(object_get|string_get)")
         .allowlist_type("ast_http_method|ast_http_auth|ast_acl_sense")

@@ -5,9 +5,13 @@
 //! Asterisk's config API, a request arrives as plain values, and the few
 //! things only Asterisk can do (crypt(3) validation, ACL evaluation against
 //! the peer's address, "fully booted", the claim itself) are asked of a
-//! [`Host`]. The order of the checks, the status lines and the messages are
-//! those of `res_ari.c`/`res_ari_events.c` in Asterisk 22.10.1, so a client
-//! cannot tell which of the two answered:
+//! [`Host`]. Who judges credentials is a [`Directory`]: on pre-sorcery ARI
+//! ([`AriItself`]) it is ARI's own verdict, asked for every request; on
+//! sorcery-based ARI, the module's reading of ari.conf ([`AriConf`]). The
+//! order of the checks, the status lines and the messages are those of
+//! `res_ari.c`/`res_ari_events.c` in Asterisk 22.10.1 (pre-sorcery ARI has
+//! the same order, without step 3), so a client cannot tell which of the two
+//! answered:
 //!
 //! 1. request body unreadable: 413/500/400 (before authentication, as ARI);
 //! 2. no or bad credentials: 401 with `WWW-Authenticate: Basic realm="…"`;
@@ -367,52 +371,151 @@ fn origin_allowed(general: Option<&General>, origin: &str) -> bool {
     allowed.split(',').any(|candidate| candidate == "*" || candidate == origin)
 }
 
+/// A user ARI accepted, with what the later checks need.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Accepted<'d, A> {
+    pub read_only: bool,
+    /// The user's ACL; `None` where ARI has no per-user ACLs.
+    pub acl: Option<&'d A>,
+}
+
+/// Where ARI's `[general]` and its verdict on credentials come from.
+pub trait Directory<A> {
+    /// `None` when ARI has no configuration (it answers 500).
+    fn general(&self) -> Option<&General>;
+    /// Whether a request parameter called `name` is the `api_key`.
+    fn is_api_key(&self, name: &str) -> bool;
+    fn validate<H: Host<A>>(&self, credentials: &Credentials, host: &H) -> Option<Accepted<'_, A>>;
+}
+
+/// The module's own reading of ari.conf (sorcery-based ARI, whose reloads the
+/// module observes).
+impl<A> Directory<A> for AriConf<A> {
+    fn general(&self) -> Option<&General> {
+        self.general.as_ref()
+    }
+
+    /// As ARI 22.10.1 compares it: exactly.
+    fn is_api_key(&self, name: &str) -> bool {
+        name == "api_key"
+    }
+
+    fn validate<H: Host<A>>(&self, credentials: &Credentials, host: &H) -> Option<Accepted<'_, A>> {
+        if credentials.user.is_empty() || credentials.password.is_empty() {
+            return None;
+        }
+        let user = std::str::from_utf8(&credentials.user).ok().and_then(|name| self.users.get(name))?;
+        let valid = match user.password_format {
+            PasswordFormat::Plain => user.password.as_bytes() == credentials.password.as_slice(),
+            PasswordFormat::Crypt => host.crypt_matches(&credentials.password, &user.password),
+        };
+        valid.then_some(Accepted { read_only: user.read_only, acl: Some(&user.acl) })
+    }
+}
+
+/// What pre-sorcery ARI (`ast_ari_config_validate_user`) answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AriVerdict {
+    Refused,
+    /// `read_only: None`: accepted, but the flag could not be read safely.
+    Accepted { read_only: Option<bool> },
+}
+
+/// Pre-sorcery ARI (Asterisk 20.0–20.14, 21.0–21.9, 22.0–22.4) as the checks
+/// see it: ARI itself validates every request's credentials, so a password
+/// changed by `module reload res_ari.so` applies at once; `enabled` and the
+/// realm are ARI's own too. ARI offers nothing for `allowed_origins`, which
+/// comes from the module's reading of ari.conf (`own`), as does whatever
+/// could not be read from ARI safely. That ARI has no per-user ACLs.
+pub struct AriItself<'o, A, V> {
+    general: Option<General>,
+    own: &'o AriConf<A>,
+    verdict: V,
+}
+
+impl<'o, A, V: Fn(&[u8], &[u8]) -> AriVerdict> AriItself<'o, A, V> {
+    /// `ari_general`: ARI's `enabled` and realm, `Ok(None)` when ARI has no
+    /// configuration, `Err(())` when they could not be read safely.
+    pub fn new(ari_general: Result<Option<(bool, String)>, ()>, own: &'o AriConf<A>, verdict: V) -> Self {
+        let general = match ari_general {
+            Ok(Some((enabled, auth_realm))) => {
+                let allowed_origins = own.general.as_ref().map(|general| general.allowed_origins.clone());
+                Some(General { enabled, auth_realm, allowed_origins: allowed_origins.unwrap_or_default() })
+            }
+            Ok(None) => None,
+            Err(()) => own.general.clone(),
+        };
+        AriItself { general, own, verdict }
+    }
+}
+
+impl<A, V: Fn(&[u8], &[u8]) -> AriVerdict> Directory<A> for AriItself<'_, A, V> {
+    fn general(&self) -> Option<&General> {
+        self.general.as_ref()
+    }
+
+    /// That ARI compares the parameter name with strcasecmp.
+    fn is_api_key(&self, name: &str) -> bool {
+        name.eq_ignore_ascii_case("api_key")
+    }
+
+    fn validate<H: Host<A>>(&self, credentials: &Credentials, _host: &H) -> Option<Accepted<'_, A>> {
+        match (self.verdict)(&credentials.user, &credentials.password) {
+            AriVerdict::Refused => None,
+            AriVerdict::Accepted { read_only: Some(read_only) } => Some(Accepted { read_only, acl: None }),
+            // ARI finds users case-insensitively; a user the module's reading
+            // does not know is taken as read-only (no write without proof).
+            AriVerdict::Accepted { read_only: None } => {
+                let known =
+                    self.own.users.values().find(|user| user.name.as_bytes().eq_ignore_ascii_case(&credentials.user));
+                Some(Accepted { read_only: known.is_none_or(|user| user.read_only), acl: None })
+            }
+        }
+    }
+}
+
 /// The user the request authenticates as: HTTP Basic if the header parsed,
 /// else the first `api_key=user:password` parameter.
-pub fn authenticate<'c, A>(conf: &'c AriConf<A>, request: &Request<'_>, host: &impl Host<A>) -> Option<&'c User<A>> {
-    let credentials = request.basic.clone().or_else(|| api_key(request.params))?;
-    if credentials.user.is_empty() || credentials.password.is_empty() {
-        return None;
-    }
-    let user = std::str::from_utf8(&credentials.user).ok().and_then(|name| conf.users.get(name))?;
-    let valid = match user.password_format {
-        PasswordFormat::Plain => user.password.as_bytes() == credentials.password.as_slice(),
-        PasswordFormat::Crypt => host.crypt_matches(&credentials.password, &user.password),
-    };
-    valid.then_some(user)
+pub fn authenticate<'d, A, D: Directory<A>>(
+    directory: &'d D,
+    request: &Request<'_>,
+    host: &impl Host<A>,
+) -> Option<Accepted<'d, A>> {
+    let credentials = request.basic.clone().or_else(|| api_key(request.params, |name| directory.is_api_key(name)))?;
+    directory.validate(&credentials, host)
 }
 
 /// ARI looks at the first `api_key` only; without a non-empty password after
 /// the first ':' it is no credential at all.
-fn api_key(params: &[(String, String)]) -> Option<Credentials> {
-    let (_, value) = params.iter().find(|(name, _)| name == "api_key")?;
+fn api_key(params: &[(String, String)], is_api_key: impl Fn(&str) -> bool) -> Option<Credentials> {
+    let (_, value) = params.iter().find(|(name, _)| is_api_key(name))?;
     let (user, password) = value.split_once(':')?;
     (!password.is_empty())
         .then(|| Credentials { user: user.as_bytes().to_vec(), password: password.as_bytes().to_vec() })
 }
 
 /// The whole answer to a request whose body was read.
-pub fn answer<A>(conf: &AriConf<A>, request: &Request<'_>, host: &mut impl Host<A>) -> Response {
-    let (headers, notices) = cors(conf.general.as_ref(), request.headers);
-    let mut response = checked_answer(conf, request, host, headers);
+pub fn answer<A>(directory: &impl Directory<A>, request: &Request<'_>, host: &mut impl Host<A>) -> Response {
+    let (headers, notices) = cors(directory.general(), request.headers);
+    let mut response = checked_answer(directory, request, host, headers);
     response.notices.splice(0..0, notices);
     response
 }
 
 fn checked_answer<A>(
-    conf: &AriConf<A>,
+    directory: &impl Directory<A>,
     request: &Request<'_>,
     host: &mut impl Host<A>,
     headers: Vec<(String, String)>,
 ) -> Response {
-    let Some(general) = conf.general.as_ref() else {
+    let Some(general) = directory.general() else {
         return Response::new(500, "Server Error", Some("URI handler config missing"), headers).closing();
     };
-    let Some(user) = authenticate(conf, request, host) else {
+    let Some(user) = authenticate(directory, request, host) else {
         return Response::new(401, "Unauthorized", Some("Authentication required"), headers)
             .with_header("WWW-Authenticate", format!("Basic realm=\"{}\"", general.auth_realm));
     };
-    if !host.acl_allows(&user.acl) {
+    if user.acl.is_some_and(|acl| !host.acl_allows(acl)) {
         return Response::new(403, "Forbidden", Some("Access denied by ACL"), headers);
     }
     if !host.fully_booted() {
@@ -963,6 +1066,108 @@ mod tests {
         assert_eq!(run(&conf, &post(&claim, credentials)).0.status, 401);
         let credentials = Some(Credentials { user: vec![0xff], password: b"test".to_vec() });
         assert_eq!(run(&conf, &post(&claim, credentials)).0.status, 401);
+    }
+
+    /// Pre-sorcery ARI: `test` now has the password "rotated" (ARI reloaded);
+    /// the module's reading (`standard()`) still says "test".
+    fn ari_itself(
+        own: &AriConf<Vec<AclRule>>,
+        general: Result<Option<(bool, String)>, ()>,
+        read_only: Option<bool>,
+    ) -> AriItself<'_, Vec<AclRule>, impl Fn(&[u8], &[u8]) -> AriVerdict> {
+        AriItself::new(general, own, move |user: &[u8], password: &[u8]| {
+            let known = [(&b"test"[..], &b"rotated"[..]), (b"fenced", b"f"), (b"viewer", b"v")];
+            // ARI finds users case-insensitively.
+            if known.iter().any(|(name, secret)| name.eq_ignore_ascii_case(user) && *secret == password) {
+                AriVerdict::Accepted { read_only }
+            } else {
+                AriVerdict::Refused
+            }
+        })
+    }
+
+    fn ari_general(realm: &str) -> Result<Option<(bool, String)>, ()> {
+        Ok(Some((true, realm.to_owned())))
+    }
+
+    fn run_with(directory: &impl Directory<Vec<AclRule>>, request: &Request<'_>) -> (Response, FakeHost) {
+        let mut host = FakeHost::new();
+        let response = answer(directory, request, &mut host);
+        (response, host)
+    }
+
+    #[test]
+    fn pre_sorcery_ari_decides_the_password_not_the_modules_reading() {
+        let own = standard();
+        let ari = ari_itself(&own, ari_general("ARI's realm"), Some(false));
+        let claim = params(CLAIM);
+        let (response, host) = run_with(&ari, &post(&claim, basic("test", "rotated")));
+        assert_eq!(response.status, 204);
+        assert_eq!(host.claims.len(), 1);
+        let (response, host) = run_with(&ari, &post(&claim, basic("test", "test")));
+        assert_eq!(response.status, 401, "the old password, still in the module's reading");
+        assert!(host.claims.is_empty());
+        assert_eq!(response.headers, vec![("WWW-Authenticate".to_owned(), "Basic realm=\"ARI's realm\"".to_owned())]);
+        // The same user name in another case: that ARI finds users with strcasecmp.
+        assert_eq!(run_with(&ari, &post(&claim, basic("TEST", "rotated"))).0.status, 204);
+    }
+
+    #[test]
+    fn api_key_name_is_case_insensitive_only_on_pre_sorcery_ari() {
+        let own = standard();
+        let ari = ari_itself(&own, ari_general("R"), Some(false));
+        let mut list = params(&[("API_Key", "test:rotated")]);
+        list.extend(params(CLAIM));
+        assert_eq!(run_with(&ari, &post(&list, None)).0.status, 204);
+        let mut list = params(&[("API_Key", "test:test")]);
+        list.extend(params(CLAIM));
+        assert_eq!(run(&own, &post(&list, None)).0.status, 401, "22.10.1 compares the name exactly");
+        // Still only the first api_key counts, whatever its case.
+        let mut list = params(&[("Api_key", "test:bad"), ("api_key", "test:rotated")]);
+        list.extend(params(CLAIM));
+        assert_eq!(run_with(&ari, &post(&list, None)).0.status, 401);
+    }
+
+    #[test]
+    fn pre_sorcery_ari_has_no_user_acls_and_its_read_only_counts() {
+        let own = standard();
+        let claim = params(CLAIM);
+        let ari = ari_itself(&own, ari_general("R"), Some(false));
+        assert_eq!(run_with(&ari, &post(&claim, basic("fenced", "f"))).0.status, 204, "no ACL check");
+        let ari = ari_itself(&own, ari_general("R"), Some(true));
+        let (response, host) = run_with(&ari, &post(&claim, basic("test", "rotated")));
+        assert_eq!((response.status, response.message.as_deref()), (403, Some("Write access denied")));
+        assert!(host.claims.is_empty());
+    }
+
+    #[test]
+    fn unreadable_read_only_falls_back_to_the_modules_reading_or_denies_writes() {
+        let own = standard();
+        let claim = params(CLAIM);
+        let ari = ari_itself(&own, ari_general("R"), None);
+        assert_eq!(run_with(&ari, &post(&claim, basic("test", "rotated"))).0.status, 204, "test: not read-only");
+        assert_eq!(run_with(&ari, &post(&claim, basic("VIEWER", "v"))).0.status, 403, "viewer: read-only");
+        let empty = AriConf::<Vec<AclRule>>::default();
+        let ari = ari_itself(&empty, ari_general("R"), None);
+        let (response, _) = run_with(&ari, &post(&claim, basic("test", "rotated")));
+        assert_eq!((response.status, response.message.as_deref()), (403, Some("Write access denied")));
+    }
+
+    #[test]
+    fn pre_sorcery_general_comes_from_ari_with_the_modules_origins() {
+        let own = standard();
+        let ari = ari_itself(&own, Ok(Some((false, "Off".into()))), Some(false));
+        let general = Directory::<Vec<AclRule>>::general(&ari).expect("general");
+        assert_eq!((general.enabled, general.auth_realm.as_str()), (false, "Off"));
+        assert_eq!(general.allowed_origins, "http://a.example,http://b.example");
+        // Unreadable: the module's reading stands in.
+        let ari = ari_itself(&own, Err(()), Some(false));
+        assert_eq!(Directory::<Vec<AclRule>>::general(&ari), own.general.as_ref());
+        // ARI without configuration: 500, as ARI answers.
+        let ari = ari_itself(&own, Ok(None), Some(false));
+        let claim = params(CLAIM);
+        let (response, _) = run_with(&ari, &post(&claim, basic("test", "rotated")));
+        assert_eq!((response.status, response.message.as_deref()), (500, Some("URI handler config missing")));
     }
 
     #[test]

@@ -1,22 +1,25 @@
 //! The claim endpoint: who serves `POST /ari/events/claim` (ARI's route or
 //! this module's own handler, see [`crate::claim_mode`]), and, when it is
-//! this module, serving it with ARI's authentication from ari.conf
-//! (see [`crate::ari_auth`]).
+//! this module, serving it with ARI's authentication (see [`crate::ari_auth`]):
+//! on pre-sorcery ARI, ARI itself validates each request's credentials
+//! ([`crate::host::ari_legacy`]); on sorcery-based ARI, from the module's
+//! reading of ari.conf, re-read whenever ARI reloads it.
 //!
 //! Load, reload and unload run one at a time (Asterisk's module loader
 //! serialises them); requests run on HTTP threads at any time and only read
 //! the current ari.conf snapshot, an `Arc` swapped whole.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::ari_auth::{self, AriConf, BodyField, Host, JsonFields, Request, Response};
+use crate::ari_auth::{self, AriConf, AriItself, AriVerdict, BodyField, Directory, Host, JsonFields, Request, Response};
 use crate::broadcast::registry::ClaimOutcome;
 use crate::claim_mode::{self, Decision, Served};
 use crate::config;
 use crate::host::acl::Acl;
 use crate::host::config::ConfigFile;
 use crate::host::http::{self, HttpRequest, RequestBody};
-use crate::host::{log, module, sorcery, system};
+use crate::host::{ari_legacy, log, module, sorcery, system};
 
 const ARI_CONF: &str = "ari.conf";
 
@@ -26,6 +29,8 @@ type Conf = AriConf<Arc<Acl>>;
 static CONF: RwLock<Option<Arc<Conf>>> = RwLock::new(None);
 /// The last decision, for `show settings`.
 static DECISION: RwLock<Option<Decision>> = RwLock::new(None);
+/// Whether reading ARI's private configuration failed a check already (said once).
+static ARI_READ_WARNED: AtomicBool = AtomicBool::new(false);
 
 fn current_conf() -> Option<Arc<Conf>> {
     CONF.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
@@ -37,7 +42,12 @@ fn replace_conf(conf: Option<Arc<Conf>>) -> Option<Arc<Conf>> {
 
 /// At load: decide who serves claims and, if this module does, link its handler.
 pub fn start() {
-    if !sorcery::watch_ari_reloads() {
+    if ari_legacy::find() {
+        log::debug(1, || {
+            "claim endpoint: pre-sorcery ARI; its own ast_ari_config_validate_user checks each claim's credentials"
+                .into()
+        });
+    } else if !sorcery::watch_ari_reloads() {
         log::debug(1, || {
             "claim endpoint: ARI's configuration cannot be observed; module reload re-reads ari.conf".into()
         });
@@ -62,6 +72,7 @@ pub fn stop() -> bool {
     // Unload runs alone (the loader serialises it with ARI's reload), so
     // nothing re-links the handler between the two steps.
     sorcery::unwatch_ari_reloads();
+    ari_legacy::forget();
     // Dropped outside our lock: freeing ACLs calls into Asterisk.
     drop(replace_conf(None));
     *DECISION.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
@@ -101,15 +112,23 @@ pub fn ari_reloaded() {
 }
 
 /// Reads ari.conf into a new snapshot and links or unlinks the handler as ARI
-/// is enabled or not.
+/// is enabled or not. On pre-sorcery ARI the handler stays linked: ARI's own
+/// `enabled`, read at each request, decides there, and the snapshot only
+/// supplies `allowed_origins` (and what ARI's struct could not give safely).
 fn serve_from_module(reloading: bool) {
+    let legacy = ari_legacy::is_available();
     let previous = current_conf();
     let conf = match crate::host::config::read(ARI_CONF) {
         ConfigFile::Loaded(sections) => {
             let (conf, warnings) =
                 ari_auth::parse(&sections, previous.as_deref(), |rules| Acl::compile(rules).map(Arc::new));
             for warning in &warnings {
-                log::warning(&format!("claim endpoint: {warning}"));
+                if legacy {
+                    // ARI, not this reading, decides who gets in there.
+                    log::debug(1, || format!("claim endpoint: {warning}"));
+                } else {
+                    log::warning(&format!("claim endpoint: {warning}"));
+                }
             }
             Arc::new(conf)
         }
@@ -133,7 +152,12 @@ fn serve_from_module(reloading: bool) {
     let enabled = conf.enabled();
     drop(replace_conf(Some(conf)));
     drop(previous);
-    if enabled {
+    if legacy {
+        if !http::is_linked() {
+            log::verbose(2, "claim endpoint: serving POST /ari/events/claim; ARI itself checks the credentials");
+        }
+        http::link_claim_handler();
+    } else if enabled {
         if !http::is_linked() {
             log::verbose(2, "claim endpoint: serving POST /ari/events/claim with ARI's authentication from ari.conf");
         }
@@ -155,6 +179,9 @@ pub fn describe() -> String {
             let state = match decision.served {
                 Served::Ari if module::is_loaded(c"res_ari_events.so") => String::new(),
                 Served::Ari => "; but res_ari_events.so is not loaded, so nothing serves it".into(),
+                Served::Module if http::is_linked() && ari_legacy::is_available() => {
+                    "; handler linked, credentials checked by ARI itself".into()
+                }
                 Served::Module if http::is_linked() => {
                     let users = current_conf().map_or(0, |conf| conf.users.len());
                     format!("; handler linked, {users} ARI user(s)")
@@ -172,11 +199,54 @@ pub fn serve(request: &HttpRequest<'_>) {
         answer_internal_error(request);
         return;
     };
+    match ari_legacy::general() {
+        None => serve_with(request, conf.as_ref()),
+        Some(read) => {
+            let general = match read {
+                Ok(general) => Ok(general.map(|general| (general.enabled, general.auth_realm))),
+                Err(unverified) => {
+                    warn_unverified(&unverified);
+                    Err(())
+                }
+            };
+            let directory = AriItself::new(general, conf.as_ref(), ari_verdict);
+            // ARI disabled (or without configuration) has no `ari` URI linked:
+            // the HTTP server answers 404, and so does the handler.
+            if !Directory::<Arc<Acl>>::general(&directory).is_some_and(|general| general.enabled) {
+                request.not_found();
+                return;
+            }
+            serve_with(request, &directory);
+        }
+    }
+}
+
+/// Pre-sorcery ARI's verdict on a user name and password.
+fn ari_verdict(user: &[u8], password: &[u8]) -> AriVerdict {
+    match ari_legacy::validate(user, password) {
+        None | Some(ari_legacy::Verdict::Refused) => AriVerdict::Refused,
+        Some(ari_legacy::Verdict::Accepted { read_only }) => AriVerdict::Accepted {
+            read_only: read_only.map_err(|unverified| warn_unverified(&unverified)).ok(),
+        },
+    }
+}
+
+fn warn_unverified(unverified: &ari_legacy::Unverified) {
+    if !ARI_READ_WARNED.swap(true, Ordering::SeqCst) {
+        log::warning(&format!(
+            "claim endpoint: {}, not what this module knows of ARI's private configuration; \
+             the module's own reading of ari.conf stands in for it whenever that happens (said once)",
+            unverified.0
+        ));
+    }
+}
+
+fn serve_with(request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
     let headers = request.headers();
     let body = match request.read_body() {
         Ok(body) => body,
         Err(error) => {
-            let (cors, notices) = ari_auth::cors(conf.general.as_ref(), &headers);
+            let (cors, notices) = ari_auth::cors(directory.general(), &headers);
             respond(request, &ari_auth::body_error(&cors, notices, error));
             return;
         }
@@ -200,7 +270,7 @@ pub fn serve(request: &HttpRequest<'_>) {
         headers: &headers,
         json: json.as_ref(),
     };
-    let response = ari_auth::answer(&conf, &ari_request, &mut EndpointHost { request });
+    let response = ari_auth::answer(directory, &ari_request, &mut EndpointHost { request });
     respond(request, &response);
 }
 

@@ -183,6 +183,20 @@ impl HttpRequest<'_> {
         }
     }
 
+    /// The HTTP server's own answer for a URI no handler serves.
+    pub fn not_found(&self) {
+        self.answered.set(true);
+        // SAFETY: live session of this callback; static strings.
+        unsafe {
+            ffi::ast_http_error(
+                self.ser.as_ptr(),
+                404,
+                c"Not Found".as_ptr(),
+                c"The requested URL was not found on this server.".as_ptr(),
+            )
+        };
+    }
+
     /// Closes the connection once the answer is sent.
     pub fn close_on_completion(&self) {
         // SAFETY: live session of this callback.

@@ -17,6 +17,8 @@ pub mod entry;
 pub mod acl;
 pub mod http;
 pub mod sorcery;
+// Pre-sorcery ARI's own credential check, looked up at run time.
+pub mod ari_legacy;
 pub mod system;
 
 use std::ffi::{c_char, CStr, CString};
