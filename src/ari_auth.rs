@@ -399,28 +399,44 @@ pub fn answer<A>(conf: &AriConf<A>, request: &Request<'_>, host: &mut impl Host<
     response
 }
 
+/// ARI's checks before it looks at which resource is asked for (steps 2 to 5
+/// above, for every resource the module serves): the request goes on with
+/// `[general]` and the CORS `headers`, or gets the refusal.
+pub fn admit<'c, A>(
+    conf: &'c AriConf<A>,
+    request: &Request<'_>,
+    host: &impl Host<A>,
+    headers: Vec<(String, String)>,
+) -> Result<(&'c General, Vec<(String, String)>), Response> {
+    let Some(general) = conf.general.as_ref() else {
+        return Err(Response::new(500, "Server Error", Some("URI handler config missing"), headers).closing());
+    };
+    let Some(user) = authenticate(conf, request, host) else {
+        return Err(Response::new(401, "Unauthorized", Some("Authentication required"), headers)
+            .with_header("WWW-Authenticate", format!("Basic realm=\"{}\"", general.auth_realm)));
+    };
+    if !host.acl_allows(&user.acl) {
+        return Err(Response::new(403, "Forbidden", Some("Access denied by ACL"), headers));
+    }
+    if !host.fully_booted() {
+        return Err(Response::new(503, "Service Unavailable", Some("Asterisk not booted"), headers).closing());
+    }
+    if user.read_only && !matches!(request.method, Method::Get | Method::Options) {
+        return Err(Response::new(403, "Forbidden", Some("Write access denied"), headers));
+    }
+    Ok((general, headers))
+}
+
 fn checked_answer<A>(
     conf: &AriConf<A>,
     request: &Request<'_>,
     host: &mut impl Host<A>,
     headers: Vec<(String, String)>,
 ) -> Response {
-    let Some(general) = conf.general.as_ref() else {
-        return Response::new(500, "Server Error", Some("URI handler config missing"), headers).closing();
+    let (general, headers) = match admit(conf, request, host, headers) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
-    let Some(user) = authenticate(conf, request, host) else {
-        return Response::new(401, "Unauthorized", Some("Authentication required"), headers)
-            .with_header("WWW-Authenticate", format!("Basic realm=\"{}\"", general.auth_realm));
-    };
-    if !host.acl_allows(&user.acl) {
-        return Response::new(403, "Forbidden", Some("Access denied by ACL"), headers);
-    }
-    if !host.fully_booted() {
-        return Response::new(503, "Service Unavailable", Some("Asterisk not booted"), headers).closing();
-    }
-    if user.read_only && !matches!(request.method, Method::Get | Method::Options) {
-        return Response::new(403, "Forbidden", Some("Write access denied"), headers);
-    }
     match request.method {
         Method::Options => return preflight(general, request, headers),
         Method::Post => {}
