@@ -88,6 +88,18 @@ struct ast_sockaddr;
 struct ast_str;
 void sbshim_http_claim_link(ast_http_callback callback);
 void sbshim_http_claim_unlink(void);
+/* The module-served API description (src/host/http.rs): one static
+ * ast_http_uri for "ari/api-docs/events.json", linked only on an Asterisk
+ * whose events.json lacks the broadcast entries. */
+void sbshim_http_docs_link(ast_http_callback callback);
+void sbshim_http_docs_unlink(void);
+/* res_ari's own ast_ari_get_docs() for `file` under the docs URI's prefix:
+ * the document (a reference the caller owns, or NULL), its status and the
+ * status text (a static string). */
+struct ast_json *sbshim_ari_get_docs(const char *file, struct ast_variable *headers,
+	int *status, const char **reason);
+/* ast_config_AST_DATA_DIR: where rest-api/ lives. */
+const char *sbshim_data_dir(void);
 /* ast_http_get_post_vars / ast_http_get_json, with the errno they leave. */
 struct ast_variable *sbshim_http_get_post_vars(struct ast_tcptls_session_instance *ser,
 	struct ast_variable *headers, int *error);

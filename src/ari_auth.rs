@@ -399,15 +399,22 @@ pub fn answer<A>(conf: &AriConf<A>, request: &Request<'_>, host: &mut impl Host<
     response
 }
 
+/// A request ARI's checks let through.
+pub struct Admitted<'c> {
+    pub general: &'c General,
+    /// The CORS headers given to [`admit`], for the answer.
+    pub headers: Vec<(String, String)>,
+}
+
 /// ARI's checks before it looks at which resource is asked for (steps 2 to 5
-/// above, for every resource the module serves): the request goes on with
-/// `[general]` and the CORS `headers`, or gets the refusal.
+/// above, for every resource the module serves): the request goes on, or
+/// gets the refusal.
 pub fn admit<'c, A>(
     conf: &'c AriConf<A>,
     request: &Request<'_>,
     host: &impl Host<A>,
     headers: Vec<(String, String)>,
-) -> Result<(&'c General, Vec<(String, String)>), Response> {
+) -> Result<Admitted<'c>, Response> {
     let Some(general) = conf.general.as_ref() else {
         return Err(Response::new(500, "Server Error", Some("URI handler config missing"), headers).closing());
     };
@@ -424,7 +431,7 @@ pub fn admit<'c, A>(
     if user.read_only && !matches!(request.method, Method::Get | Method::Options) {
         return Err(Response::new(403, "Forbidden", Some("Write access denied"), headers));
     }
-    Ok((general, headers))
+    Ok(Admitted { general, headers })
 }
 
 fn checked_answer<A>(
@@ -433,7 +440,7 @@ fn checked_answer<A>(
     host: &mut impl Host<A>,
     headers: Vec<(String, String)>,
 ) -> Response {
-    let (general, headers) = match admit(conf, request, host, headers) {
+    let Admitted { general, headers } = match admit(conf, request, host, headers) {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
