@@ -53,7 +53,7 @@ fn main() {
         .allowlist_function(
             "ast_json_(object_create|object_set|string_create|unref|ref|deep_copy|dump_string_format|free)",
         )
-        .allowlist_function("ast_module_check|ast_optional_api_(provide|unprovide)")
+        .allowlist_function("ast_module_check")
         .allowlist_function("ast_cli_unregister_multiple")
         .allowlist_function("ast_config_destroy|ast_category_browse|ast_variable_browse")
         .allowlist_type("ast_variable|sbshim_config_status")

@@ -52,6 +52,11 @@ struct ast_channel *sbshim_channel_get_by_uniqueid(const char *uniqueid);
 /* Queues a null frame: wakes a thread blocked in ast_waitfor() on the channel. */
 int sbshim_channel_wake(struct ast_channel *chan);
 
+/* Asterisk's optional API, where the headers have it (OPTIONAL_API in
+ * buildopts.h); no-ops otherwise. */
+void sbshim_optional_api_provide(const char *symname, void (*impl)(void));
+void sbshim_optional_api_unprovide(const char *symname, void (*impl)(void));
+
 /* Dialplan application registration. */
 int sbshim_register_application(const char *name, int (*execute)(struct ast_channel *, const char *));
 

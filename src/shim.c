@@ -27,6 +27,7 @@
 #include "asterisk/json.h"
 #include "asterisk/logger.h"
 #include "asterisk/module.h"
+#include "asterisk/optional_api.h"
 #include "asterisk/pbx.h"
 #include "asterisk/sorcery.h"
 #include "asterisk/stasis_app.h"
@@ -139,6 +140,29 @@ struct ast_channel *sbshim_channel_get_by_uniqueid(const char *uniqueid)
 int sbshim_channel_wake(struct ast_channel *chan)
 {
 	return ast_queue_frame(chan, &ast_null_frame);
+}
+
+/* An Asterisk built without the OPTIONAL_API compile option (menuselect)
+ * declares no optional-API registry: nothing could look the functions up,
+ * so there is nothing to provide them to. */
+void sbshim_optional_api_provide(const char *symname, void (*impl)(void))
+{
+#if defined(OPTIONAL_API)
+	ast_optional_api_provide(symname, impl);
+#else
+	(void) symname;
+	(void) impl;
+#endif
+}
+
+void sbshim_optional_api_unprovide(const char *symname, void (*impl)(void))
+{
+#if defined(OPTIONAL_API)
+	ast_optional_api_unprovide(symname, impl);
+#else
+	(void) symname;
+	(void) impl;
+#endif
 }
 
 int sbshim_register_application(const char *name, int (*execute)(struct ast_channel *, const char *))
