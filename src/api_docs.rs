@@ -374,7 +374,10 @@ mod tests {
         assert!(add_entries(&mut doc));
         assert_eq!(keys(&doc), keys(&before), "top-level keys and their order");
         assert_eq!(keys(&doc["models"]), ["Message", "Event", "StasisStart", "CallBroadcast", "CallClaimed"]);
-        assert_eq!(doc["models"]["Event"]["subTypes"], json!(["StasisStart", "StasisEnd", "CallBroadcast", "CallClaimed"]));
+        assert_eq!(
+            doc["models"]["Event"]["subTypes"],
+            json!(["StasisStart", "StasisEnd", "CallBroadcast", "CallClaimed"])
+        );
         assert_eq!(doc["models"]["Message"], before["models"]["Message"]);
         let apis = doc["apis"].as_array().expect("apis");
         assert_eq!(apis.len(), 3);
@@ -447,10 +450,7 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(
-            parameters,
-            [("channelId", "query", true, "string"), ("application", "query", true, "string")]
-        );
+        assert_eq!(parameters, [("channelId", "query", true, "string"), ("application", "query", true, "string")]);
         let codes: Vec<u64> =
             operation["errorResponses"].as_array().unwrap().iter().map(|e| e["code"].as_u64().unwrap()).collect();
         assert_eq!(codes, [400, 404, 409]);
@@ -471,7 +471,8 @@ mod tests {
         add_entries(&mut doc);
         assert_eq!(doc["models"]["CallClaimed"]["properties"]["mine"]["type"], "string", "kept as it was");
         assert_eq!(doc["models"]["Event"]["subTypes"], json!(["CallClaimed", "CallBroadcast"]));
-        let claims: Vec<&Value> = doc["apis"].as_array().unwrap().iter().filter(|api| api["path"] == CLAIM_PATH).collect();
+        let claims: Vec<&Value> =
+            doc["apis"].as_array().unwrap().iter().filter(|api| api["path"] == CLAIM_PATH).collect();
         assert_eq!(claims.len(), 1, "no second /events/claim resource");
         let methods: Vec<&str> =
             claims[0]["operations"].as_array().unwrap().iter().map(|o| o["httpMethod"].as_str().unwrap()).collect();
@@ -504,7 +505,12 @@ mod tests {
     fn complete_keeps_the_document_s_order_and_text() {
         let text = r#"{"z":1,"models":{"Event":{"id":"Event","subTypes":[]}},"a":"é/\u0001","apis":[]}"#;
         let out = complete(text).unwrap();
-        assert!(out.starts_with(r#"{"z":1,"models":{"Event":{"id":"Event","subTypes":["CallBroadcast","CallClaimed"]},"CallBroadcast":"#), "{out}");
+        assert!(
+            out.starts_with(
+                r#"{"z":1,"models":{"Event":{"id":"Event","subTypes":["CallBroadcast","CallClaimed"]},"CallBroadcast":"#
+            ),
+            "{out}"
+        );
         assert!(out.contains(r#""a":"é/\u0001","apis":[{"path":"/events/claim""#), "{out}");
     }
 
