@@ -563,6 +563,27 @@ fn events_json_is_answered_as_ari_answers_api_docs() {
         5 * SECOND
     ));
 
+    // Named differences: the HTTP server hands the handler `events.json/` and
+    // any letter case of the path alike, without the path; ARI's router sees
+    // them and answers 404. The module serves the document.
+    for (channels, events, message) in [
+        (
+            format!("{CHANNELS}/"),
+            format!("{EVENTS}/"),
+            "ARI URLs do not end with a slash. Try /ari/api-docs/channels.json",
+        ),
+        (CHANNELS.to_uppercase(), EVENTS.to_uppercase(), "Resource not found"),
+    ] {
+        let (ari, ours) = (get(&asterisk, &channels), get(&asterisk, &events));
+        table.push(format!(
+            "{:<40} channels.json {} / events.json {} (named difference)",
+            events, ari.status, ours.status
+        ));
+        assert_eq!((ari.status, ari.json()["message"].as_str()), (404, Some(message)), "{channels}");
+        assert_eq!(ours.status, 200, "{events}: {}", ours.body);
+        assert!(describes_broadcast(&ours.json()), "{events}");
+    }
+
     // Under an HTTP prefix.
     std::fs::write(
         asterisk.dir().join("etc/http.conf"),
