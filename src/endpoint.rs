@@ -62,11 +62,13 @@ pub fn reload() {
 /// False, with the handlers linked again, if some did not leave in time (a
 /// forced unload then has to be refused: the module's code is still running).
 pub fn stop() -> bool {
-    let docs_linked = http::docs_handler_linked();
+    let (claim_linked, docs_linked) = (http::is_linked(), http::docs_handler_linked());
     let docs_drained = http::unlink_docs_handler();
     if !http::unlink_claim_handler() || !docs_drained {
         log::warning("claim endpoint: requests still inside the handler 5 s after it was unlinked; not unloading");
-        http::link_claim_handler();
+        if claim_linked {
+            http::link_claim_handler();
+        }
         if docs_linked {
             http::link_docs_handler();
         }
