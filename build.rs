@@ -53,7 +53,7 @@ fn main() {
         .allowlist_function(
             "ast_json_(object_create|object_set|string_create|unref|ref|deep_copy|dump_string_format|free)",
         )
-        .allowlist_function("ast_module_check|ast_optional_api_(provide|unprovide)")
+        .allowlist_function("ast_module_check")
         .allowlist_function("ast_cli_unregister_multiple")
         .allowlist_function("ast_config_destroy|ast_category_browse|ast_variable_browse")
         .allowlist_type("ast_variable|sbshim_config_status")
@@ -65,7 +65,7 @@ fn main() {
         // The module-served claim endpoint: HTTP, ACLs, crypt, version.
         .allowlist_function("ast_http_(send|get_auth|request_close_on_completion|error)|ast_variables_destroy")
         .allowlist_function("ast_(append_acl|apply_acl|acl_list_is_empty|free_acl_list)|ast_crypt_validate")
-        .allowlist_function("ast_get_version|ast_ari_json_format|ast_json_(object_get|string_get)")
+        .allowlist_function("ast_get_version|ast_ari_json_format|ast_json_(object_get|string_get|load_string)")
         .allowlist_type("ast_http_method|ast_http_auth|ast_acl_sense")
         .opaque_type("ast_tcptls_session_instance|ast_sockaddr|ast_acl_list|ast_sorcery")
         .default_enum_style(bindgen::EnumVariation::Consts)

@@ -52,6 +52,11 @@ struct ast_channel *sbshim_channel_get_by_uniqueid(const char *uniqueid);
 /* Queues a null frame: wakes a thread blocked in ast_waitfor() on the channel. */
 int sbshim_channel_wake(struct ast_channel *chan);
 
+/* Asterisk's optional API, where the headers have it (OPTIONAL_API in
+ * buildopts.h); no-ops otherwise. */
+void sbshim_optional_api_provide(const char *symname, void (*impl)(void));
+void sbshim_optional_api_unprovide(const char *symname, void (*impl)(void));
+
 /* Dialplan application registration. */
 int sbshim_register_application(const char *name, int (*execute)(struct ast_channel *, const char *));
 
@@ -88,6 +93,18 @@ struct ast_sockaddr;
 struct ast_str;
 void sbshim_http_claim_link(ast_http_callback callback);
 void sbshim_http_claim_unlink(void);
+/* The module-served API description (src/host/http.rs): one static
+ * ast_http_uri for "ari/api-docs/events.json", linked only on an Asterisk
+ * whose events.json lacks the broadcast entries. */
+void sbshim_http_docs_link(ast_http_callback callback);
+void sbshim_http_docs_unlink(void);
+/* res_ari's own ast_ari_get_docs() for `file` under the docs URI's prefix:
+ * the document (a reference the caller owns, or NULL), its status and the
+ * status text (a static string). */
+struct ast_json *sbshim_ari_get_docs(const char *file, struct ast_variable *headers,
+	int *status, const char **reason);
+/* ast_config_AST_DATA_DIR: where rest-api/ lives. */
+const char *sbshim_data_dir(void);
 /* ast_http_get_post_vars / ast_http_get_json, with the errno they leave. */
 struct ast_variable *sbshim_http_get_post_vars(struct ast_tcptls_session_instance *ser,
 	struct ast_variable *headers, int *error);

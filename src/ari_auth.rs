@@ -502,28 +502,51 @@ pub fn answer<A>(directory: &impl Directory<A>, request: &Request<'_>, host: &mu
     response
 }
 
+/// A request ARI's checks let through.
+pub struct Admitted<'c> {
+    pub general: &'c General,
+    /// The CORS headers given to [`admit`], for the answer.
+    pub headers: Vec<(String, String)>,
+}
+
+/// ARI's checks before it looks at which resource is asked for (steps 2 to 5
+/// above, for every resource the module serves): the request goes on, or
+/// gets the refusal.
+pub fn admit<'c, A>(
+    directory: &'c impl Directory<A>,
+    request: &Request<'_>,
+    host: &impl Host<A>,
+    headers: Vec<(String, String)>,
+) -> Result<Admitted<'c>, Response> {
+    let Some(general) = directory.general() else {
+        return Err(Response::new(500, "Server Error", Some("URI handler config missing"), headers).closing());
+    };
+    let Some(user) = authenticate(directory, request, host) else {
+        return Err(Response::new(401, "Unauthorized", Some("Authentication required"), headers)
+            .with_header("WWW-Authenticate", format!("Basic realm=\"{}\"", general.auth_realm)));
+    };
+    if user.acl.is_some_and(|acl| !host.acl_allows(acl)) {
+        return Err(Response::new(403, "Forbidden", Some("Access denied by ACL"), headers));
+    }
+    if !host.fully_booted() {
+        return Err(Response::new(503, "Service Unavailable", Some("Asterisk not booted"), headers).closing());
+    }
+    if user.read_only && !matches!(request.method, Method::Get | Method::Options) {
+        return Err(Response::new(403, "Forbidden", Some("Write access denied"), headers));
+    }
+    Ok(Admitted { general, headers })
+}
+
 fn checked_answer<A>(
     directory: &impl Directory<A>,
     request: &Request<'_>,
     host: &mut impl Host<A>,
     headers: Vec<(String, String)>,
 ) -> Response {
-    let Some(general) = directory.general() else {
-        return Response::new(500, "Server Error", Some("URI handler config missing"), headers).closing();
+    let Admitted { general, headers } = match admit(directory, request, host, headers) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
-    let Some(user) = authenticate(directory, request, host) else {
-        return Response::new(401, "Unauthorized", Some("Authentication required"), headers)
-            .with_header("WWW-Authenticate", format!("Basic realm=\"{}\"", general.auth_realm));
-    };
-    if user.acl.is_some_and(|acl| !host.acl_allows(acl)) {
-        return Response::new(403, "Forbidden", Some("Access denied by ACL"), headers);
-    }
-    if !host.fully_booted() {
-        return Response::new(503, "Service Unavailable", Some("Asterisk not booted"), headers).closing();
-    }
-    if user.read_only && !matches!(request.method, Method::Get | Method::Options) {
-        return Response::new(403, "Forbidden", Some("Write access denied"), headers);
-    }
     match request.method {
         Method::Options => return preflight(general, request, headers),
         Method::Post => {}

@@ -26,7 +26,7 @@ pub static COMMANDS: [CliCommand; 3] = [
     CliCommand {
         command: c"stasis broadcast show settings",
         summary: c"Show the effective configuration",
-        usage: c"Usage: stasis broadcast show settings\n       The settings new broadcasts start with (stasis_broadcast.conf, re-read on\n       'module reload res_stasis_broadcast_rs.so'), and which claim endpoint is in use.\n",
+        usage: c"Usage: stasis broadcast show settings\n       The settings new broadcasts start with (stasis_broadcast.conf, re-read on\n       'module reload res_stasis_broadcast_rs.so'), which claim endpoint is in use, and\n       who serves ARI's API description of events (/ari/api-docs/events.json).\n",
         run: show_settings,
         complete: None,
     },
@@ -136,6 +136,7 @@ fn show_settings(words: &[String]) -> CliOutcome {
     row(&mut out, "notify_claimed_default", if settings.notify_claimed_default { "yes" } else { "no" });
     let _ = writeln!(out, "In use");
     row(&mut out, "claim endpoint:", crate::lifecycle::claim_endpoint_status());
+    row(&mut out, "API description (events.json):", crate::endpoint::describe_docs());
     row(&mut out, "Prometheus metrics:", crate::metrics::status());
     CliOutcome::Output(out)
 }

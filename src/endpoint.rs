@@ -3,7 +3,11 @@
 //! this module, serving it with ARI's authentication (see [`crate::ari_auth`]):
 //! on pre-sorcery ARI, ARI itself validates each request's credentials
 //! ([`crate::host::ari_legacy`]); on sorcery-based ARI, from the module's
-//! reading of ari.conf, re-read whenever ARI reloads it.
+//! reading of ari.conf, re-read whenever ARI reloads it. Also ARI's API
+//! description of events, which the module serves (`GET
+//! /ari/api-docs/events.json`, completed with its events and the claim
+//! operation, see [`crate::api_docs`]) where Asterisk's own lacks them,
+//! behind the same authentication.
 //!
 //! Load, reload and unload run one at a time (Asterisk's module loader
 //! serialises them); requests run on HTTP threads at any time and only read
@@ -12,6 +16,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::api_docs;
 use crate::ari_auth::{self, AriConf, AriItself, AriVerdict, BodyField, Directory, Host, JsonFields, Request, Response};
 use crate::broadcast::registry::ClaimOutcome;
 use crate::claim_mode::{self, Decision, Served};
@@ -19,18 +24,22 @@ use crate::config;
 use crate::host::acl::Acl;
 use crate::host::config::ConfigFile;
 use crate::host::http::{self, HttpRequest, RequestBody};
+use crate::host::json::Json;
 use crate::host::{ari_legacy, log, module, sorcery, system};
 
 const ARI_CONF: &str = "ari.conf";
 
 type Conf = AriConf<Arc<Acl>>;
 
-/// ari.conf as the endpoint uses it; `None` unless this module serves claims.
+/// ari.conf as the endpoint uses it; `None` unless this module serves claims
+/// or the API description.
 static CONF: RwLock<Option<Arc<Conf>>> = RwLock::new(None);
 /// The last decision, for `show settings`.
 static DECISION: RwLock<Option<Decision>> = RwLock::new(None);
 /// Whether reading ARI's private configuration failed a check already (said once).
 static ARI_READ_WARNED: AtomicBool = AtomicBool::new(false);
+/// The last decision about the API description, for `show settings`.
+static DOCS: RwLock<Option<api_docs::Decision>> = RwLock::new(None);
 
 fn current_conf() -> Option<Arc<Conf>> {
     CONF.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
@@ -60,13 +69,20 @@ pub fn reload() {
     apply(true);
 }
 
-/// At unload: unlink the handler and wait for requests inside it to leave.
-/// False, with the handler linked again, if some did not leave in time (a
+/// At unload: unlink the handlers and wait for requests inside them to leave.
+/// False, with the handlers linked again, if some did not leave in time (a
 /// forced unload then has to be refused: the module's code is still running).
 pub fn stop() -> bool {
-    if !http::unlink_claim_handler() {
+    let (claim_linked, docs_linked) = (http::is_linked(), http::docs_handler_linked());
+    let docs_drained = http::unlink_docs_handler();
+    if !http::unlink_claim_handler() || !docs_drained {
         log::warning("claim endpoint: requests still inside the handler 5 s after it was unlinked; not unloading");
-        http::link_claim_handler();
+        if claim_linked {
+            http::link_claim_handler();
+        }
+        if docs_linked {
+            http::link_docs_handler();
+        }
         return false;
     }
     // Unload runs alone (the loader serialises it with ARI's reload), so
@@ -76,6 +92,7 @@ pub fn stop() -> bool {
     // Dropped outside our lock: freeing ACLs calls into Asterisk.
     drop(replace_conf(None));
     *DECISION.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    *DOCS.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     true
 }
 
@@ -91,30 +108,69 @@ fn apply(reloading: bool) {
             log::notice(&line);
         }
     }
-    match decision.served {
-        Served::Module => serve_from_module(reloading),
-        Served::Ari => {
-            http::unlink_claim_handler();
-            drop(replace_conf(None));
-        }
-    }
+    let claims = decision.served == Served::Module;
     *DECISION.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(decision);
+    let docs = decide_docs();
+    if claims || docs {
+        serve_from_module(reloading);
+    } else {
+        http::unlink_claim_handler();
+        http::unlink_docs_handler();
+        drop(replace_conf(None));
+    }
 }
 
-/// ARI re-read its configuration: so does the endpoint, when it serves claims.
-pub fn ari_reloaded() {
-    if DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().map(|decision| decision.served)
+/// Whether this module serves the API description: decided from Asterisk's
+/// own `rest-api/events.json`, logged when the decision changes.
+fn decide_docs() -> bool {
+    let path = format!("{}/rest-api/{}", system::data_dir(), api_docs::FILE_NAME);
+    let text = std::fs::read_to_string(&path).map_err(|error| error.to_string());
+    let decision = api_docs::decide(&path, text.as_deref().map_err(Clone::clone));
+    let previous = DOCS.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    if previous.as_ref() != Some(&decision) {
+        let line = format!("API description: {}", docs_summary(&decision));
+        if decision.warn() {
+            log::warning(&line);
+        } else {
+            log::notice(&line);
+        }
+    }
+    let serves = decision.serves();
+    if !serves {
+        http::unlink_docs_handler();
+    }
+    *DOCS.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(decision);
+    serves
+}
+
+/// `module (why)` when this module serves the description, `ari (why)` when ARI does.
+fn docs_summary(decision: &api_docs::Decision) -> String {
+    format!("{} ({decision})", if decision.serves() { "module" } else { "ari" })
+}
+
+fn serving_claims() -> bool {
+    DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().map(|decision| decision.served)
         == Some(Served::Module)
-    {
+}
+
+fn serving_docs() -> bool {
+    DOCS.read().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().is_some_and(api_docs::Decision::serves)
+}
+
+/// ARI re-read its configuration: so does the endpoint, when it serves claims
+/// or the API description.
+pub fn ari_reloaded() {
+    if serving_claims() || serving_docs() {
         log::verbose(3, "claim endpoint: ARI reloaded its configuration; re-reading ari.conf");
         serve_from_module(true);
     }
 }
 
-/// Reads ari.conf into a new snapshot and links or unlinks the handler as ARI
-/// is enabled or not. On pre-sorcery ARI the handler stays linked: ARI's own
-/// `enabled`, read at each request, decides there, and the snapshot only
-/// supplies `allowed_origins` (and what ARI's struct could not give safely).
+/// Reads ari.conf into a new snapshot and links or unlinks the handlers this
+/// module serves as ARI is enabled or not. On pre-sorcery ARI the handlers
+/// stay linked: ARI's own `enabled`, read at each request, decides there, and
+/// the snapshot only supplies `allowed_origins` (and what ARI's struct could
+/// not give safely).
 fn serve_from_module(reloading: bool) {
     let legacy = ari_legacy::is_available();
     let previous = current_conf();
@@ -152,21 +208,33 @@ fn serve_from_module(reloading: bool) {
     let enabled = conf.enabled();
     drop(replace_conf(Some(conf)));
     drop(previous);
-    if legacy {
+    let (claims, docs) = (serving_claims(), serving_docs());
+    if claims && legacy {
         if !http::is_linked() {
             log::verbose(2, "claim endpoint: serving POST /ari/events/claim; ARI itself checks the credentials");
         }
         http::link_claim_handler();
-    } else if enabled {
+    } else if enabled && claims {
         if !http::is_linked() {
             log::verbose(2, "claim endpoint: serving POST /ari/events/claim with ARI's authentication from ari.conf");
         }
         http::link_claim_handler();
     } else {
-        if http::is_linked() || !reloading {
+        if claims && (http::is_linked() || !reloading) {
             log::notice("claim endpoint: ARI is disabled in ari.conf, so /ari/events/claim is not served");
         }
         http::unlink_claim_handler();
+    }
+    if (enabled || legacy) && docs {
+        if !http::docs_handler_linked() {
+            log::verbose(2, "API description: serving GET /ari/api-docs/events.json with ARI's authentication");
+        }
+        http::link_docs_handler();
+    } else {
+        if docs && (http::docs_handler_linked() || !reloading) {
+            log::notice("API description: ARI is disabled in ari.conf, so this module does not serve it either");
+        }
+        http::unlink_docs_handler();
     }
 }
 
@@ -193,14 +261,131 @@ pub fn describe() -> String {
     }
 }
 
-/// Answers one request to the handler.
+/// One line for `stasis broadcast show settings`: who serves the API
+/// description of events, and why.
+pub fn describe_docs() -> String {
+    let decision = DOCS.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    match decision {
+        None => "not started".into(),
+        Some(decision) if decision.serves() && !http::docs_handler_linked() => {
+            format!("{}; not served: ARI is disabled or not configured", docs_summary(&decision))
+        }
+        Some(decision) => docs_summary(&decision),
+    }
+}
+
+/// Answers one request to the API description handler: ARI's checks as for
+/// the claim (body read first, then authentication), the method ARI allows
+/// on api-docs, then ARI's own answer for events.json with the module's
+/// entries added, in ARI's JSON format.
+pub fn serve_docs(request: &HttpRequest<'_>) {
+    #[cfg(feature = "fault-injection")]
+    if request.query_params().iter().any(|(name, _)| name == "inject-panic") {
+        panic!("fault injection: API description request asked to panic");
+    }
+    judged(request, Docs);
+}
+
+fn docs_with(request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
+    let headers = request.headers();
+    let (cors, notices) = ari_auth::cors(directory.general(), &headers);
+    let body = match request.read_body() {
+        Ok(body) => body,
+        Err(error) => {
+            respond(request, &ari_auth::body_error(&cors, notices, error));
+            return;
+        }
+    };
+    for notice in &notices {
+        log::notice(notice);
+    }
+    let params = match body {
+        RequestBody::Form(mut form) => {
+            form.extend(request.query_params());
+            form
+        }
+        _ => request.query_params(),
+    };
+    let ari_request = Request {
+        method: request.method(),
+        params: &params,
+        basic: request.basic_auth(),
+        headers: &headers,
+        json: None,
+    };
+    let cors = match ari_auth::admit(directory, &ari_request, &EndpointHost { request }, cors) {
+        Ok(admitted) => admitted.headers,
+        Err(refusal) => return respond(request, &refusal),
+    };
+    if let Some(refusal) = api_docs::refuse_method(ari_request.method, cors.clone()) {
+        return respond(request, &refusal);
+    }
+    let answer = request.ari_docs(api_docs::FILE_NAME);
+    let completed = match &answer.body {
+        Some(document) if answer.status == 200 => {
+            document.compact().as_deref().and_then(api_docs::complete).as_deref().and_then(Json::parse)
+        }
+        _ => None,
+    };
+    let mut header_block: String = cors.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let text = match completed.as_ref().or(answer.body.as_ref()) {
+        Some(json) => {
+            header_block.push_str("Content-type: application/json\r\n");
+            http::ari_json_text(json).unwrap_or_default()
+        }
+        None => String::new(),
+    };
+    request.send(answer.status, &answer.reason, &header_block, &text);
+}
+
+/// A 500 `{"message": …}` for an API description request the module could not answer.
+pub fn answer_docs_error(request: &HttpRequest<'_>) {
+    respond(request, &api_docs::internal_error());
+}
+
+/// Answers one request to the claim handler.
 pub fn serve(request: &HttpRequest<'_>) {
-    let Some(conf) = current_conf() else {
+    judged(request, Claims);
+}
+
+/// What one of the module's HTTP handlers does once it knows who judges credentials.
+trait Handler {
+    /// The answer when ARI's configuration is not there at all.
+    fn unconfigured(&self, request: &HttpRequest<'_>);
+    fn serve(&self, request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>);
+}
+
+struct Claims;
+
+impl Handler for Claims {
+    fn unconfigured(&self, request: &HttpRequest<'_>) {
         answer_internal_error(request);
+    }
+    fn serve(&self, request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
+        serve_with(request, directory);
+    }
+}
+
+struct Docs;
+
+impl Handler for Docs {
+    fn unconfigured(&self, request: &HttpRequest<'_>) {
+        answer_docs_error(request);
+    }
+    fn serve(&self, request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
+        docs_with(request, directory);
+    }
+}
+
+/// Runs `handler` with who judges the request's credentials: ARI itself on
+/// pre-sorcery ARI, else the module's reading of ari.conf.
+fn judged(request: &HttpRequest<'_>, handler: impl Handler) {
+    let Some(conf) = current_conf() else {
+        handler.unconfigured(request);
         return;
     };
     match ari_legacy::general() {
-        None => serve_with(request, conf.as_ref()),
+        None => handler.serve(request, conf.as_ref()),
         Some(read) => {
             let general = match read {
                 Ok(general) => Ok(general.map(|general| (general.enabled, general.auth_realm))),
@@ -216,7 +401,7 @@ pub fn serve(request: &HttpRequest<'_>) {
                 request.not_found();
                 return;
             }
-            serve_with(request, &directory);
+            handler.serve(request, &directory);
         }
     }
 }

@@ -9,9 +9,12 @@
 //!   shuffle, counters, settings), unit-tested without Asterisk;
 //! - `ari_auth` and `claim_mode`: ARI's authentication and the choice of
 //!   claim endpoint, also pure, for `endpoint` (the module-served claim route);
+//! - `api_docs`: completing ARI's API description of events and deciding
+//!   whether the module serves it, also pure, for `endpoint`;
 //! - `app`, `claim`, `endpoint`, `events`, `cli`, `metrics`, `lifecycle`: the module's behaviour,
 //!   safe Rust over `host`.
 
+pub mod api_docs;
 pub mod ari_auth;
 pub mod broadcast;
 pub mod claim_mode;

@@ -15,16 +15,19 @@
 
 #include "asterisk/app.h"
 #include "asterisk/astobj2.h"
+#include "asterisk/ari.h"
 #include "asterisk/channel.h"
 #include "asterisk/cli.h"
 #include "asterisk/config.h"
 #include "asterisk/frame.h"
 #include "asterisk/http.h"
 #include "asterisk/options.h"
+#include "asterisk/paths.h"
 #include "asterisk/tcptls.h"
 #include "asterisk/json.h"
 #include "asterisk/logger.h"
 #include "asterisk/module.h"
+#include "asterisk/optional_api.h"
 #include "asterisk/pbx.h"
 #include "asterisk/sorcery.h"
 #include "asterisk/stasis_app.h"
@@ -141,6 +144,29 @@ int sbshim_channel_wake(struct ast_channel *chan)
 	return ast_queue_frame(chan, &ast_null_frame);
 }
 
+/* An Asterisk built without the OPTIONAL_API compile option (menuselect)
+ * declares no optional-API registry: nothing could look the functions up,
+ * so there is nothing to provide them to. */
+void sbshim_optional_api_provide(const char *symname, void (*impl)(void))
+{
+#if defined(OPTIONAL_API)
+	ast_optional_api_provide(symname, impl);
+#else
+	(void) symname;
+	(void) impl;
+#endif
+}
+
+void sbshim_optional_api_unprovide(const char *symname, void (*impl)(void))
+{
+#if defined(OPTIONAL_API)
+	ast_optional_api_unprovide(symname, impl);
+#else
+	(void) symname;
+	(void) impl;
+#endif
+}
+
 int sbshim_register_application(const char *name, int (*execute)(struct ast_channel *, const char *))
 {
 	return ast_register_application_xml(name, execute);
@@ -255,6 +281,50 @@ void sbshim_http_claim_link(ast_http_callback callback)
 void sbshim_http_claim_unlink(void)
 {
 	ast_http_uri_unlink(&sbshim_claim_uri);
+}
+
+/* The module-served API description of ARI's events resource. */
+static struct ast_http_uri sbshim_docs_uri = {
+	.description = "ARI events API description, with broadcast events (res_stasis_broadcast_rs)",
+	.uri = "ari/api-docs/events.json",
+	.has_subtree = 0,
+	.data = NULL,
+	.key = AST_MODULE,
+};
+
+void sbshim_http_docs_link(ast_http_callback callback)
+{
+	sbshim_docs_uri.callback = callback;
+	ast_http_uri_link(&sbshim_docs_uri);
+}
+
+void sbshim_http_docs_unlink(void)
+{
+	ast_http_uri_unlink(&sbshim_docs_uri);
+}
+
+struct ast_json *sbshim_ari_get_docs(const char *file, struct ast_variable *headers,
+	int *status, const char **reason)
+{
+	struct ast_ari_response response = { .fd = -1, 0 };
+
+	response.headers = ast_str_create(40);
+	if (!response.headers) {
+		*status = 500;
+		*reason = "Internal Server Error";
+		return NULL;
+	}
+	/* The prefix ast_http_uri_link gave our URI: the HTTP server's, as ARI's. */
+	ast_ari_get_docs(file, sbshim_docs_uri.prefix, headers, &response);
+	ast_free(response.headers);
+	*status = response.response_code;
+	*reason = response.response_text;
+	return response.message;
+}
+
+const char *sbshim_data_dir(void)
+{
+	return ast_config_AST_DATA_DIR;
 }
 
 struct ast_variable *sbshim_http_get_post_vars(struct ast_tcptls_session_instance *ser,

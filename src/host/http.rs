@@ -1,12 +1,13 @@
-//! Asterisk's HTTP server, for the claim endpoint the module serves itself:
-//! linking the `ari/events/claim` handler, one request borrowed for one
-//! callback, reading its body and sending the answer.
+//! Asterisk's HTTP server, for the URIs the module serves itself: linking
+//! the `ari/events/claim` handler and the `ari/api-docs/events.json` handler,
+//! one request borrowed for one callback, reading its body and sending the
+//! answer.
 //!
-//! The `struct ast_http_uri` is a static in the shim, so it never moves while
-//! linked. The HTTP server calls the handler after releasing its URI list
+//! Each `struct ast_http_uri` is a static in the shim, so it never moves while
+//! linked. The HTTP server calls a handler after releasing its URI list
 //! lock, so unlinking does not wait for requests already dispatched: each
 //! request holds a unit of the module's use count (a plain `module unload`
-//! is refused meanwhile) and is counted in flight; `unlink_claim_handler`
+//! is refused meanwhile) and is counted in flight; unlinking either handler
 //! waits for that count to reach zero, then a grace period for a thread still
 //! between the server's dispatch and the handler's first instruction.
 
@@ -24,6 +25,8 @@ use crate::ffi;
 use crate::guard::guarded;
 
 static LINKED: AtomicBool = AtomicBool::new(false);
+static DOCS_LINKED: AtomicBool = AtomicBool::new(false);
+/// Requests inside either handler.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// How long unlinking waits for requests in flight before giving up waiting.
@@ -50,6 +53,39 @@ pub fn unlink_claim_handler() -> bool {
     // SAFETY: unlinks the static entry linked above; takes the server's
     // write lock, so no new request can find it afterwards.
     unsafe { ffi::sbshim_http_claim_unlink() };
+    drain()
+}
+
+pub fn is_linked() -> bool {
+    LINKED.load(Ordering::SeqCst)
+}
+
+/// Links the handler for `<prefix>/ari/api-docs/events.json` (idempotent),
+/// chosen before ARI's `ari` like the claim handler.
+pub fn link_docs_handler() {
+    if !DOCS_LINKED.swap(true, Ordering::SeqCst) {
+        // SAFETY: as for link_claim_handler, with the shim's other static URI.
+        unsafe { ffi::sbshim_http_docs_link(Some(docs_callback)) };
+    }
+}
+
+/// Unlinks the API description handler (idempotent) and waits like
+/// [`unlink_claim_handler`].
+pub fn unlink_docs_handler() -> bool {
+    if !DOCS_LINKED.swap(false, Ordering::SeqCst) {
+        return true;
+    }
+    // SAFETY: as for unlink_claim_handler.
+    unsafe { ffi::sbshim_http_docs_unlink() };
+    drain()
+}
+
+pub fn docs_handler_linked() -> bool {
+    DOCS_LINKED.load(Ordering::SeqCst)
+}
+
+/// Waits until no request is inside a handler; false after [`DRAIN_LIMIT`].
+fn drain() -> bool {
     let deadline = Instant::now() + DRAIN_LIMIT;
     while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
         if Instant::now() >= deadline {
@@ -61,10 +97,6 @@ pub fn unlink_claim_handler() -> bool {
     true
 }
 
-pub fn is_linked() -> bool {
-    LINKED.load(Ordering::SeqCst)
-}
-
 /// The entry point Asterisk's HTTP server calls for the claim URI.
 unsafe extern "C" fn claim_callback(
     ser: *mut ffi::ast_tcptls_session_instance,
@@ -74,22 +106,82 @@ unsafe extern "C" fn claim_callback(
     get_params: *mut ffi::ast_variable,
     headers: *mut ffi::ast_variable,
 ) -> c_int {
+    // SAFETY: the server's arguments for this request, passed on unchanged.
+    unsafe {
+        dispatch(
+            "claim endpoint",
+            ser,
+            method,
+            get_params,
+            headers,
+            crate::endpoint::serve,
+            crate::endpoint::answer_internal_error,
+        )
+    }
+}
+
+/// The entry point Asterisk's HTTP server calls for the API description URI.
+unsafe extern "C" fn docs_callback(
+    ser: *mut ffi::ast_tcptls_session_instance,
+    _urih: *const ffi::ast_http_uri,
+    _uri: *const c_char,
+    method: ffi::ast_http_method,
+    get_params: *mut ffi::ast_variable,
+    headers: *mut ffi::ast_variable,
+) -> c_int {
+    // SAFETY: the server's arguments for this request, passed on unchanged.
+    unsafe {
+        dispatch(
+            "API description endpoint",
+            ser,
+            method,
+            get_params,
+            headers,
+            crate::endpoint::serve_docs,
+            crate::endpoint::answer_docs_error,
+        )
+    }
+}
+
+/// One request to a handler: counted in flight, holding a use count, served
+/// under the panic guard; a panic before the answer was sent gets `fallback`.
+///
+/// # Safety
+/// The arguments are those the HTTP server passed to the callback, alive
+/// until it returns.
+unsafe fn dispatch(
+    what: &str,
+    ser: *mut ffi::ast_tcptls_session_instance,
+    method: ffi::ast_http_method,
+    get_params: *mut ffi::ast_variable,
+    headers: *mut ffi::ast_variable,
+    serve: fn(&HttpRequest<'_>),
+    fallback: fn(&HttpRequest<'_>),
+) -> c_int {
     IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     let use_count = UseCount::acquire();
     if let Some(ser) = NonNull::new(ser) {
         let request =
             HttpRequest { ser, method, get_params, headers, answered: Cell::new(false), _callback: PhantomData };
-        let served = guarded("claim endpoint", false, || {
-            crate::endpoint::serve(&request);
+        let served = guarded(what, false, || {
+            serve(&request);
             true
         });
         if !served && !request.answered.get() {
-            guarded("claim endpoint", (), || crate::endpoint::answer_internal_error(&request));
+            guarded(what, (), || fallback(&request));
         }
     }
     drop(use_count);
     IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     0
+}
+
+/// What res_ari's own `ast_ari_get_docs` answers for one api-docs file.
+pub struct AriDocs {
+    pub status: u16,
+    pub reason: String,
+    /// The document, or ARI's `{"message": …}`; `None`: no body.
+    pub body: Option<Json>,
 }
 
 /// The body of a request, read as ARI reads it.
@@ -228,6 +320,24 @@ impl HttpRequest<'_> {
         }
     }
 
+    /// res_ari's answer for `file` of its api-docs, as ARI itself builds it
+    /// for this request (file read from Asterisk's data directory, `basePath`
+    /// from the `Host` header and the HTTP prefix, its 403/404/500s).
+    pub fn ari_docs(&self, file: &str) -> AriDocs {
+        let file = super::cstring(file);
+        let mut status: c_int = 0;
+        let mut reason: *const c_char = std::ptr::null();
+        // SAFETY: res_ari (which this module requires) exports it; the header
+        // list is the server's, alive for this callback; the JSON reference
+        // returned is ours; `reason` is a static string or NULL.
+        let body = unsafe { ffi::sbshim_ari_get_docs(file.as_ptr(), self.headers, &mut status, &mut reason) };
+        AriDocs {
+            status: u16::try_from(status).unwrap_or(500),
+            reason: super::string_from(reason),
+            body: Json::from_raw(body),
+        }
+    }
+
     pub(super) fn remote_address(&self) -> *const ffi::ast_sockaddr {
         // SAFETY: address of a field of the live session.
         unsafe { ffi::sbshim_http_remote_address(self.ser.as_ptr()) }
@@ -254,6 +364,13 @@ pub fn ari_message_body(text: &str) -> String {
         Some((true, object)) => object.dump(format).unwrap_or_default(),
         _ => String::new(),
     }
+}
+
+/// A JSON value's text in ARI's current format (`pretty` in ari.conf), as ARI
+/// writes its answers.
+pub fn ari_json_text(json: &Json) -> Option<String> {
+    // SAFETY: res_ari (which this module requires) exports it; it only reads ARI's config.
+    json.dump(unsafe { ffi::ast_ari_json_format() })
 }
 
 /// Copies an `ast_variable` list.

@@ -84,6 +84,19 @@ impl Json {
         Some(super::optional_string_from(unsafe { ffi::ast_json_string_get(member) }))
     }
 
+    /// Parses JSON text with Asterisk's parser; `None` if it is not JSON.
+    pub fn parse(text: &str) -> Option<Json> {
+        let text = super::cstring(text);
+        // SAFETY: NUL-terminated input, only read; NULL error report allowed;
+        // the value returned is ours.
+        Json::from_raw(unsafe { ffi::ast_json_load_string(text.as_ptr(), std::ptr::null_mut()) })
+    }
+
+    /// The text of this value in compact form.
+    pub fn compact(&self) -> Option<String> {
+        self.dump(ffi::ast_json_encoding_format_AST_JSON_COMPACT)
+    }
+
     /// The text of this value in `format`.
     pub fn dump(&self, format: ffi::ast_json_encoding_format) -> Option<String> {
         // SAFETY: encodes a valid value; the result is ours to free with ast_json_free.

@@ -50,7 +50,7 @@ pub fn provide(functions: &[OptionalFunction]) {
         // SAFETY: the name is a static C string; the address is a function of
         // this module with the prototype the header declares for that name
         // (see `entry`), valid until `unprovide` runs at unload.
-        unsafe { ffi::ast_optional_api_provide(function.name.as_ptr(), Some(function.address)) };
+        unsafe { ffi::sbshim_optional_api_provide(function.name.as_ptr(), Some(function.address)) };
     }
 }
 
@@ -58,7 +58,7 @@ pub fn provide(functions: &[OptionalFunction]) {
 pub fn unprovide(functions: &[OptionalFunction]) {
     for function in functions {
         // SAFETY: same name/address pair as given to `provide`.
-        unsafe { ffi::ast_optional_api_unprovide(function.name.as_ptr(), Some(function.address)) };
+        unsafe { ffi::sbshim_optional_api_unprovide(function.name.as_ptr(), Some(function.address)) };
     }
 }
 

@@ -22,3 +22,9 @@ pub fn crypt_matches(password: &[u8], hash: &str) -> bool {
     // SAFETY: two NUL-terminated strings, only read.
     unsafe { ffi::ast_crypt_validate(password.as_ptr(), hash.as_ptr()) != 0 }
 }
+
+/// Asterisk's data directory (`astdatadir`), where `rest-api/` lives.
+pub fn data_dir() -> String {
+    // SAFETY: a string Asterisk sets at startup and keeps for its lifetime.
+    super::string_from(unsafe { ffi::sbshim_data_dir() })
+}

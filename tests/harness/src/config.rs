@@ -120,6 +120,7 @@ pub struct AsteriskConfig {
     pub(crate) strict_modules: bool,
     pub(crate) label: Option<String>,
     pub(crate) install_tree: Option<InstallTree>,
+    pub(crate) own_rest_api: bool,
 }
 
 impl AsteriskConfig {
@@ -140,6 +141,7 @@ impl AsteriskConfig {
             strict_modules: true,
             label: None,
             install_tree: None,
+            own_rest_api: false,
         }
     }
 
@@ -235,6 +237,17 @@ impl AsteriskConfig {
     /// `Broadcaster::Neither` and `load` for a module installed in the tree.
     pub fn installed_in(mut self, destdir: impl Into<PathBuf>, moddir: &str, datadir: &str) -> AsteriskConfig {
         self.install_tree = Some(InstallTree { destdir: destdir.into(), moddir: moddir.into(), datadir: datadir.into() });
+        self
+    }
+
+    /// Gives the instance its own data directory (`astdatadir`): a copy of
+    /// the root's `rest-api/` (ARI's API description, read by ARI at every
+    /// api-docs request, which the test may then change, see
+    /// `Asterisk::rest_api_dir`) and links to the root's data directory for
+    /// everything else. Real files, not links: ARI refuses an api-docs file
+    /// whose real path leaves the `rest-api/` directory.
+    pub fn own_rest_api(mut self) -> AsteriskConfig {
+        self.own_rest_api = true;
         self
     }
 

@@ -227,6 +227,18 @@ impl Asterisk {
         &self.dir
     }
 
+    /// Host path of the `rest-api/` directory this instance's ARI serves
+    /// api-docs from: its own copy with `AsteriskConfig::own_rest_api`, else
+    /// the root's.
+    pub fn rest_api_dir(&self) -> PathBuf {
+        let own = self.dir.join("data/rest-api");
+        if own.is_dir() {
+            own
+        } else {
+            self.runtime.host_path(self.runtime.datadir_in_root()).join("rest-api")
+        }
+    }
+
     /// The instance directory as seen inside the root (`/tmp/sbtest-…`).
     pub fn dir_in_root(&self) -> &str {
         &self.dir_in_root
@@ -589,7 +601,23 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
     for sub in ["etc", "run", "log", "lib", "spool", "db", "modules", "cache", "keys"] {
         fs::create_dir_all(dir.join(sub)).unwrap_or_else(|e| panic!("create {}/{sub}: {e}", dir.display()));
     }
-    let layout = Layout::new(runtime, dir, inside, config.install_tree.as_ref());
+    let mut layout = Layout::new(runtime, dir, inside, config.install_tree.as_ref());
+    if config.own_rest_api {
+        assert!(!layout.in_tree, "own_rest_api and installed_in each choose the data directory");
+        let rest_api = dir.join("data/rest-api");
+        fs::create_dir_all(&rest_api).unwrap_or_else(|e| panic!("create {}: {e}", rest_api.display()));
+        let from = runtime.host_path(runtime.datadir_in_root()).join("rest-api");
+        let entries = fs::read_dir(&from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+        for e in entries.flatten() {
+            if e.path().is_file() {
+                fs::copy(e.path(), rest_api.join(e.file_name()))
+                    .unwrap_or_else(|err| panic!("copy {}: {err}", e.path().display()));
+            }
+        }
+        // Links inside the instance directory: removed with it.
+        overlay_dir(runtime, runtime.datadir_in_root(), &dir.join("data"));
+        layout.datadir_in_root = format!("{inside}/data");
+    }
     let mut overlay = Vec::new();
     if layout.in_tree {
         assert!(

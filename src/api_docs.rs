@@ -1,0 +1,553 @@
+//! ARI's API description of the events resource (`/ari/api-docs/events.json`),
+//! completed with what this module adds to ARI: the `CallBroadcast` and
+//! `CallClaimed` event models and the `POST /events/claim` operation.
+//!
+//! ARI clients build their models from that description; npm `ari-client`
+//! throws on an event whose type it has no model for, and offers
+//! `client.events.claimChannel` only if the operation is described. Asterisk
+//! describes them itself from 20.20, 22.10 and 23.4 on; before that, the
+//! module answers `GET /ari/api-docs/events.json` with Asterisk's own
+//! document plus these entries.
+//!
+//! Pure: whether to serve is decided from the text of Asterisk's
+//! `events.json` (never from a version number), and the entries are added
+//! to a `serde_json` value whose key order is the document's.
+
+use std::fmt;
+
+use serde_json::{json, Map, Value};
+
+use crate::ari_auth::{Method, Response};
+
+/// The document, under `<astdatadir>/rest-api/` and `/ari/api-docs/`.
+pub const FILE_NAME: &str = "events.json";
+/// The claim resource, as the description writes API paths.
+pub const CLAIM_PATH: &str = "/events/claim";
+/// The operation's `nickname`: ari-client's `client.events.claimChannel`.
+pub const CLAIM_NICKNAME: &str = "claimChannel";
+/// The event models, in the order they are added.
+pub const MODELS: [&str; 2] = ["CallBroadcast", "CallClaimed"];
+/// The model whose `subTypes` lists every event type.
+const EVENT_MODEL: &str = "Event";
+
+/// What a description lacks of this module's entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Missing {
+    /// Event models not in `models`.
+    pub models: Vec<&'static str>,
+    /// Event types not in the `Event` model's `subTypes` (only counted when
+    /// that model and list exist).
+    pub subtypes: Vec<&'static str>,
+    /// No POST operation on `/events/claim`.
+    pub claim_operation: bool,
+}
+
+impl Missing {
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty() && self.subtypes.is_empty() && !self.claim_operation
+    }
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        match self.models.as_slice() {
+            [] => {}
+            [one] => parts.push(format!("the {one} model")),
+            many => parts.push(format!("the {} models", many.join(" and "))),
+        }
+        if self.models.is_empty() && !self.subtypes.is_empty() {
+            parts.push(format!("{} among the event subtypes", self.subtypes.join(" and ")));
+        }
+        if self.claim_operation {
+            parts.push(format!("POST {CLAIM_PATH}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// What a description lacks; `None` if it is not shaped like one (an object
+/// with a `models` object and an `apis` array).
+pub fn missing(doc: &Value) -> Option<Missing> {
+    let models = doc.get("models")?.as_object()?;
+    let apis = doc.get("apis")?.as_array()?;
+    let subtypes = event_subtypes(models);
+    Some(Missing {
+        models: MODELS.into_iter().filter(|name| !models.get(*name).is_some_and(Value::is_object)).collect(),
+        subtypes: match subtypes {
+            Some(list) => MODELS.into_iter().filter(|name| !list.iter().any(|item| item == name)).collect(),
+            None => Vec::new(),
+        },
+        claim_operation: !apis.iter().any(|api| is_claim_api(api) && claim_operation(api).is_some()),
+    })
+}
+
+fn event_subtypes(models: &Map<String, Value>) -> Option<&Vec<Value>> {
+    models.get(EVENT_MODEL)?.get("subTypes")?.as_array()
+}
+
+fn is_claim_api(api: &Value) -> bool {
+    api.get("path").and_then(Value::as_str) == Some(CLAIM_PATH)
+}
+
+fn claim_operation(api: &Value) -> Option<&Value> {
+    api.get("operations")?
+        .as_array()?
+        .iter()
+        .find(|operation| operation.get("httpMethod").and_then(Value::as_str) == Some("POST"))
+}
+
+/// Adds what `doc` lacks, after what it has: models at the end of `models`,
+/// their names at the end of the `Event` model's `subTypes`, the claim
+/// resource at the end of `apis` (or its operation to an existing
+/// `/events/claim` resource). Adding to a complete document changes
+/// nothing. False, and `doc` untouched, if it is not shaped like a description.
+pub fn add_entries(doc: &mut Value) -> bool {
+    let Some(missing) = missing(doc) else { return false };
+    let Some(root) = doc.as_object_mut() else { return false };
+    if let Some(models) = root.get_mut("models").and_then(Value::as_object_mut) {
+        for name in &missing.models {
+            models.insert((*name).to_owned(), model(name));
+        }
+        let subtypes =
+            models.get_mut(EVENT_MODEL).and_then(|event| event.get_mut("subTypes")).and_then(Value::as_array_mut);
+        if let Some(subtypes) = subtypes {
+            subtypes.extend(missing.subtypes.iter().map(|name| Value::from(*name)));
+        }
+    }
+    if missing.claim_operation {
+        if let Some(apis) = root.get_mut("apis").and_then(Value::as_array_mut) {
+            match apis.iter_mut().find(|api| is_claim_api(api)) {
+                Some(api) => add_operation(api),
+                None => apis.push(claim_api()),
+            }
+        }
+    }
+    true
+}
+
+/// An `/events/claim` resource that has no POST operation gets ours.
+fn add_operation(api: &mut Value) {
+    let Some(api) = api.as_object_mut() else { return };
+    let operations = api.entry("operations").or_insert_with(|| Value::Array(Vec::new()));
+    match operations.as_array_mut() {
+        Some(list) => list.push(claim_operation_entry()),
+        None => *operations = Value::Array(vec![claim_operation_entry()]),
+    }
+}
+
+/// ARI's answer text with the entries added, in compact form (the caller
+/// re-encodes it in ARI's configured format); `None` if the text is not a
+/// description this module can complete, to be served as ARI gave it.
+pub fn complete(text: &str) -> Option<String> {
+    let mut doc: Value = serde_json::from_str(text).ok()?;
+    if !add_entries(&mut doc) {
+        return None;
+    }
+    serde_json::to_string(&doc).ok()
+}
+
+fn model(name: &str) -> Value {
+    match name {
+        "CallBroadcast" => json!({
+            "id": "CallBroadcast",
+            "description": "A call is offered to ARI applications by StasisBroadcast(); \
+                            the first one to claim it (POST /events/claim) gets it.",
+            "properties": {
+                "channel": {
+                    "required": true,
+                    "type": "Channel",
+                    "description": "The channel on offer."
+                },
+                "caller": {
+                    "required": false,
+                    "type": "string",
+                    "description": "Caller ID number of the channel (empty if it has none)."
+                },
+                "called": {
+                    "required": false,
+                    "type": "string",
+                    "description": "The dialplan extension the call arrived at."
+                }
+            }
+        }),
+        _ => json!({
+            "id": "CallClaimed",
+            "description": "A call offered by StasisBroadcast() was claimed; \
+                            sent to every application it was offered to.",
+            "properties": {
+                "channel": {
+                    "required": true,
+                    "type": "Channel",
+                    "description": "The claimed channel."
+                },
+                "winner_app": {
+                    "required": true,
+                    "type": "string",
+                    "description": "Name of the ARI application whose claim won."
+                }
+            }
+        }),
+    }
+}
+
+fn claim_api() -> Value {
+    json!({
+        "path": CLAIM_PATH,
+        "description": "Claiming calls offered by StasisBroadcast()",
+        "operations": [claim_operation_entry()]
+    })
+}
+
+fn claim_operation_entry() -> Value {
+    json!({
+        "httpMethod": "POST",
+        "summary": "Claim a call offered to this application.",
+        "notes": "The first claim of a call wins and the channel enters Stasis in that application; \
+                  every later claim is refused.",
+        "nickname": CLAIM_NICKNAME,
+        "responseClass": "void",
+        "parameters": [
+            {
+                "name": "channelId",
+                "description": "Id of the channel offered in CallBroadcast",
+                "paramType": "query",
+                "required": true,
+                "allowMultiple": false,
+                "dataType": "string"
+            },
+            {
+                "name": "application",
+                "description": "Name of the claiming ARI application",
+                "paramType": "query",
+                "required": true,
+                "allowMultiple": false,
+                "dataType": "string"
+            }
+        ],
+        "errorResponses": [
+            {
+                "code": 400,
+                "reason": "channelId or application is missing."
+            },
+            {
+                "code": 404,
+                "reason": "No call is being offered on this channel."
+            },
+            {
+                "code": 409,
+                "reason": "Another application claimed the call first."
+            }
+        ]
+    })
+}
+
+/// Whether the module serves the description, decided at load and reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Asterisk's own document already has every entry: ARI serves it.
+    AsteriskHasThem,
+    /// The module serves the document with what it lacks added.
+    Serve(Missing),
+    /// Asterisk's document could not be read or is not a description: ARI
+    /// serves whatever it has, and the module adds nothing.
+    Unusable(String),
+}
+
+impl Decision {
+    pub fn serves(&self) -> bool {
+        matches!(self, Decision::Serve(_))
+    }
+
+    /// Worth a WARNING: ARI clients may fail on the module's events.
+    pub fn warn(&self) -> bool {
+        matches!(self, Decision::Unusable(_))
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::AsteriskHasThem => write!(
+                f,
+                "Asterisk's {FILE_NAME} already describes {} and POST {CLAIM_PATH}; ARI serves it unchanged",
+                MODELS.join(", ")
+            ),
+            Decision::Serve(missing) => write!(
+                f,
+                "Asterisk's {FILE_NAME} lacks {missing}; this module serves GET /ari/api-docs/{FILE_NAME} \
+                 with them added"
+            ),
+            Decision::Unusable(why) => write!(
+                f,
+                "{why}; ARI serves its api-docs unchanged, and clients that build models from them \
+                 (ari-client) may fail on {} events",
+                MODELS.join("/")
+            ),
+        }
+    }
+}
+
+/// The decision from Asterisk's `events.json` at `path`, as read (`Err`: why
+/// it could not be).
+pub fn decide(path: &str, text: Result<&str, String>) -> Decision {
+    let text = match text {
+        Ok(text) => text,
+        Err(why) => return Decision::Unusable(format!("cannot read {path}: {why}")),
+    };
+    let doc: Value = match serde_json::from_str(text) {
+        Ok(doc) => doc,
+        Err(error) => return Decision::Unusable(format!("{path} is not valid JSON: {error}")),
+    };
+    match missing(&doc) {
+        None => Decision::Unusable(format!("{path} has no 'models' object or 'apis' list")),
+        Some(missing) if missing.is_empty() => Decision::AsteriskHasThem,
+        Some(missing) => Decision::Serve(missing),
+    }
+}
+
+/// The answer ARI gives, after authentication, to a method other than GET on
+/// an api-docs resource (`None` for GET). ARI lists no `Allow` here.
+pub fn refuse_method(method: Method, headers: Vec<(String, String)>) -> Option<Response> {
+    (method != Method::Get).then(|| Response {
+        status: 405,
+        reason: "Method Not Allowed",
+        headers,
+        message: Some("Unsupported method".into()),
+        close: false,
+        notices: Vec::new(),
+    })
+}
+
+/// A 500 `{"message": …}` for a request the handler could not answer.
+pub fn internal_error() -> Response {
+    Response {
+        status: 500,
+        reason: "Internal Server Error",
+        headers: Vec::new(),
+        message: Some("Cannot serve the API description".into()),
+        close: false,
+        notices: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of Asterisk 20.6.0's events.json, cut down.
+    fn old() -> Value {
+        json!({
+            "apiVersion": "2.0.0",
+            "swaggerVersion": "1.2",
+            "basePath": "http://localhost:8088/ari",
+            "resourcePath": "/api-docs/events.{format}",
+            "apis": [
+                {"path": "/events", "operations": [{"httpMethod": "GET", "nickname": "eventWebsocket"}]},
+                {"path": "/events/user/{eventName}", "operations": [{"httpMethod": "POST", "nickname": "userEvent"}]}
+            ],
+            "models": {
+                "Message": {"id": "Message", "subTypes": ["MissingParams", "Event"]},
+                "Event": {"id": "Event", "subTypes": ["StasisStart", "StasisEnd"]},
+                "StasisStart": {"id": "StasisStart", "properties": {}}
+            }
+        })
+    }
+
+    fn keys(value: &Value) -> Vec<String> {
+        value.as_object().expect("object").keys().cloned().collect()
+    }
+
+    #[test]
+    fn an_old_description_lacks_everything() {
+        let missing = missing(&old()).expect("a description");
+        assert_eq!(missing.models, MODELS.to_vec());
+        assert_eq!(missing.subtypes, MODELS.to_vec());
+        assert!(missing.claim_operation);
+        assert_eq!(missing.to_string(), "the CallBroadcast and CallClaimed models, POST /events/claim");
+    }
+
+    #[test]
+    fn entries_are_added_after_what_is_there() {
+        let mut doc = old();
+        let before = doc.clone();
+        assert!(add_entries(&mut doc));
+        assert_eq!(keys(&doc), keys(&before), "top-level keys and their order");
+        assert_eq!(keys(&doc["models"]), ["Message", "Event", "StasisStart", "CallBroadcast", "CallClaimed"]);
+        assert_eq!(
+            doc["models"]["Event"]["subTypes"],
+            json!(["StasisStart", "StasisEnd", "CallBroadcast", "CallClaimed"])
+        );
+        assert_eq!(doc["models"]["Message"], before["models"]["Message"]);
+        let apis = doc["apis"].as_array().expect("apis");
+        assert_eq!(apis.len(), 3);
+        assert_eq!(apis[..2], before["apis"].as_array().expect("apis")[..]);
+        assert_eq!(apis[2]["path"], CLAIM_PATH);
+        assert_eq!(missing(&doc), Some(Missing::default()));
+        // Everything else is as it was.
+        for key in ["apiVersion", "swaggerVersion", "basePath", "resourcePath"] {
+            assert_eq!(doc[key], before[key], "{key}");
+        }
+    }
+
+    #[test]
+    fn adding_twice_changes_nothing() {
+        let mut doc = old();
+        add_entries(&mut doc);
+        let once = doc.clone();
+        assert!(add_entries(&mut doc));
+        assert_eq!(serde_json::to_string(&doc).unwrap(), serde_json::to_string(&once).unwrap());
+    }
+
+    /// Field names and types as ARI's own description of 22.10 has them; the
+    /// shape swagger-client (ari-client) reads.
+    #[test]
+    fn the_models_and_the_operation_have_ari_s_shape() {
+        let mut doc = old();
+        add_entries(&mut doc);
+        let types = |model: &str| -> Vec<(String, String, bool)> {
+            let model = &doc["models"][model];
+            assert!(model["description"].is_string());
+            model["properties"]
+                .as_object()
+                .expect("properties")
+                .iter()
+                .map(|(name, p)| {
+                    assert!(p["description"].is_string(), "{name}");
+                    (name.clone(), p["type"].as_str().unwrap().to_owned(), p["required"].as_bool().unwrap())
+                })
+                .collect()
+        };
+        assert_eq!(doc["models"]["CallBroadcast"]["id"], "CallBroadcast");
+        assert_eq!(doc["models"]["CallClaimed"]["id"], "CallClaimed");
+        let owned = |list: &[(&str, &str, bool)]| -> Vec<(String, String, bool)> {
+            list.iter().map(|(n, t, r)| ((*n).to_owned(), (*t).to_owned(), *r)).collect()
+        };
+        assert_eq!(
+            types("CallBroadcast"),
+            owned(&[("channel", "Channel", true), ("caller", "string", false), ("called", "string", false)])
+        );
+        assert_eq!(types("CallClaimed"), owned(&[("channel", "Channel", true), ("winner_app", "string", true)]));
+
+        let api = doc["apis"].as_array().unwrap().iter().find(|api| api["path"] == CLAIM_PATH).unwrap().clone();
+        assert!(api["description"].is_string());
+        let operation = &api["operations"][0];
+        assert_eq!(operation["httpMethod"], "POST");
+        assert_eq!(operation["nickname"], CLAIM_NICKNAME);
+        assert_eq!(operation["responseClass"], "void");
+        let parameters: Vec<(&str, &str, bool, &str)> = operation["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert_eq!(p["allowMultiple"], false);
+                assert!(p["description"].is_string());
+                (
+                    p["name"].as_str().unwrap(),
+                    p["paramType"].as_str().unwrap(),
+                    p["required"].as_bool().unwrap(),
+                    p["dataType"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(parameters, [("channelId", "query", true, "string"), ("application", "query", true, "string")]);
+        let codes: Vec<u64> =
+            operation["errorResponses"].as_array().unwrap().iter().map(|e| e["code"].as_u64().unwrap()).collect();
+        assert_eq!(codes, [400, 404, 409]);
+        assert!(operation["errorResponses"].as_array().unwrap().iter().all(|e| e["reason"].is_string()));
+    }
+
+    #[test]
+    fn partial_descriptions_get_only_what_they_lack() {
+        let mut doc = old();
+        doc["models"]["CallClaimed"] = json!({"id": "CallClaimed", "properties": {"mine": {"type": "string"}}});
+        doc["models"]["Event"]["subTypes"] = json!(["CallClaimed"]);
+        doc["apis"].as_array_mut().unwrap().push(json!({"path": CLAIM_PATH, "operations": [{"httpMethod": "DELETE"}]}));
+        let found = missing(&doc).unwrap();
+        assert_eq!(found.models, ["CallBroadcast"]);
+        assert_eq!(found.subtypes, ["CallBroadcast"]);
+        assert!(found.claim_operation);
+        assert_eq!(found.to_string(), "the CallBroadcast model, POST /events/claim");
+        add_entries(&mut doc);
+        assert_eq!(doc["models"]["CallClaimed"]["properties"]["mine"]["type"], "string", "kept as it was");
+        assert_eq!(doc["models"]["Event"]["subTypes"], json!(["CallClaimed", "CallBroadcast"]));
+        let claims: Vec<&Value> =
+            doc["apis"].as_array().unwrap().iter().filter(|api| api["path"] == CLAIM_PATH).collect();
+        assert_eq!(claims.len(), 1, "no second /events/claim resource");
+        let methods: Vec<&str> =
+            claims[0]["operations"].as_array().unwrap().iter().map(|o| o["httpMethod"].as_str().unwrap()).collect();
+        assert_eq!(methods, ["DELETE", "POST"]);
+    }
+
+    #[test]
+    fn no_event_model_means_no_subtypes_to_add() {
+        let mut doc = old();
+        doc["models"].as_object_mut().unwrap().shift_remove("Event");
+        let found = missing(&doc).unwrap();
+        assert!(found.subtypes.is_empty());
+        assert!(add_entries(&mut doc));
+        assert!(doc["models"]["CallBroadcast"].is_object());
+    }
+
+    #[test]
+    fn not_a_description() {
+        for text in ["[1,2]", "{}", r#"{"models": [], "apis": []}"#, r#"{"models": {}, "apis": {}}"#, "7"] {
+            let mut doc: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(missing(&doc), None, "{text}");
+            assert!(!add_entries(&mut doc), "{text}");
+            assert_eq!(doc, serde_json::from_str::<Value>(text).unwrap(), "{text} untouched");
+            assert_eq!(complete(text), None, "{text}");
+        }
+        assert_eq!(complete("{\"models\": "), None);
+    }
+
+    #[test]
+    fn complete_keeps_the_document_s_order_and_text() {
+        let text = r#"{"z":1,"models":{"Event":{"id":"Event","subTypes":[]}},"a":"é/\u0001","apis":[]}"#;
+        let out = complete(text).unwrap();
+        assert!(
+            out.starts_with(
+                r#"{"z":1,"models":{"Event":{"id":"Event","subTypes":["CallBroadcast","CallClaimed"]},"CallBroadcast":"#
+            ),
+            "{out}"
+        );
+        assert!(out.contains(r#""a":"é/\u0001","apis":[{"path":"/events/claim""#), "{out}");
+    }
+
+    #[test]
+    fn decisions() {
+        let path = "/usr/share/asterisk/rest-api/events.json";
+        let old_text = old().to_string();
+        let decision = decide(path, Ok(&old_text));
+        assert!(decision.serves());
+        assert_eq!(
+            decision.to_string(),
+            "Asterisk's events.json lacks the CallBroadcast and CallClaimed models, POST /events/claim; \
+             this module serves GET /ari/api-docs/events.json with them added"
+        );
+        let mut new = old();
+        add_entries(&mut new);
+        let decision = decide(path, Ok(&new.to_string()));
+        assert_eq!(decision, Decision::AsteriskHasThem);
+        assert!(!decision.serves() && !decision.warn());
+        assert!(decision.to_string().contains("already describes CallBroadcast, CallClaimed and POST /events/claim"));
+
+        let decision = decide(path, Err("No such file or directory".into()));
+        assert!(!decision.serves() && decision.warn());
+        assert!(decision.to_string().starts_with(&format!("cannot read {path}: No such file or directory;")));
+        assert!(matches!(decide(path, Ok("{")), Decision::Unusable(why) if why.contains("not valid JSON")));
+        assert!(matches!(decide(path, Ok("{}")), Decision::Unusable(why) if why.contains("no 'models'")));
+    }
+
+    #[test]
+    fn methods_after_admission() {
+        assert_eq!(refuse_method(Method::Get, Vec::new()), None);
+        for method in [Method::Post, Method::Head, Method::Put, Method::Delete, Method::Options, Method::Unknown] {
+            let headers = vec![("Access-Control-Allow-Origin".to_owned(), "http://a.example".to_owned())];
+            let response = refuse_method(method, headers.clone()).expect("refused");
+            assert_eq!((response.status, response.reason), (405, "Method Not Allowed"), "{method:?}");
+            assert_eq!(response.message.as_deref(), Some("Unsupported method"));
+            assert_eq!(response.headers, headers, "no Allow header, CORS kept");
+        }
+    }
+}
