@@ -159,3 +159,43 @@ fn a_server_that_goes_away_takes_only_its_own_calls() {
     assert_eq!(stat(&stats, "won (204):"), 1, "{stats}");
     assert_eq!(stat(&stats, "rejected, no broadcast (404):"), 1, "{stats}");
 }
+
+/// A channel id is unique on its server only (an Asterisk uniqueid is
+/// `[systemname-]epoch.sequence`; without `systemname` two servers can make
+/// the same one). With a call of the same id on each server, a claim sent to
+/// the wrong server takes that server's call, not the one offered; routed by
+/// `asterisk_id` it takes the right one.
+#[test]
+fn a_channel_id_names_a_call_only_together_with_its_server() {
+    let servers = start_servers(2, "same-channel-id");
+    let route = routing_table(&servers);
+    let apps: Vec<AriApp> = servers.iter().map(|s| s.asterisk.connect_app(APPS[0])).collect();
+    let id = format!("collide{}_2", std::process::id());
+    for server in &servers {
+        server.asterisk.originate(OriginateSpec::new("100", "incoming").other_channel_id(&id));
+    }
+    let offers: Vec<Value> = apps
+        .iter()
+        .map(|app| app.wait_for_channel_event("CallBroadcast", &id, WAIT).expect("offered on each server").1)
+        .collect();
+
+    // The first server's offer, claimed on the second server: 204, and the
+    // second server's call is the one that enters Stasis.
+    assert_eq!(offers[0]["asterisk_id"], servers[0].entity_id.as_str());
+    assert_eq!(servers[1].asterisk.claim(&id, APPS[0]).status, 204, "misrouted claim");
+    apps[1].wait_for_channel_event("StasisStart", &id, WAIT).expect("the second server's call taken");
+    assert!(apps[0].wait_for_channel_event("StasisStart", &id, Duration::from_millis(200)).is_none(), "the offered call was not");
+
+    // Routed by asterisk_id, the claim takes the call that was offered.
+    let home = &route[offers[0]["asterisk_id"].as_str().expect("asterisk_id")];
+    assert_eq!(home, &servers[0].asterisk.base_url());
+    assert_eq!(AriHttp::new(home).claim(&id, APPS[0]).status, 204, "claim routed by asterisk_id");
+    apps[0].wait_for_channel_event("StasisStart", &id, WAIT).expect("the offered call taken");
+
+    for server in &servers {
+        assert_eq!(server.asterisk.continue_channel(&id).status, 204);
+        assert_eq!(global(&server.asterisk, &format!("RESULT_{id}")), "SUCCESS");
+        let stats = server.asterisk.cli("stasis broadcast show stats");
+        assert_eq!((stat(&stats, "started:"), stat(&stats, "won (204):")), (1, 1), "{stats}");
+    }
+}
