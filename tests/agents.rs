@@ -101,6 +101,8 @@ impl Lang {
 struct Transcript {
     lines: Vec<Value>,
     stderr: String,
+    /// stdout closed: the agent has exited (or is about to).
+    closed: bool,
 }
 
 fn render(t: &Transcript) -> String {
@@ -145,6 +147,8 @@ impl Agent {
                     out.0.lock().unwrap_or_else(|e| e.into_inner()).lines.push(value);
                     out.1.notify_all();
                 }
+                out.0.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+                out.1.notify_all();
             }),
             std::thread::spawn(move || {
                 let mut text = String::new();
@@ -164,11 +168,16 @@ impl Agent {
         render(&self.shared.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    fn has_exited(&self) -> bool {
+        self.shared.0.lock().unwrap_or_else(|e| e.into_inner()).closed
+    }
+
     /// Waits until `done` holds for the lines so far; panics with the transcript after `timeout`.
     fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&[Value]) -> bool) {
         let deadline = Instant::now() + timeout;
         let mut t = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
         while !done(&t.lines) {
+            assert!(!t.closed, "{:?} agent, {what}: it exited first\n{}", self.lang, render(&t));
             let now = Instant::now();
             assert!(now < deadline, "{:?} agent, {what}: not within {timeout:?}\n{}", self.lang, render(&t));
             t = self.shared.1.wait_timeout(t, (deadline - now).min(Duration::from_millis(100))).unwrap_or_else(|e| e.into_inner()).0;
@@ -266,7 +275,8 @@ fn serve_calls(label: &str, langs: &[Lang], server_count: usize, calls_per_serve
         let deadline = Instant::now() + Duration::from_secs(15);
         while !agents.iter().any(|a| !about(&a.lines(), "hungup", id).is_empty()) {
             let all: String = agents.iter().map(|a| format!("--- {:?}\n{}", a.lang, a.transcript())).collect();
-            assert!(Instant::now() < deadline, "{what}: no agent hung it up\n{all}\n{}", home.asterisk.diagnostics());
+            let gone = agents.iter().any(Agent::has_exited);
+            assert!(!gone && Instant::now() < deadline, "{what}: no agent hung it up{}\n{all}\n{}", if gone { " (an agent exited)" } else { "" }, home.asterisk.diagnostics());
             std::thread::sleep(Duration::from_millis(20));
         }
 
