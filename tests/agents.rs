@@ -314,6 +314,12 @@ fn serve_calls(label: &str, langs: &[Lang], server_count: usize, calls_per_serve
                 .wait_for(|e| e["type"] == event && e["playback"]["id"] == playback && mentions(e, id), Duration::from_secs(5))
                 .unwrap_or_else(|| panic!("{what}: no {event} for playback {playback}"));
         }
+        // Stopped by the agent ("done"), not cut off by the hang-up ("failed"), and before it.
+        observer.wait_for_channel_event("ChannelDestroyed", id, Duration::from_secs(5)).unwrap_or_else(|| panic!("{what}: never destroyed"));
+        let seen: Vec<Value> = observer.events().into_iter().map(|(_, e)| e).filter(|e| mentions(e, id)).collect();
+        let finished = seen.iter().position(|e| e["type"] == "PlaybackFinished").expect("seen above");
+        let destroyed = seen.iter().position(|e| e["type"] == "ChannelDestroyed").expect("seen above");
+        assert!(seen[finished]["playback"]["state"] == "done" && finished < destroyed, "{what}: the playback ended with the call: {seen:?}");
         assert_eq!(global(&home.asterisk, &format!("HANGUP_{id}")), "SUCCESS:16", "{what}: Stasis ran, then a normal hang-up");
         assert_eq!(home.asterisk.ari().get(&format!("/channels/{id}")).status, 404, "{what}: the channel is gone");
         for (other, watcher) in observers.iter().enumerate().filter(|(i, _)| i != home_index) {

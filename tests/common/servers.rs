@@ -45,6 +45,8 @@ pub fn start_servers(count: usize, label: &str) -> Vec<Server> {
             let asterisk = Asterisk::start(
                 AsteriskConfig::new(ours())
                     .dialplan(DIALPLAN)
+                    // DELETE /ari/playbacks/{id}: the agents stop the tone they play.
+                    .load("res_ari_playbacks.so")
                     .option(&format!("entityid = {entity_id}"))
                     .label(&format!("{label}-{}", n + 1)),
             );
