@@ -3,7 +3,10 @@
 #   make            build res_stasis_broadcast_rs.so
 #   make demo       runtime up, module loaded, real calls broadcast and claimed
 #   make test       unit and integration tests against a real Asterisk
-#   make node-deps  Node.js (if missing) and tests/node's pinned npm packages (make test runs it)
+#   make node-deps  Node.js (if missing) and the pinned npm packages of tests/node
+#                   and examples/agents/node (make test runs it)
+#   make py-deps    a Python virtualenv in target/python-venv with the example
+#                   Python agent's pinned packages (make test runs it)
 #   make test-matrix the integration suites and an ari-client race on every
 #                   Asterisk version: Debian's 22.10.1 plus each release tarball
 #                   in ASTERISK_SOURCES, built from source (MATRIX_VERSIONS to choose)
@@ -54,13 +57,21 @@ endif
 # npm package pinned in tests/node/package-lock.json.
 NODE_DIR      := tests/node
 NODE_STAMP    := $(NODE_DIR)/node_modules/.package-lock.json
+# The example agents (examples/agents), which tests/agents.rs runs: the Node
+# one has its own pinned packages (users copy the directory), the Python one
+# runs in a virtualenv kept out of the repository.
+AGENT_NODE_DIR   := examples/agents/node
+AGENT_NODE_STAMP := $(AGENT_NODE_DIR)/node_modules/.package-lock.json
+PY_REQUIREMENTS  := examples/agents/python/requirements.txt
+PY_VENV          := target/python-venv
+PY_STAMP         := $(PY_VENV)/requirements.txt
 
 # Release tarballs (asterisk-<version>.tar.xz) for the version matrix.
 ASTERISK_SOURCES ?= $(abspath $(CURDIR)/../shared/asterisk-src)
 export ASTERISK_SOURCES
 MATRIX_VERSIONS  ?=
 
-.PHONY: all build setup nodejs node-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
+.PHONY: all build setup nodejs node-deps python3-venv py-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
 
 all: build
 
@@ -82,7 +93,7 @@ setup:
 # Node.js and npm from Debian's packages when the machine has neither, then
 # exactly the packages tests/node/package-lock.json lists (again only when
 # package.json or the lock file changed).
-node-deps: nodejs $(NODE_STAMP)
+node-deps: nodejs $(NODE_STAMP) $(AGENT_NODE_STAMP)
 
 nodejs:
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
@@ -93,6 +104,26 @@ nodejs:
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json | nodejs
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund
 	@touch $@
+
+$(AGENT_NODE_STAMP): $(AGENT_NODE_DIR)/package.json $(AGENT_NODE_DIR)/package-lock.json | nodejs
+	cd $(AGENT_NODE_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+# Python 3 with venv and pip (Debian splits them out of python3), then a
+# virtualenv holding exactly the pinned requirements, remade when they change.
+py-deps: python3-venv $(PY_STAMP)
+
+python3-venv:
+	@if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then \
+		echo "python3-venv: installing python3 python3-venv"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null; \
+	fi
+
+$(PY_STAMP): $(PY_REQUIREMENTS) | python3-venv
+	rm -rf $(PY_VENV)
+	python3 -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(PY_REQUIREMENTS)
+	cp $(PY_REQUIREMENTS) $@
 
 runtime: setup
 	scripts/runtime.sh
@@ -110,7 +141,7 @@ asterisk-headers/asterisk/module.h:
 $(FAULT_MODULE): build
 	$(CARGO) build --release --features fault-injection --target-dir $(FAULT_TARGET)
 
-test: runtime build $(FAULT_MODULE) node-deps
+test: runtime build $(FAULT_MODULE) node-deps py-deps
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) STASIS_BROADCAST_FAULT_MODULE=$(CURDIR)/$(FAULT_MODULE) \
 		$(CARGO) test --release --workspace
 

@@ -64,6 +64,7 @@ pub fn is_running(asterisk: &Asterisk, name: &str) -> bool {
 }
 
 pub mod docs;
+pub mod servers;
 
 /// The first release of each branch that ships Asterisk's own C implementation
 /// (res_stasis_broadcast.so, app_stasis_broadcast.so) and ARI's claim route.
