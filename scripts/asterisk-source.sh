@@ -25,7 +25,6 @@ set -euo pipefail
 version=${1:?usage: $0 VERSION}
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${STASIS_BROADCAST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/res_stasis_broadcast_rs}
-sources=${ASTERISK_SOURCES:?set ASTERISK_SOURCES to the directory holding asterisk-$version.tar.xz}
 base="$cache/bookworm-build"
 pjsrc="$cache/pjproject"
 root="$cache/asterisk-$version"
@@ -40,6 +39,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "asterisk-source: building an Asterisk root needs root (debootstrap, chroot)" >&2
     exit 1
 fi
+sources=${ASTERISK_SOURCES:?set ASTERISK_SOURCES to the directory holding asterisk-$version.tar.xz}
 tarball=""
 for ext in tar.xz tar.gz tar.bz2; do
     [ -f "$sources/asterisk-$version.$ext" ] && tarball="$sources/asterisk-$version.$ext" && break
