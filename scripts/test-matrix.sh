@@ -60,7 +60,7 @@ for v in "${versions[@]}"; do
     STASIS_BROADCAST_ROOT=$root \
     STASIS_BROADCAST_MODULE="$target/release/libres_stasis_broadcast_rs.so" \
     STASIS_BROADCAST_FAULT_MODULE="$target/fault/release/libres_stasis_broadcast_rs.so" \
-        $cargo test --release "${tests[@]}" 2>&1 | tee "$log" || status=$?
+        $cargo test --release --no-fail-fast "${tests[@]}" 2>&1 | tee "$log" || status=$?
     unset ASTERISK_INCLUDE_DIR CARGO_TARGET_DIR
     passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
     nfailed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
