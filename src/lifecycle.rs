@@ -67,17 +67,20 @@ fn abandon() {
 /// already refuses a plain `module unload`; this also covers a forced one),
 /// and whenever something of the module could not be unregistered: then
 /// everything stays as it was.
+///
+/// The HTTP handlers go first (unlinked and drained, so a request arriving
+/// meanwhile gets ARI's own answer, never a failure), then the CLI; only
+/// then is the state taken out of reach of callbacks, the rest unregistered
+/// and the state dropped.
 pub fn unload() -> i32 {
-    let Some(state) = state::take() else { return 0 };
+    let Some(state) = state::get() else { return 0 };
     let live = state.registry.len();
     if live > 0 {
         log::warning(&format!("res_stasis_broadcast_rs: {live} broadcast(s) in progress; not unloading"));
-        state::install(state);
         return -1;
     }
-    if !state::wait_sole_owner(&state, HOLDERS_LIMIT) {
-        log::warning("res_stasis_broadcast_rs: a callback is still running after 5 s; not unloading");
-        state::install(state);
+    // No HTTP thread may be inside the module when it goes away.
+    if !state.endpoint.stop() {
         return -1;
     }
     // A CLI command still running cannot be unregistered: refuse, with the
@@ -88,13 +91,17 @@ pub fn unload() -> i32 {
             log::warning("res_stasis_broadcast_rs: a CLI command is still running; not unloading");
             kept.restore(&crate::cli::COMMANDS, state.callbacks.cli);
             state.registrations().cli = Some(kept);
-            state::install(state);
+            state.endpoint.start(state.settings.current().claim_endpoint);
             return -1;
         }
     }
-    // No HTTP thread may be inside the module when it goes away.
-    if !state.endpoint.stop() {
+    drop(state);
+    let Some(state) = state::take() else { return 0 };
+    let live = state.registry.len();
+    if live > 0 || !state::wait_sole_owner(&state, HOLDERS_LIMIT) {
+        log::warning("res_stasis_broadcast_rs: a broadcast or a callback is still running; not unloading");
         state.registrations().cli = cli::register(&crate::cli::COMMANDS, state.callbacks.cli);
+        state.endpoint.start(state.settings.current().claim_endpoint);
         state::install(state);
         return -1;
     }
