@@ -9,9 +9,22 @@ set -euo pipefail
 
 root=${STASIS_BROADCAST_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/res_stasis_broadcast_rs/sid-root}
 stamp="$root/.runtime-ready"
-packages="asterisk asterisk-modules asterisk-dev"
+# valgrind: tests/valgrind.rs runs Asterisk under memcheck to prove unload frees everything.
+packages="asterisk asterisk-modules asterisk-dev valgrind"
 
 if [ -f "$stamp" ] && [ -x "$root/usr/sbin/asterisk" ]; then
+    # A root made before valgrind joined the list gets it added, once.
+    if [ ! -x "$root/usr/bin/valgrind" ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "runtime: adding valgrind to the root needs root (chroot)" >&2
+            exit 1
+        fi
+        echo "runtime: adding valgrind to the root"
+        cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+        chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false update -qq
+        chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false \
+            install -y -qq --no-install-recommends valgrind >/dev/null
+    fi
     echo "runtime: ready at $root"
     exit 0
 fi

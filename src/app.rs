@@ -1,28 +1,23 @@
 //! The `StasisBroadcast()` dialplan application.
 
 use std::ffi::CStr;
-use std::sync::{Arc, LazyLock};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::broadcast::args::parse_app_args;
 use crate::broadcast::filter::{AppFilter, FilterError};
-use crate::broadcast::registry::{Active, BroadcastSpec, Registry, Wake};
+use crate::broadcast::registry::{Active, BroadcastSpec, Wake};
 use crate::broadcast::shuffle::shuffled;
-use crate::broadcast::stats::{Ending, Stats};
-use crate::config::{self, FilterErrorPolicy, Settings};
+use crate::broadcast::stats::Ending;
+use crate::config::{FilterErrorPolicy, Settings};
 use crate::events;
 use crate::host::channel::{self, Channel, ChannelRef, SleepEnd};
-use crate::host::module::UseCount;
+use crate::host::module::{self, UseCount};
 use crate::host::{log, stasis};
+use crate::state::ModuleState;
 
 pub const APP_NAME: &CStr = c"StasisBroadcast";
-
-/// Every live broadcast of this module.
-pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
-
-/// What this module did since it was loaded.
-pub static STATS: LazyLock<Stats> = LazyLock::new(Stats::new);
 
 const STATUS: &str = "STASISSTATUS";
 
@@ -68,6 +63,7 @@ pub enum StartError {
 /// Offers the call to every matching application, in a fresh random order,
 /// and registers the broadcast so claims can find it.
 fn start<'r>(
+    state: &'r ModuleState,
     channel: &Channel<'_>,
     settings: &Settings,
     timeout: Duration,
@@ -93,7 +89,7 @@ fn start<'r>(
         .collect();
     let offered = shuffled(offered);
     let event = events::call_broadcast(channel).ok_or(StartError::Event)?;
-    let active = REGISTRY.begin(
+    let active = state.registry.begin(
         BroadcastSpec {
             channel_id: channel.unique_id(),
             channel_name: channel.name(),
@@ -123,33 +119,33 @@ fn log_start_error(channel_name: &str, error: &StartError) {
 }
 
 /// `StasisBroadcast([timeout[,app_filter[,args[,notify_claimed]]]])`.
-pub fn execute(channel: &Channel<'_>, data: &str) -> i32 {
+pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     channel.set_variable(STATUS, "");
     inject_fault(channel);
     let name = channel.name();
-    warn_if_c_implementation_loaded(&name);
+    warn_if_c_implementation_loaded(state, &name);
     // This call keeps these settings to its end, whatever a reload does meanwhile.
-    let settings = config::current();
+    let settings = state.settings.current();
     let (args, warnings) = parse_app_args(data, &settings.arg_defaults());
     for warning in &warnings {
         log::warning(&format!("Channel {name}: {warning}"));
     }
     let timeout = Duration::from_millis(u64::from(args.timeout_ms));
     let waker = Arc::new(ChannelWaker { channel: channel.to_ref(), _in_use: UseCount::acquire() });
-    let active = match start(channel, &settings, timeout, args.filter.as_deref(), args.notify_claimed, waker) {
+    let active = match start(state, channel, &settings, timeout, args.filter.as_deref(), args.notify_claimed, waker) {
         Ok(active) => active,
         Err(error) => {
-            STATS.not_started();
+            state.stats.not_started();
             log_start_error(&name, &error);
             channel.set_variable(STATUS, "FAILED");
             return CONTINUE;
         }
     };
 
-    STATS.started();
-    let ended = channel.sleep_until(timeout, &|| active.is_claimed());
+    state.stats.started();
+    let ended = channel.sleep_until(timeout, &|| active.is_claimed(), state.callbacks.sleep_condition);
     if let Some(claimed_at) = active.claimed_at() {
-        STATS.claim_to_wake(claimed_at.elapsed());
+        state.stats.claim_to_wake(claimed_at.elapsed());
     }
     // A claim may land between the wait ending and this line: settle decides
     // once, under the registry lock, whether it counts.
@@ -157,11 +153,11 @@ pub fn execute(channel: &Channel<'_>, data: &str) -> i32 {
         drop(active);
         channel.set_variable(STATUS, "TIMEOUT");
         if ended == SleepEnd::HungUp {
-            STATS.ended(Ending::HungUp);
+            state.stats.ended(Ending::HungUp);
             log::verbose(3, &format!("Channel {name} hung up while waiting for a claim"));
             return HANG_UP;
         }
-        STATS.ended(Ending::TimedOut);
+        state.stats.ended(Ending::TimedOut);
         log::warning(&format!("Channel {name}: not claimed within {}ms timeout", args.timeout_ms));
         return CONTINUE;
     };
@@ -171,11 +167,11 @@ pub fn execute(channel: &Channel<'_>, data: &str) -> i32 {
     let succeeded = stasis::exec(channel, &winner, &args.stasis_args);
     drop(active);
     if succeeded {
-        STATS.ended(Ending::Claimed);
+        state.stats.ended(Ending::Claimed);
         channel.set_variable(STATUS, "SUCCESS");
         return CONTINUE;
     }
-    STATS.ended(Ending::StasisFailed);
+    state.stats.ended(Ending::StasisFailed);
     channel.set_variable(STATUS, "FAILED");
     if channel.is_hung_up() {
         HANG_UP
@@ -184,20 +180,20 @@ pub fn execute(channel: &Channel<'_>, data: &str) -> i32 {
     }
 }
 
-/// Seconds (since the epoch) of the last "C implementation loaded" error.
-static C_IMPLEMENTATION_LOGGED: AtomicU64 = AtomicU64::new(0);
-
 /// Loading Asterisk's own C module by hand after this one is up takes the
 /// optional API over: res_ari_events then sends claims there and every
 /// broadcast of this module times out. Say so, at most once a minute.
-fn warn_if_c_implementation_loaded(channel_name: &str) {
-    let loaded = crate::lifecycle::c_implementation_loaded();
+fn warn_if_c_implementation_loaded(state: &ModuleState, channel_name: &str) {
+    let loaded = c_implementation_loaded();
     if loaded.is_empty() {
         return;
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
-    let last = C_IMPLEMENTATION_LOGGED.load(Ordering::Relaxed);
-    if now.saturating_sub(last) < 60 || C_IMPLEMENTATION_LOGGED.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+    let logged = &state.c_implementation_logged;
+    let last = logged.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < 60
+        || logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
         return;
     }
     log::error(&format!(
@@ -226,11 +222,17 @@ fn inject_fault(_channel: &Channel<'_>) {}
 // The optional API of stasis_app_broadcast.h, with its return conventions.
 
 /// `stasis_app_broadcast_channel`: 0 when the broadcast started, -1 otherwise.
-pub fn api_broadcast_channel(channel: &Channel<'_>, timeout_ms: i32, filter: Option<&str>, flags: u32) -> i32 {
+pub fn api_broadcast_channel(
+    state: &ModuleState,
+    channel: &Channel<'_>,
+    timeout_ms: i32,
+    filter: Option<&str>,
+    flags: u32,
+) -> i32 {
     const SUPPRESS_CLAIMED: u32 = 1;
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     let waker = Arc::new(UniqueIdWaker { unique_id: channel.unique_id(), _in_use: UseCount::acquire() });
-    match start(channel, &config::current(), timeout, filter, flags & SUPPRESS_CLAIMED == 0, waker) {
+    match start(state, channel, &state.settings.current(), timeout, filter, flags & SUPPRESS_CLAIMED == 0, waker) {
         Ok(active) => {
             // The caller removes it with stasis_app_broadcast_cleanup.
             active.detach();
@@ -244,12 +246,36 @@ pub fn api_broadcast_channel(channel: &Channel<'_>, timeout_ms: i32, filter: Opt
 }
 
 /// `stasis_app_broadcast_wait`: 0 when claimed within the timeout, -1 otherwise.
-pub fn api_wait(channel: &Channel<'_>, timeout_ms: i32) -> i32 {
+pub fn api_wait(state: &ModuleState, channel: &Channel<'_>, timeout_ms: i32) -> i32 {
     let unique_id = channel.unique_id();
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
-    if channel.sleep_until(timeout, &|| REGISTRY.is_claimed_by_id(&unique_id)) == SleepEnd::Condition {
+    let claimed = || state.registry.is_claimed_by_id(&unique_id);
+    if channel.sleep_until(timeout, &claimed, state.callbacks.sleep_condition) == SleepEnd::Condition {
         0
     } else {
         -1
     }
+}
+
+/// `stasis_app_broadcast_winner`: the winner, once the broadcast is settled.
+pub fn api_winner(state: &ModuleState, channel_id: &str) -> Option<String> {
+    state.registry.settle_by_id(channel_id)
+}
+
+/// `stasis_app_broadcast_cleanup`: forgets the broadcast.
+pub fn api_cleanup(state: &ModuleState, channel_id: &str) {
+    state.registry.remove_by_id(channel_id);
+}
+
+/// The C implementation that Asterisk 20.20+/22.10+/23.4+ ships. Running both
+/// would split one call's claims between two registries.
+pub const C_IMPLEMENTATION: [&CStr; 2] = [c"res_stasis_broadcast.so", c"app_stasis_broadcast.so"];
+
+/// Which of Asterisk's own C modules for this feature are loaded.
+pub fn c_implementation_loaded() -> Vec<String> {
+    C_IMPLEMENTATION
+        .iter()
+        .filter(|name| module::is_loaded(name))
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect()
 }

@@ -1,41 +1,41 @@
 //! Claims: the answer to `POST /ari/events/claim`, and `CallClaimed`.
 
-use crate::app::{REGISTRY, STATS};
 use crate::broadcast::registry::ClaimOutcome;
 use crate::broadcast::stats::ClaimAnswer;
 use crate::events;
 use crate::host::{log, stasis};
+use crate::state::ModuleState;
 
 /// A claim for the broadcast of `channel_id` by `application`.
 ///
 /// Who may win is the `claim_policy` the broadcast started with. A refused
 /// claimant is answered "not found" and the race stays open for the others;
 /// a call that is already taken answers 409 to everyone.
-pub fn claim(channel_id: &str, application: &str) -> ClaimOutcome {
+pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimOutcome {
     if channel_id.is_empty() || application.is_empty() {
-        STATS.claim(ClaimAnswer::NotFound);
+        state.stats.claim(ClaimAnswer::NotFound);
         return ClaimOutcome::NotFound;
     }
     // Asked of Stasis before taking the registry lock (never call Asterisk under it).
     let registered = stasis::is_registered(application);
-    let result = REGISTRY.claim_if(channel_id, application, |spec| {
+    let result = state.registry.claim_if(channel_id, application, |spec| {
         spec.claim_policy.allows(registered, spec.offered.iter().any(|name| name == application))
     });
     match result.outcome {
         ClaimOutcome::Won => {
-            STATS.claim(ClaimAnswer::Won);
+            state.stats.claim(ClaimAnswer::Won);
             log::verbose(3, &format!("Channel {channel_id} claimed by application {application}"));
         }
         ClaimOutcome::AlreadyClaimed => {
-            STATS.claim(ClaimAnswer::Conflict);
+            state.stats.claim(ClaimAnswer::Conflict);
             log::debug(1, || format!("Channel {channel_id} already claimed (attempt by {application} refused)"));
         }
         ClaimOutcome::NotFound => {
-            STATS.claim(ClaimAnswer::NotFound);
+            state.stats.claim(ClaimAnswer::NotFound);
             log::debug(1, || format!("No broadcast waiting for channel {channel_id} (claim by {application})"));
         }
         ClaimOutcome::NotAllowed => {
-            STATS.claim(ClaimAnswer::Policy);
+            state.stats.claim(ClaimAnswer::Policy);
             let why = if registered {
                 "the call was not offered to it (claim_policy=offered)"
             } else {

@@ -3,12 +3,11 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::app::{REGISTRY, STATS};
 use crate::broadcast::registry::Phase;
-use crate::config;
 use crate::host::cli::{CliCommand, CliOutcome};
+use crate::state::ModuleState;
 
-pub static COMMANDS: [CliCommand; 3] = [
+pub static COMMANDS: [CliCommand<ModuleState>; 3] = [
     CliCommand {
         command: c"stasis broadcast show broadcasts",
         summary: c"List broadcasts in progress",
@@ -38,13 +37,13 @@ fn row(out: &mut String, label: &str, value: impl std::fmt::Display) {
     let _ = writeln!(out, "  {label:<ROW_LABEL_WIDTH$}{value}");
 }
 
-fn show_broadcasts(words: &[String]) -> CliOutcome {
+fn show_broadcasts(state: &ModuleState, words: &[String]) -> CliOutcome {
     let prefix = match words.len() {
         4 => "",
         5 => words[4].as_str(),
         _ => return CliOutcome::ShowUsage,
     };
-    let views: Vec<_> = REGISTRY.views().into_iter().filter(|view| view.spec.channel_name.starts_with(prefix)).collect();
+    let views: Vec<_> = state.registry.views().into_iter().filter(|view| view.spec.channel_name.starts_with(prefix)).collect();
     let mut out = String::new();
     let _ = writeln!(out, "{:<40} {:>8} {:>8} {:<16} {:>7}  State", "Channel", "Age(ms)", "Timeout", "Filter", "Offered");
     for view in &views {
@@ -70,11 +69,12 @@ fn show_broadcasts(words: &[String]) -> CliOutcome {
 }
 
 /// Channel names of live broadcasts, for `show broadcasts <channel>`.
-fn complete_channel(position: usize, word: &str) -> Vec<String> {
+fn complete_channel(state: &ModuleState, position: usize, word: &str) -> Vec<String> {
     if position != 4 {
         return Vec::new();
     }
-    REGISTRY
+    state
+        .registry
         .views()
         .into_iter()
         .map(|view| view.spec.channel_name)
@@ -86,13 +86,13 @@ fn millis(duration: Duration) -> String {
     format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
 }
 
-fn show_stats(words: &[String]) -> CliOutcome {
+fn show_stats(state: &ModuleState, words: &[String]) -> CliOutcome {
     if words.len() != 4 {
         return CliOutcome::ShowUsage;
     }
-    let stats = STATS.snapshot();
+    let stats = state.stats.snapshot();
     let mut out = String::new();
-    let _ = writeln!(out, "Since load ({} s ago)", STATS.since().as_secs());
+    let _ = writeln!(out, "Since load ({} s ago)", state.stats.since().as_secs());
     let _ = writeln!(out, "Broadcasts");
     row(&mut out, "started:", stats.started);
     row(&mut out, "claimed (Stasis ran):", stats.claimed);
@@ -100,13 +100,13 @@ fn show_stats(words: &[String]) -> CliOutcome {
     row(&mut out, "hung up while waiting:", stats.hung_up);
     row(&mut out, "claimed, Stasis failed:", stats.stasis_failed);
     row(&mut out, "could not start:", stats.not_started);
-    row(&mut out, "in progress now:", REGISTRY.len());
+    row(&mut out, "in progress now:", state.registry.len());
     let _ = writeln!(out, "Claims");
     row(&mut out, "won (204):", stats.claims_won);
     row(&mut out, "rejected, already claimed (409):", stats.rejected_conflict);
     row(&mut out, "rejected, no broadcast (404):", stats.rejected_not_found);
     row(&mut out, "rejected by claim_policy (404):", stats.rejected_policy);
-    match STATS.percentiles() {
+    match state.stats.percentiles() {
         Some(p) => {
             let _ = writeln!(out, "Claim-to-wake latency (last {} claims)", p.samples);
             row(&mut out, "p50:", millis(p.p50));
@@ -121,11 +121,11 @@ fn show_stats(words: &[String]) -> CliOutcome {
     CliOutcome::Output(out)
 }
 
-fn show_settings(words: &[String]) -> CliOutcome {
+fn show_settings(state: &ModuleState, words: &[String]) -> CliOutcome {
     if words.len() != 4 {
         return CliOutcome::ShowUsage;
     }
-    let settings = config::current();
+    let settings = state.settings.current();
     let mut out = String::new();
     let _ = writeln!(out, "Settings for new broadcasts (from {})", settings.origin);
     row(&mut out, "default_timeout", format!("{} ms", settings.default_timeout_ms));
@@ -135,8 +135,8 @@ fn show_settings(words: &[String]) -> CliOutcome {
     row(&mut out, "claim_endpoint", settings.claim_endpoint);
     row(&mut out, "notify_claimed_default", if settings.notify_claimed_default { "yes" } else { "no" });
     let _ = writeln!(out, "In use");
-    row(&mut out, "claim endpoint:", crate::lifecycle::claim_endpoint_status());
-    row(&mut out, "API description (events.json):", crate::endpoint::describe_docs());
-    row(&mut out, "Prometheus metrics:", crate::metrics::status());
+    row(&mut out, "claim endpoint:", state.endpoint.describe());
+    row(&mut out, "API description (events.json):", state.endpoint.describe_docs());
+    row(&mut out, "Prometheus metrics:", crate::metrics::status(state));
     CliOutcome::Output(out)
 }

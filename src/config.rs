@@ -4,12 +4,15 @@
 //! Parsing is pure (the host layer hands over the file's sections already read
 //! by Asterisk's config API), so every option and every bad value is
 //! unit-tested here. A reload swaps the whole snapshot at once: a broadcast
-//! keeps the `Arc<Settings>` it started with until it ends.
+//! keeps the `Arc<Settings>` it started with until it ends. The snapshot in
+//! force lives in a [`Current`] that the module's state owns.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use crate::broadcast::args::{is_true, Defaults, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS};
+// Defined with the registry that applies it; set here.
+pub use crate::broadcast::registry::ClaimPolicy;
 
 pub const FILE_NAME: &str = "stasis_broadcast.conf";
 const SECTION: &str = "general";
@@ -23,31 +26,6 @@ pub enum FilterErrorPolicy {
     Fail,
     /// Offer the call to every application, as the C reference does.
     BroadcastAll,
-}
-
-/// Who may claim a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClaimPolicy {
-    /// A registered Stasis application (else 404; the race stays open).
-    Registered,
-    /// A registered application the call was offered to.
-    Offered,
-    /// Any name, as the C reference allows (Stasis fails if it is not an application).
-    Any,
-}
-
-impl ClaimPolicy {
-    /// Whether a claimant may take a waiting call under this policy.
-    /// `registered`: it is a registered Stasis application now; `offered`:
-    /// the call was offered to it.
-    pub fn allows(self, registered: bool, offered: bool) -> bool {
-        match self {
-            ClaimPolicy::Registered => registered,
-            // An offered application that has since gone away cannot take the call either.
-            ClaimPolicy::Offered => registered && offered,
-            ClaimPolicy::Any => true,
-        }
-    }
 }
 
 /// Who serves `POST /ari/events/claim`.
@@ -299,17 +277,23 @@ impl fmt::Display for Origin {
     }
 }
 
-static CURRENT: LazyLock<RwLock<Arc<Settings>>> = LazyLock::new(|| RwLock::new(Arc::new(Settings::default())));
-
-/// The settings new broadcasts start with.
-pub fn current() -> Arc<Settings> {
-    Arc::clone(&CURRENT.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+/// The settings new broadcasts start with, swapped whole on reload.
+#[derive(Default)]
+pub struct Current {
+    settings: RwLock<Arc<Settings>>,
 }
 
-/// Makes `settings` the current snapshot; returns the previous one.
-pub fn replace(settings: Settings) -> Arc<Settings> {
-    let mut current = CURRENT.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-    std::mem::replace(&mut *current, Arc::new(settings))
+impl Current {
+    /// The snapshot in force.
+    pub fn current(&self) -> Arc<Settings> {
+        Arc::clone(&self.settings.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Makes `settings` the current snapshot; returns the previous one.
+    pub fn replace(&self, settings: Settings) -> Arc<Settings> {
+        let mut current = self.settings.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::replace(&mut *current, Arc::new(settings))
+    }
 }
 
 #[cfg(test)]
@@ -447,10 +431,11 @@ mod tests {
 
     #[test]
     fn replace_swaps_the_snapshot_and_keeps_old_holders_intact() {
-        let before = current();
-        replace(Settings { default_timeout_ms: 1234, ..Settings::default() });
-        assert_eq!(current().default_timeout_ms, 1234);
+        let settings = Current::default();
+        let before = settings.current();
+        settings.replace(Settings { default_timeout_ms: 1234, ..Settings::default() });
+        assert_eq!(settings.current().default_timeout_ms, 1234);
         assert_eq!(before.default_timeout_ms, 500);
-        replace(Settings::default());
+        settings.replace(Settings::default());
     }
 }

@@ -11,279 +11,372 @@
 //!
 //! Load, reload and unload run one at a time (Asterisk's module loader
 //! serialises them); requests run on HTTP threads at any time and only read
-//! the current ari.conf snapshot, an `Arc` swapped whole.
+//! the current ari.conf snapshot, an `Arc` swapped whole. All of it is one
+//! [`Endpoint`] value, part of the module's state.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::api_docs;
-use crate::ari_auth::{self, AriConf, AriItself, AriVerdict, BodyField, Directory, Host, JsonFields, Request, Response};
+use crate::ari_auth::{
+    self, AriConf, AriItself, AriVerdict, BodyField, Directory, Host, JsonFields, Request, Response,
+};
 use crate::broadcast::registry::ClaimOutcome;
 use crate::claim_mode::{self, Decision, Served};
-use crate::config;
+use crate::config::ClaimEndpoint;
 use crate::host::acl::Acl;
 use crate::host::config::ConfigFile;
 use crate::host::http::{self, HttpRequest, RequestBody};
 use crate::host::json::Json;
+use crate::host::sorcery::{Observer, Watch};
 use crate::host::{ari_legacy, log, module, sorcery, system};
 
 const ARI_CONF: &str = "ari.conf";
 
 type Conf = AriConf<Arc<Acl>>;
 
-/// ari.conf as the endpoint uses it; `None` unless this module serves claims
-/// or the API description.
-static CONF: RwLock<Option<Arc<Conf>>> = RwLock::new(None);
-/// The last decision, for `show settings`.
-static DECISION: RwLock<Option<Decision>> = RwLock::new(None);
-/// Whether reading ARI's private configuration failed a check already (said once).
-static ARI_READ_WARNED: AtomicBool = AtomicBool::new(false);
-/// The last decision about the API description, for `show settings`.
-static DOCS: RwLock<Option<api_docs::Decision>> = RwLock::new(None);
-
-fn current_conf() -> Option<Arc<Conf>> {
-    CONF.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+/// The functions Asterisk calls for the endpoint (from `crate::entry`).
+#[derive(Clone, Copy)]
+pub struct Handlers {
+    pub claim: http::Handler,
+    pub docs: http::Handler,
+    pub ari_observer: Observer,
 }
 
-fn replace_conf(conf: Option<Arc<Conf>>) -> Option<Arc<Conf>> {
-    std::mem::replace(&mut *CONF.write().unwrap_or_else(|poisoned| poisoned.into_inner()), conf)
+/// A claim, as the module decides it (`crate::claim::claim` with the state).
+pub type Claim<'c> = &'c dyn Fn(&str, &str) -> ClaimOutcome;
+
+pub struct Endpoint {
+    handlers: Handlers,
+    /// ari.conf as the endpoint uses it; `None` unless this module serves
+    /// claims or the API description.
+    conf: RwLock<Option<Arc<Conf>>>,
+    /// The last decision, for `show settings`.
+    decision: RwLock<Option<Decision>>,
+    /// Whether reading ARI's private configuration failed a check already (said once).
+    ari_read_warned: AtomicBool,
+    /// The last decision about the API description, for `show settings`.
+    docs: RwLock<Option<api_docs::Decision>>,
+    /// Observing ARI's configuration reloads, where ARI allows it.
+    watch: Mutex<Option<Watch>>,
 }
 
-/// At load: decide who serves claims and, if this module does, link its handler.
-pub fn start() {
-    if ari_legacy::find() {
-        log::debug(1, || {
-            "claim endpoint: pre-sorcery ARI; its own ast_ari_config_validate_user checks each claim's credentials"
-                .into()
-        });
-    } else if !sorcery::watch_ari_reloads() {
-        log::debug(1, || {
-            "claim endpoint: ARI's configuration cannot be observed; module reload re-reads ari.conf".into()
-        });
-    }
-    apply(false);
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
 }
 
-/// At reload (after the settings were re-read): decide again, re-read ari.conf.
-pub fn reload() {
-    apply(true);
+fn write<T>(lock: &RwLock<T>, value: T) -> T {
+    std::mem::replace(&mut *lock.write().unwrap_or_else(|poisoned| poisoned.into_inner()), value)
 }
 
-/// At unload: unlink the handlers and wait for requests inside them to leave.
-/// False, with the handlers linked again, if some did not leave in time (a
-/// forced unload then has to be refused: the module's code is still running).
-pub fn stop() -> bool {
-    let (claim_linked, docs_linked) = (http::is_linked(), http::docs_handler_linked());
-    let docs_drained = http::unlink_docs_handler();
-    if !http::unlink_claim_handler() || !docs_drained {
-        log::warning("claim endpoint: requests still inside the handler 5 s after it was unlinked; not unloading");
-        if claim_linked {
-            http::link_claim_handler();
+impl Endpoint {
+    pub fn new(handlers: Handlers) -> Endpoint {
+        Endpoint {
+            handlers,
+            conf: RwLock::new(None),
+            decision: RwLock::new(None),
+            ari_read_warned: AtomicBool::new(false),
+            docs: RwLock::new(None),
+            watch: Mutex::new(None),
         }
-        if docs_linked {
-            http::link_docs_handler();
-        }
-        return false;
     }
-    // Unload runs alone (the loader serialises it with ARI's reload), so
-    // nothing re-links the handler between the two steps.
-    sorcery::unwatch_ari_reloads();
-    ari_legacy::forget();
-    // Dropped outside our lock: freeing ACLs calls into Asterisk.
-    drop(replace_conf(None));
-    *DECISION.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
-    *DOCS.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
-    true
-}
 
-fn apply(reloading: bool) {
-    let version = system::asterisk_version();
-    let decision = claim_mode::decide(config::current().claim_endpoint, &version);
-    let previous = DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    if previous.as_ref() != Some(&decision) {
-        let line = format!("claim endpoint: {} ({})", decision.served, decision.reason);
-        if decision.warn {
-            log::warning(&line);
+    fn current_conf(&self) -> Option<Arc<Conf>> {
+        read(&self.conf)
+    }
+
+    fn replace_conf(&self, conf: Option<Arc<Conf>>) -> Option<Arc<Conf>> {
+        write(&self.conf, conf)
+    }
+
+    /// At load: decide who serves claims and, if this module does, link its handler.
+    pub fn start(&self, setting: ClaimEndpoint) {
+        if ari_legacy::find() {
+            log::debug(1, || {
+                "claim endpoint: pre-sorcery ARI; its own ast_ari_config_validate_user checks each claim's credentials"
+                    .into()
+            });
+        } else if let Some(watch) = sorcery::watch_ari_reloads(self.handlers.ari_observer) {
+            *self.watch.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(watch);
         } else {
-            log::notice(&line);
+            log::debug(1, || {
+                "claim endpoint: ARI's configuration cannot be observed; module reload re-reads ari.conf".into()
+            });
         }
+        self.apply(setting, false);
     }
-    let claims = decision.served == Served::Module;
-    *DECISION.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(decision);
-    let docs = decide_docs();
-    if claims || docs {
-        serve_from_module(reloading);
-    } else {
-        http::unlink_claim_handler();
-        http::unlink_docs_handler();
-        drop(replace_conf(None));
-    }
-}
 
-/// Whether this module serves the API description: decided from Asterisk's
-/// own `rest-api/events.json`, logged when the decision changes.
-fn decide_docs() -> bool {
-    let path = format!("{}/rest-api/{}", system::data_dir(), api_docs::FILE_NAME);
-    let text = std::fs::read_to_string(&path).map_err(|error| error.to_string());
-    let decision = api_docs::decide(&path, text.as_deref().map_err(Clone::clone));
-    let previous = DOCS.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    if previous.as_ref() != Some(&decision) {
-        let line = format!("API description: {}", docs_summary(&decision));
-        if decision.warn() {
-            log::warning(&line);
+    /// At reload (after the settings were re-read): decide again, re-read ari.conf.
+    pub fn reload(&self, setting: ClaimEndpoint) {
+        self.apply(setting, true);
+    }
+
+    /// At unload: unlink the handlers and wait for requests inside them to leave.
+    /// False, with the handlers linked again, if some did not leave in time (a
+    /// forced unload then has to be refused: the module's code is still running).
+    pub fn stop(&self) -> bool {
+        let (claim_linked, docs_linked) = (http::is_linked(), http::docs_handler_linked());
+        let docs_drained = http::unlink_docs_handler();
+        if !http::unlink_claim_handler() || !docs_drained {
+            log::warning("claim endpoint: requests still inside the handler 5 s after it was unlinked; not unloading");
+            if claim_linked {
+                http::link_claim_handler(self.handlers.claim);
+            }
+            if docs_linked {
+                http::link_docs_handler(self.handlers.docs);
+            }
+            return false;
+        }
+        // Unload runs alone (the loader serialises it with ARI's reload), so
+        // nothing re-links the handler between the two steps.
+        // Taken out of our lock, then dropped: unobserving calls into Asterisk.
+        let watch = self.watch.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        drop(watch);
+        ari_legacy::forget();
+        // Dropped outside our lock: freeing ACLs calls into Asterisk.
+        drop(self.replace_conf(None));
+        write(&self.decision, None);
+        write(&self.docs, None);
+        true
+    }
+
+    fn apply(&self, setting: ClaimEndpoint, reloading: bool) {
+        let version = system::asterisk_version();
+        let decision = claim_mode::decide(setting, &version);
+        let previous = read(&self.decision);
+        if previous.as_ref() != Some(&decision) {
+            let line = format!("claim endpoint: {} ({})", decision.served, decision.reason);
+            if decision.warn {
+                log::warning(&line);
+            } else {
+                log::notice(&line);
+            }
+        }
+        let claims = decision.served == Served::Module;
+        write(&self.decision, Some(decision));
+        let docs = self.decide_docs();
+        if claims || docs {
+            self.serve_from_module(reloading);
         } else {
-            log::notice(&line);
+            http::unlink_claim_handler();
+            http::unlink_docs_handler();
+            drop(self.replace_conf(None));
         }
     }
-    let serves = decision.serves();
-    if !serves {
-        http::unlink_docs_handler();
+
+    /// Whether this module serves the API description: decided from Asterisk's
+    /// own `rest-api/events.json`, logged when the decision changes.
+    fn decide_docs(&self) -> bool {
+        let path = format!("{}/rest-api/{}", system::data_dir(), api_docs::FILE_NAME);
+        let text = std::fs::read_to_string(&path).map_err(|error| error.to_string());
+        let decision = api_docs::decide(&path, text.as_deref().map_err(Clone::clone));
+        let previous = read(&self.docs);
+        if previous.as_ref() != Some(&decision) {
+            let line = format!("API description: {}", docs_summary(&decision));
+            if decision.warn() {
+                log::warning(&line);
+            } else {
+                log::notice(&line);
+            }
+        }
+        let serves = decision.serves();
+        if !serves {
+            http::unlink_docs_handler();
+        }
+        write(&self.docs, Some(decision));
+        serves
     }
-    *DOCS.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(decision);
-    serves
+
+    fn serving_claims(&self) -> bool {
+        read(&self.decision).as_ref().map(|decision| decision.served) == Some(Served::Module)
+    }
+
+    fn serving_docs(&self) -> bool {
+        read(&self.docs).as_ref().is_some_and(api_docs::Decision::serves)
+    }
+
+    /// ARI re-read its configuration: so does the endpoint, when it serves claims
+    /// or the API description.
+    pub fn ari_reloaded(&self) {
+        if self.serving_claims() || self.serving_docs() {
+            log::verbose(3, "claim endpoint: ARI reloaded its configuration; re-reading ari.conf");
+            self.serve_from_module(true);
+        }
+    }
+
+    /// Reads ari.conf into a new snapshot and links or unlinks the handlers this
+    /// module serves as ARI is enabled or not. On pre-sorcery ARI the handlers
+    /// stay linked: ARI's own `enabled`, read at each request, decides there, and
+    /// the snapshot only supplies `allowed_origins` (and what ARI's struct could
+    /// not give safely).
+    fn serve_from_module(&self, reloading: bool) {
+        let legacy = ari_legacy::is_available();
+        let previous = self.current_conf();
+        let conf = match crate::host::config::read(ARI_CONF) {
+            ConfigFile::Loaded(sections) => {
+                let (conf, warnings) =
+                    ari_auth::parse(&sections, previous.as_deref(), |rules| Acl::compile(rules).map(Arc::new));
+                for warning in &warnings {
+                    if legacy {
+                        // ARI, not this reading, decides who gets in there.
+                        log::debug(1, || format!("claim endpoint: {warning}"));
+                    } else {
+                        log::warning(&format!("claim endpoint: {warning}"));
+                    }
+                }
+                Arc::new(conf)
+            }
+            missing_or_invalid => {
+                let what =
+                    if matches!(missing_or_invalid, ConfigFile::Missing) { "not found" } else { "could not be parsed" };
+                match previous.clone() {
+                    Some(previous) if reloading => {
+                        log::warning(&format!("claim endpoint: {ARI_CONF} {what}; keeping the ARI users already read"));
+                        previous
+                    }
+                    _ => {
+                        log::warning(&format!(
+                            "claim endpoint: {ARI_CONF} {what}; ARI is not configured, claims are not served"
+                        ));
+                        Arc::new(Conf::default())
+                    }
+                }
+            }
+        };
+        let enabled = conf.enabled();
+        drop(self.replace_conf(Some(conf)));
+        drop(previous);
+        let (claims, docs) = (self.serving_claims(), self.serving_docs());
+        if claims && legacy {
+            if !http::is_linked() {
+                log::verbose(2, "claim endpoint: serving POST /ari/events/claim; ARI itself checks the credentials");
+            }
+            http::link_claim_handler(self.handlers.claim);
+        } else if enabled && claims {
+            if !http::is_linked() {
+                log::verbose(
+                    2,
+                    "claim endpoint: serving POST /ari/events/claim with ARI's authentication from ari.conf",
+                );
+            }
+            http::link_claim_handler(self.handlers.claim);
+        } else {
+            if claims && (http::is_linked() || !reloading) {
+                log::notice("claim endpoint: ARI is disabled in ari.conf, so /ari/events/claim is not served");
+            }
+            http::unlink_claim_handler();
+        }
+        if (enabled || legacy) && docs {
+            if !http::docs_handler_linked() {
+                log::verbose(2, "API description: serving GET /ari/api-docs/events.json with ARI's authentication");
+            }
+            http::link_docs_handler(self.handlers.docs);
+        } else {
+            if docs && (http::docs_handler_linked() || !reloading) {
+                log::notice("API description: ARI is disabled in ari.conf, so this module does not serve it either");
+            }
+            http::unlink_docs_handler();
+        }
+    }
+
+    /// One line for `stasis broadcast show settings`: the effective endpoint and why.
+    pub fn describe(&self) -> String {
+        let decision = read(&self.decision);
+        match decision {
+            None => "not started".into(),
+            Some(decision) => {
+                let state = match decision.served {
+                    Served::Ari if module::is_loaded(c"res_ari_events.so") => String::new(),
+                    Served::Ari => "; but res_ari_events.so is not loaded, so nothing serves it".into(),
+                    Served::Module if http::is_linked() && ari_legacy::is_available() => {
+                        "; handler linked, credentials checked by ARI itself".into()
+                    }
+                    Served::Module if http::is_linked() => {
+                        let users = self.current_conf().map_or(0, |conf| conf.users.len());
+                        format!("; handler linked, {users} ARI user(s)")
+                    }
+                    Served::Module => "; not served: ARI is disabled or not configured".into(),
+                };
+                format!("{} ({}{state})", decision.served, decision.reason)
+            }
+        }
+    }
+
+    /// One line for `stasis broadcast show settings`: who serves the API
+    /// description of events, and why.
+    pub fn describe_docs(&self) -> String {
+        let decision = read(&self.docs);
+        match decision {
+            None => "not started".into(),
+            Some(decision) if decision.serves() && !http::docs_handler_linked() => {
+                format!("{}; not served: ARI is disabled or not configured", docs_summary(&decision))
+            }
+            Some(decision) => docs_summary(&decision),
+        }
+    }
+
+    /// Answers one request to the API description handler: ARI's checks as for
+    /// the claim (body read first, then authentication), the method ARI allows
+    /// on api-docs, then ARI's own answer for events.json with the module's
+    /// entries added, in ARI's JSON format.
+    pub fn serve_docs(&self, request: &HttpRequest<'_>) {
+        #[cfg(feature = "fault-injection")]
+        if request.query_params().iter().any(|(name, _)| name == "inject-panic") {
+            panic!("fault injection: API description request asked to panic");
+        }
+        self.judged(request, Docs);
+    }
+
+    /// Answers one request to the claim handler.
+    pub fn serve(&self, request: &HttpRequest<'_>, claim: Claim<'_>) {
+        self.judged(request, Claims { claim });
+    }
+
+    /// Runs `handler` with who judges the request's credentials: ARI itself on
+    /// pre-sorcery ARI, else the module's reading of ari.conf.
+    fn judged(&self, request: &HttpRequest<'_>, handler: impl Handler) {
+        let Some(conf) = self.current_conf() else {
+            handler.unconfigured(request);
+            return;
+        };
+        let warn = |unverified: &ari_legacy::Unverified| self.warn_unverified(unverified);
+        match ari_legacy::general() {
+            None => handler.serve(request, conf.as_ref()),
+            Some(read) => {
+                let general = match read {
+                    Ok(general) => Ok(general.map(|general| (general.enabled, general.auth_realm))),
+                    Err(unverified) => {
+                        warn(&unverified);
+                        Err(())
+                    }
+                };
+                let verdict = |user: &[u8], password: &[u8]| ari_verdict(user, password, &warn);
+                let directory = AriItself::new(general, conf.as_ref(), verdict);
+                // ARI disabled (or without configuration) has no `ari` URI linked:
+                // the HTTP server answers 404, and so does the handler.
+                if !Directory::<Arc<Acl>>::general(&directory).is_some_and(|general| general.enabled) {
+                    request.not_found();
+                    return;
+                }
+                handler.serve(request, &directory);
+            }
+        }
+    }
+
+    fn warn_unverified(&self, unverified: &ari_legacy::Unverified) {
+        if !self.ari_read_warned.swap(true, Ordering::SeqCst) {
+            log::warning(&format!(
+                "claim endpoint: {}, not what this module knows of ARI's private configuration; \
+             the module's own reading of ari.conf stands in for it whenever that happens (said once)",
+                unverified.0
+            ));
+        }
+    }
 }
 
 /// `module (why)` when this module serves the description, `ari (why)` when ARI does.
 fn docs_summary(decision: &api_docs::Decision) -> String {
     format!("{} ({decision})", if decision.serves() { "module" } else { "ari" })
-}
-
-fn serving_claims() -> bool {
-    DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().map(|decision| decision.served)
-        == Some(Served::Module)
-}
-
-fn serving_docs() -> bool {
-    DOCS.read().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().is_some_and(api_docs::Decision::serves)
-}
-
-/// ARI re-read its configuration: so does the endpoint, when it serves claims
-/// or the API description.
-pub fn ari_reloaded() {
-    if serving_claims() || serving_docs() {
-        log::verbose(3, "claim endpoint: ARI reloaded its configuration; re-reading ari.conf");
-        serve_from_module(true);
-    }
-}
-
-/// Reads ari.conf into a new snapshot and links or unlinks the handlers this
-/// module serves as ARI is enabled or not. On pre-sorcery ARI the handlers
-/// stay linked: ARI's own `enabled`, read at each request, decides there, and
-/// the snapshot only supplies `allowed_origins` (and what ARI's struct could
-/// not give safely).
-fn serve_from_module(reloading: bool) {
-    let legacy = ari_legacy::is_available();
-    let previous = current_conf();
-    let conf = match crate::host::config::read(ARI_CONF) {
-        ConfigFile::Loaded(sections) => {
-            let (conf, warnings) =
-                ari_auth::parse(&sections, previous.as_deref(), |rules| Acl::compile(rules).map(Arc::new));
-            for warning in &warnings {
-                if legacy {
-                    // ARI, not this reading, decides who gets in there.
-                    log::debug(1, || format!("claim endpoint: {warning}"));
-                } else {
-                    log::warning(&format!("claim endpoint: {warning}"));
-                }
-            }
-            Arc::new(conf)
-        }
-        missing_or_invalid => {
-            let what =
-                if matches!(missing_or_invalid, ConfigFile::Missing) { "not found" } else { "could not be parsed" };
-            match previous.clone() {
-                Some(previous) if reloading => {
-                    log::warning(&format!("claim endpoint: {ARI_CONF} {what}; keeping the ARI users already read"));
-                    previous
-                }
-                _ => {
-                    log::warning(&format!(
-                        "claim endpoint: {ARI_CONF} {what}; ARI is not configured, claims are not served"
-                    ));
-                    Arc::new(Conf::default())
-                }
-            }
-        }
-    };
-    let enabled = conf.enabled();
-    drop(replace_conf(Some(conf)));
-    drop(previous);
-    let (claims, docs) = (serving_claims(), serving_docs());
-    if claims && legacy {
-        if !http::is_linked() {
-            log::verbose(2, "claim endpoint: serving POST /ari/events/claim; ARI itself checks the credentials");
-        }
-        http::link_claim_handler();
-    } else if enabled && claims {
-        if !http::is_linked() {
-            log::verbose(2, "claim endpoint: serving POST /ari/events/claim with ARI's authentication from ari.conf");
-        }
-        http::link_claim_handler();
-    } else {
-        if claims && (http::is_linked() || !reloading) {
-            log::notice("claim endpoint: ARI is disabled in ari.conf, so /ari/events/claim is not served");
-        }
-        http::unlink_claim_handler();
-    }
-    if (enabled || legacy) && docs {
-        if !http::docs_handler_linked() {
-            log::verbose(2, "API description: serving GET /ari/api-docs/events.json with ARI's authentication");
-        }
-        http::link_docs_handler();
-    } else {
-        if docs && (http::docs_handler_linked() || !reloading) {
-            log::notice("API description: ARI is disabled in ari.conf, so this module does not serve it either");
-        }
-        http::unlink_docs_handler();
-    }
-}
-
-/// One line for `stasis broadcast show settings`: the effective endpoint and why.
-pub fn describe() -> String {
-    let decision = DECISION.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    match decision {
-        None => "not started".into(),
-        Some(decision) => {
-            let state = match decision.served {
-                Served::Ari if module::is_loaded(c"res_ari_events.so") => String::new(),
-                Served::Ari => "; but res_ari_events.so is not loaded, so nothing serves it".into(),
-                Served::Module if http::is_linked() && ari_legacy::is_available() => {
-                    "; handler linked, credentials checked by ARI itself".into()
-                }
-                Served::Module if http::is_linked() => {
-                    let users = current_conf().map_or(0, |conf| conf.users.len());
-                    format!("; handler linked, {users} ARI user(s)")
-                }
-                Served::Module => "; not served: ARI is disabled or not configured".into(),
-            };
-            format!("{} ({}{state})", decision.served, decision.reason)
-        }
-    }
-}
-
-/// One line for `stasis broadcast show settings`: who serves the API
-/// description of events, and why.
-pub fn describe_docs() -> String {
-    let decision = DOCS.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    match decision {
-        None => "not started".into(),
-        Some(decision) if decision.serves() && !http::docs_handler_linked() => {
-            format!("{}; not served: ARI is disabled or not configured", docs_summary(&decision))
-        }
-        Some(decision) => docs_summary(&decision),
-    }
-}
-
-/// Answers one request to the API description handler: ARI's checks as for
-/// the claim (body read first, then authentication), the method ARI allows
-/// on api-docs, then ARI's own answer for events.json with the module's
-/// entries added, in ARI's JSON format.
-pub fn serve_docs(request: &HttpRequest<'_>) {
-    #[cfg(feature = "fault-injection")]
-    if request.query_params().iter().any(|(name, _)| name == "inject-panic") {
-        panic!("fault injection: API description request asked to panic");
-    }
-    judged(request, Docs);
 }
 
 fn docs_with(request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
@@ -313,7 +406,7 @@ fn docs_with(request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
         headers: &headers,
         json: None,
     };
-    let cors = match ari_auth::admit(directory, &ari_request, &EndpointHost { request }, cors) {
+    let cors = match ari_auth::admit(directory, &ari_request, &EndpointHost { request, claim: None }, cors) {
         Ok(admitted) => admitted.headers,
         Err(refusal) => return respond(request, &refusal),
     };
@@ -343,11 +436,6 @@ pub fn answer_docs_error(request: &HttpRequest<'_>) {
     respond(request, &api_docs::internal_error());
 }
 
-/// Answers one request to the claim handler.
-pub fn serve(request: &HttpRequest<'_>) {
-    judged(request, Claims);
-}
-
 /// What one of the module's HTTP handlers does once it knows who judges credentials.
 trait Handler {
     /// The answer when ARI's configuration is not there at all.
@@ -355,14 +443,16 @@ trait Handler {
     fn serve(&self, request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>);
 }
 
-struct Claims;
+struct Claims<'c> {
+    claim: Claim<'c>,
+}
 
-impl Handler for Claims {
+impl Handler for Claims<'_> {
     fn unconfigured(&self, request: &HttpRequest<'_>) {
         answer_internal_error(request);
     }
     fn serve(&self, request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
-        serve_with(request, directory);
+        serve_with(request, directory, self.claim);
     }
 }
 
@@ -377,56 +467,17 @@ impl Handler for Docs {
     }
 }
 
-/// Runs `handler` with who judges the request's credentials: ARI itself on
-/// pre-sorcery ARI, else the module's reading of ari.conf.
-fn judged(request: &HttpRequest<'_>, handler: impl Handler) {
-    let Some(conf) = current_conf() else {
-        handler.unconfigured(request);
-        return;
-    };
-    match ari_legacy::general() {
-        None => handler.serve(request, conf.as_ref()),
-        Some(read) => {
-            let general = match read {
-                Ok(general) => Ok(general.map(|general| (general.enabled, general.auth_realm))),
-                Err(unverified) => {
-                    warn_unverified(&unverified);
-                    Err(())
-                }
-            };
-            let directory = AriItself::new(general, conf.as_ref(), ari_verdict);
-            // ARI disabled (or without configuration) has no `ari` URI linked:
-            // the HTTP server answers 404, and so does the handler.
-            if !Directory::<Arc<Acl>>::general(&directory).is_some_and(|general| general.enabled) {
-                request.not_found();
-                return;
-            }
-            handler.serve(request, &directory);
+/// Pre-sorcery ARI's verdict on a user name and password.
+fn ari_verdict(user: &[u8], password: &[u8], warn: &dyn Fn(&ari_legacy::Unverified)) -> AriVerdict {
+    match ari_legacy::validate(user, password) {
+        None | Some(ari_legacy::Verdict::Refused) => AriVerdict::Refused,
+        Some(ari_legacy::Verdict::Accepted { read_only }) => {
+            AriVerdict::Accepted { read_only: read_only.map_err(|unverified| warn(&unverified)).ok() }
         }
     }
 }
 
-/// Pre-sorcery ARI's verdict on a user name and password.
-fn ari_verdict(user: &[u8], password: &[u8]) -> AriVerdict {
-    match ari_legacy::validate(user, password) {
-        None | Some(ari_legacy::Verdict::Refused) => AriVerdict::Refused,
-        Some(ari_legacy::Verdict::Accepted { read_only }) => AriVerdict::Accepted {
-            read_only: read_only.map_err(|unverified| warn_unverified(&unverified)).ok(),
-        },
-    }
-}
-
-fn warn_unverified(unverified: &ari_legacy::Unverified) {
-    if !ARI_READ_WARNED.swap(true, Ordering::SeqCst) {
-        log::warning(&format!(
-            "claim endpoint: {}, not what this module knows of ARI's private configuration; \
-             the module's own reading of ari.conf stands in for it whenever that happens (said once)",
-            unverified.0
-        ));
-    }
-}
-
-fn serve_with(request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
+fn serve_with(request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>, claim: Claim<'_>) {
     let headers = request.headers();
     let body = match request.read_body() {
         Ok(body) => body,
@@ -455,7 +506,7 @@ fn serve_with(request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
         headers: &headers,
         json: json.as_ref(),
     };
-    let response = ari_auth::answer(directory, &ari_request, &mut EndpointHost { request });
+    let response = ari_auth::answer(directory, &ari_request, &mut EndpointHost { request, claim: Some(claim) });
     respond(request, &response);
 }
 
@@ -486,6 +537,8 @@ fn respond(request: &HttpRequest<'_>, response: &Response) {
 /// What the ARI checks need from Asterisk, for one request.
 struct EndpointHost<'r, 'a> {
     request: &'r HttpRequest<'a>,
+    /// How claims are decided (`None` for the API description, which claims nothing).
+    claim: Option<Claim<'r>>,
 }
 
 impl Host<Arc<Acl>> for EndpointHost<'_, '_> {
@@ -506,6 +559,6 @@ impl Host<Arc<Acl>> for EndpointHost<'_, '_> {
         if application == "inject-panic" {
             panic!("fault injection: claim of {channel_id} asked to panic");
         }
-        crate::claim::claim(channel_id, application)
+        self.claim.map_or(ClaimOutcome::NotFound, |claim| claim(channel_id, application))
     }
 }

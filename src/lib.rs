@@ -1,18 +1,27 @@
 //! res_stasis_broadcast_rs: an Asterisk module that offers an incoming call
 //! to many ARI applications at once and hands it to the first that claims it.
 //!
-//! Layers, from the bottom:
-//! - `ffi`: bindings generated from the Asterisk headers, and the C shim;
-//! - `host`: the only `unsafe` code, thin safe wrappers over `ffi`, and the
-//!   `extern "C"` entry points (each through `guard`);
+//! Layers, from the top (each uses only those below it):
+//! - `entry`: every `extern "C"` function Asterisk calls (load, unload,
+//!   reload, the application, the optional API, HTTP, CLI, Prometheus,
+//!   sorcery, the sleep condition), each a few lines through `guard` into
+//!   safe code; it hands these functions down for registering;
+//! - `lifecycle`: load, unload, reload: makes, registers and drops the
+//!   module's state;
+//! - `app`, `claim`, `cli`, `metrics`, `events`: the module's behaviour,
+//!   safe Rust over `host`, given the state;
+//! - `state`: the one value holding everything the module keeps (registry,
+//!   counters, settings, endpoint, registrations), made at load and dropped
+//!   at unload, and its one accessor;
+//! - `endpoint`: the module-served claim endpoint and API description;
+//! - `guard`: the panic guard;
 //! - `broadcast` and `config`: the pure logic (registry, filter, arguments,
 //!   shuffle, counters, settings), unit-tested without Asterisk;
-//! - `ari_auth` and `claim_mode`: ARI's authentication and the choice of
-//!   claim endpoint, also pure, for `endpoint` (the module-served claim route);
-//! - `api_docs`: completing ARI's API description of events and deciding
-//!   whether the module serves it, also pure, for `endpoint`;
-//! - `app`, `claim`, `endpoint`, `events`, `cli`, `metrics`, `lifecycle`: the module's behaviour,
-//!   safe Rust over `host`.
+//! - `ari_auth`, `claim_mode`, `api_docs`: ARI's authentication, the choice
+//!   of claim endpoint, ARI's API description of events, also pure;
+//! - `host`: the only `unsafe` code besides `ffi`, thin safe wrappers over
+//!   Asterisk; it imports nothing of the module's behaviour;
+//! - `ffi`: bindings generated from the Asterisk headers, and the C shim.
 
 pub mod api_docs;
 pub mod ari_auth;
@@ -31,6 +40,8 @@ mod cli;
 #[cfg(not(test))]
 mod endpoint;
 #[cfg(not(test))]
+mod entry;
+#[cfg(not(test))]
 mod events;
 #[cfg(not(test))]
 mod ffi;
@@ -42,3 +53,5 @@ mod host;
 mod lifecycle;
 #[cfg(not(test))]
 mod metrics;
+#[cfg(not(test))]
+mod state;

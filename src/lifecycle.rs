@@ -1,25 +1,29 @@
-//! Loading, unloading and reloading: register everything as one unit, in a
-//! fixed order, and undo what was done when a step fails.
+//! Loading, unloading and reloading: make the module's state, register
+//! everything as one unit in a fixed order, undo what was done when a step
+//! fails, and on unload unregister everything and drop the state.
 
-use std::ffi::CStr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::app::{APP_NAME, REGISTRY, STATS};
+use crate::app::{self, APP_NAME};
 use crate::config::{self, Origin, Settings};
 use crate::host::config::ConfigFile;
-use crate::host::{cli, entry, log, module};
-use crate::{endpoint, ffi, guard};
+use crate::host::{cli, log, module};
+use crate::state::{self, Callbacks, ModuleState};
+use crate::{ffi, guard, metrics};
 
-/// The C implementation that Asterisk 20.20+/22.10+/23.4+ ships. Running both
-/// would split one call's claims between two registries.
-const C_IMPLEMENTATION: [&CStr; 2] = [c"res_stasis_broadcast.so", c"app_stasis_broadcast.so"];
+/// How long unload waits for callbacks that got the state before it was
+/// taken (an HTTP request, a CLI command) to return.
+const HOLDERS_LIMIT: Duration = Duration::from_secs(5);
 
-pub fn load() -> i32 {
+pub fn load(callbacks: Callbacks) -> i32 {
     guard::install_panic_hook();
     if !module::link_module_info() {
         log::error("res_stasis_broadcast_rs: module handle missing; declining");
+        guard::remove_panic_hook();
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
-    let loaded = c_implementation_loaded();
+    let loaded = app::c_implementation_loaded();
     if !loaded.is_empty() {
         log::error(&format!(
             "res_stasis_broadcast_rs declined: Asterisk's own C implementation is loaded ({}). \
@@ -27,51 +31,95 @@ pub fn load() -> i32 {
              to modules.conf and restart, or unload them first",
             loaded.join(", ")
         ));
+        guard::remove_panic_hook();
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
-    STATS.reset();
-    apply_config(false);
-    if !module::register_application(APP_NAME, entry::stasis_broadcast_exec) {
+    let state = Arc::new(ModuleState::new(callbacks));
+    apply_config(&state, false);
+    // Before registering: callbacks find it from the first one on.
+    state::install(Arc::clone(&state));
+    if !module::register_application(APP_NAME, state.callbacks.application) {
         log::error("res_stasis_broadcast_rs: could not register the StasisBroadcast application");
+        abandon();
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
-    if !cli::register(&crate::cli::COMMANDS) {
+    let Some(commands) = cli::register(&crate::cli::COMMANDS, state.callbacks.cli) else {
         log::error("res_stasis_broadcast_rs: could not register its CLI commands");
         module::unregister_application(APP_NAME);
+        abandon();
         return ffi::AST_MODULE_LOAD_DECLINE;
-    }
-    module::provide(&entry::optional_functions());
-    crate::metrics::start();
+    };
+    state.registrations().cli = Some(commands);
+    module::provide(&state.callbacks.optional_api);
+    metrics::start(&state);
     // Last: from here on HTTP threads may call in.
-    endpoint::start();
+    state.endpoint.start(state.settings.current().claim_endpoint);
     ffi::AST_MODULE_LOAD_SUCCESS
 }
 
+/// A load that failed after the state was installed: nothing is registered.
+fn abandon() {
+    drop(state::take());
+    guard::remove_panic_hook();
+}
+
 /// Idempotent. Refused while broadcasts are live (Asterisk's use count
-/// already refuses a plain `module unload`; this also covers a forced one).
+/// already refuses a plain `module unload`; this also covers a forced one),
+/// and whenever something of the module could not be unregistered: then
+/// everything stays as it was.
+///
+/// The HTTP handlers go first (unlinked and drained, so a request arriving
+/// meanwhile gets ARI's own answer, never a failure), then the CLI; only
+/// then is the state taken out of reach of callbacks, the rest unregistered
+/// and the state dropped.
 pub fn unload() -> i32 {
-    let live = REGISTRY.len();
+    let Some(state) = state::get() else { return 0 };
+    let live = state.registry.len();
     if live > 0 {
         log::warning(&format!("res_stasis_broadcast_rs: {live} broadcast(s) in progress; not unloading"));
         return -1;
     }
-    // First: no HTTP thread may be inside the module when it goes away.
-    if !endpoint::stop() {
+    // No HTTP thread may be inside the module when it goes away.
+    if !state.endpoint.stop() {
         return -1;
     }
-    crate::metrics::stop();
-    module::unprovide(&entry::optional_functions());
-    cli::unregister();
+    // A CLI command still running cannot be unregistered: refuse, with the
+    // commands registered again.
+    let commands = state.registrations().cli.take();
+    if let Some(commands) = commands {
+        if let Err(mut kept) = commands.unregister() {
+            log::warning("res_stasis_broadcast_rs: a CLI command is still running; not unloading");
+            kept.restore(&crate::cli::COMMANDS, state.callbacks.cli);
+            state.registrations().cli = Some(kept);
+            state.endpoint.start(state.settings.current().claim_endpoint);
+            return -1;
+        }
+    }
+    drop(state);
+    let Some(state) = state::take() else { return 0 };
+    let live = state.registry.len();
+    if live > 0 || !state::wait_sole_owner(&state, HOLDERS_LIMIT) {
+        log::warning("res_stasis_broadcast_rs: a broadcast or a callback is still running; not unloading");
+        state.registrations().cli = cli::register(&crate::cli::COMMANDS, state.callbacks.cli);
+        state.endpoint.start(state.settings.current().claim_endpoint);
+        state::install(state);
+        return -1;
+    }
+    metrics::stop(&state);
+    module::unprovide(&state.callbacks.optional_api);
     module::unregister_application(APP_NAME);
+    // Nothing of Asterisk's refers to the module any more: free everything.
+    drop(state);
     guard::remove_panic_hook();
     0
 }
 
 pub fn reload() -> i32 {
-    apply_config(true);
+    let Some(state) = state::get() else { return ffi::AST_MODULE_LOAD_DECLINE };
+    apply_config(&state, true);
     // res_prometheus may have been loaded since.
-    crate::metrics::start();
-    endpoint::reload();
+    metrics::start(&state);
+    state.endpoint.reload(state.settings.current().claim_endpoint);
     ffi::AST_MODULE_LOAD_SUCCESS
 }
 
@@ -79,7 +127,7 @@ pub fn reload() -> i32 {
 /// Nothing in the file can stop the module: every bad value is logged with
 /// what is used instead. On reload, a file that no longer parses keeps the
 /// settings in force.
-fn apply_config(reloading: bool) {
+fn apply_config(state: &ModuleState, reloading: bool) {
     let settings = match crate::host::config::read(config::FILE_NAME) {
         ConfigFile::Loaded(sections) => {
             let (settings, warnings) = config::parse(&sections);
@@ -101,24 +149,10 @@ fn apply_config(reloading: bool) {
             Settings { origin: Origin::FileInvalid, ..Settings::default() }
         }
     };
-    let previous = config::replace(settings);
-    let current = config::current();
+    let previous = state.settings.replace(settings);
+    let current = state.settings.current();
     if reloading && *previous != *current {
         log::verbose(2, &format!("{} reloaded; new broadcasts use the new settings", config::FILE_NAME));
     }
     log::debug(1, || format!("settings: {current:?}"));
-}
-
-/// Who answers POST /ari/events/claim, for `stasis broadcast show settings`.
-pub fn claim_endpoint_status() -> String {
-    endpoint::describe()
-}
-
-/// Which of Asterisk's own C modules for this feature are loaded.
-pub fn c_implementation_loaded() -> Vec<String> {
-    C_IMPLEMENTATION
-        .iter()
-        .filter(|name| module::is_loaded(name))
-        .map(|name| name.to_string_lossy().into_owned())
-        .collect()
 }

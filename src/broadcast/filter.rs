@@ -17,11 +17,17 @@
 //! - `.` and negated sets match one Unicode character, not one byte.
 //!
 //! The crate's per-thread cache pool keys on a destructor-free thread-local
-//! `usize`, so using a filter does not pin the module's shared object.
+//! `usize`, so using a filter does not pin the module's shared object. Its
+//! capacity is set here: left to its default, the engine reads it once into
+//! a lazily allocated static, which outlives `module unload` (a leak valgrind
+//! sees). So filters are built with `regex-automata`'s builder, configured
+//! as `regex::RegexBuilder` configures it, plus that one setting.
 
 use std::fmt;
 
-use regex::{Regex, RegexBuilder};
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
+use regex_automata::MatchKind;
 
 /// Longest pattern accepted, in bytes (the C reference's cap).
 pub const MAX_PATTERN_LEN: usize = 256;
@@ -38,6 +44,10 @@ const COMPILED_SIZE_LIMIT: usize = 1 << 20;
 /// those, the crate falls back to its NFA simulation (still linear), so this
 /// limit never makes a pattern fail to compile.
 const DFA_CACHE_LIMIT: usize = 512 << 10;
+
+/// Matching caches kept for reuse per filter: one call matches a few names on
+/// one thread at a time, so one suffices (more threads get a fresh cache).
+const POOL_CAPACITY: usize = 1;
 
 /// Why a filter pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +85,7 @@ impl std::error::Error for FilterError {}
 #[derive(Debug, Clone)]
 pub struct AppFilter {
     regex: Regex,
+    pattern: String,
 }
 
 impl AppFilter {
@@ -96,14 +107,27 @@ impl AppFilter {
                 max: MAX_PATTERN_LEN,
             });
         }
-        RegexBuilder::new(pattern)
-            .size_limit(COMPILED_SIZE_LIMIT)
-            .dfa_size_limit(DFA_CACHE_LIMIT)
-            .build()
-            .map(|regex| AppFilter { regex })
-            .map_err(|err| match err {
-                regex::Error::CompiledTooBig(_) => FilterError::TooBig,
-                other => FilterError::Invalid(one_line_message(&other.to_string())),
+        // What regex::RegexBuilder::build does for a `Regex` (leftmost-first,
+        // UTF-8), with the caps above and the pool capacity.
+        let config = meta::Config::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .utf8_empty(true)
+            .nfa_size_limit(Some(COMPILED_SIZE_LIMIT))
+            .hybrid_cache_capacity(DFA_CACHE_LIMIT)
+            .pool_capacity(POOL_CAPACITY);
+        meta::Builder::new()
+            .configure(config)
+            .syntax(syntax::Config::new().utf8(true))
+            .build(pattern)
+            .map(|regex| AppFilter { regex, pattern: pattern.to_owned() })
+            .map_err(|err| {
+                if err.size_limit().is_some() {
+                    FilterError::TooBig
+                } else if let Some(syntax) = err.syntax_error() {
+                    FilterError::Invalid(one_line_message(&syntax.to_string()))
+                } else {
+                    FilterError::Invalid(one_line_message(&err.to_string()))
+                }
             })
     }
 
@@ -114,7 +138,7 @@ impl AppFilter {
 
     /// The pattern as given.
     pub fn pattern(&self) -> &str {
-        self.regex.as_str()
+        &self.pattern
     }
 
     /// The names that match, in their original order.

@@ -13,7 +13,30 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::config::ClaimPolicy;
+/// Who may claim a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimPolicy {
+    /// A registered Stasis application (else 404; the race stays open).
+    Registered,
+    /// A registered application the call was offered to.
+    Offered,
+    /// Any name, as the C reference allows (Stasis fails if it is not an application).
+    Any,
+}
+
+impl ClaimPolicy {
+    /// Whether a claimant may take a waiting call under this policy.
+    /// `registered`: it is a registered Stasis application now; `offered`:
+    /// the call was offered to it.
+    pub fn allows(self, registered: bool, offered: bool) -> bool {
+        match self {
+            ClaimPolicy::Registered => registered,
+            // An offered application that has since gone away cannot take the call either.
+            ClaimPolicy::Offered => registered && offered,
+            ClaimPolicy::Any => true,
+        }
+    }
+}
 
 /// Wakes whoever waits for a claim on one broadcast.
 pub trait Wake: Send + Sync {

@@ -15,6 +15,45 @@ pub struct Channel<'call> {
     _borrow: PhantomData<&'call ffi::ast_channel>,
 }
 
+/// The channel argument of a callback (a dialplan application, an
+/// optional-API function): made only by Asterisk, valid for the call.
+#[repr(transparent)]
+pub struct ChannelArg<'call> {
+    raw: *mut ffi::ast_channel,
+    _call: PhantomData<&'call ffi::ast_channel>,
+}
+
+impl<'call> ChannelArg<'call> {
+    /// The channel, or `None` if Asterisk passed NULL.
+    pub fn channel(&self) -> Option<Channel<'call>> {
+        // SAFETY: a ChannelArg only ever comes from Asterisk, as the channel
+        // argument of the callback running now, which Asterisk holds for
+        // the call ('call).
+        unsafe { Channel::from_raw(self.raw) }
+    }
+}
+
+/// The argument of the condition callback of [`Channel::sleep_until`].
+#[repr(transparent)]
+pub struct ConditionArg<'call> {
+    data: *mut c_void,
+    _call: PhantomData<&'call ()>,
+}
+
+impl ConditionArg<'_> {
+    /// Whether the condition `sleep_until` was given is true now.
+    pub fn done(&self) -> bool {
+        // SAFETY: `data` is the `&dyn Fn` that `sleep_until` set up and keeps
+        // alive on its stack for the whole ast_safe_sleep_conditional call,
+        // the only caller of the condition callback.
+        let done = unsafe { &*self.data.cast::<&dyn Fn() -> bool>() };
+        done()
+    }
+}
+
+/// The condition callback of [`Channel::sleep_until`]: non-zero keeps sleeping.
+pub type Condition = for<'call> extern "C" fn(ConditionArg<'call>) -> c_int;
+
 /// How a [`Channel::sleep_until`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SleepEnd {
@@ -98,14 +137,19 @@ impl<'call> Channel<'call> {
     /// hangs up. Incoming frames are read (voice is dropped, control frames
     /// are kept for whoever reads next), so an answered channel's queue never
     /// grows; `done()` is re-checked every time the channel is woken, which
-    /// [`ChannelRef::wake`] does from another thread.
-    pub fn sleep_until(&self, timeout: Duration, done: &dyn Fn() -> bool) -> SleepEnd {
+    /// [`ChannelRef::wake`] does from another thread. Asterisk asks through
+    /// `condition`, which answers with [`ConditionArg::done`].
+    pub fn sleep_until(&self, timeout: Duration, done: &dyn Fn() -> bool, condition: Condition) -> SleepEnd {
         let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
-        let mut condition: &dyn Fn() -> bool = done;
-        let data = (&mut condition as *mut &dyn Fn() -> bool).cast::<c_void>();
-        // SAFETY: ast_safe_sleep_conditional calls `keep_sleeping(data)` only
-        // during this call, while `condition` is alive on this stack frame.
-        let result = unsafe { ffi::ast_safe_sleep_conditional(self.raw.as_ptr(), timeout_ms, Some(keep_sleeping), data) };
+        let mut closure: &dyn Fn() -> bool = done;
+        let data = (&mut closure as *mut &dyn Fn() -> bool).cast::<c_void>();
+        // SAFETY: ConditionArg is a repr(transparent) `*mut c_void`, so
+        // `condition` has the prototype Asterisk calls.
+        let callback =
+            unsafe { std::mem::transmute::<Condition, unsafe extern "C" fn(*mut c_void) -> c_int>(condition) };
+        // SAFETY: ast_safe_sleep_conditional calls `callback(data)` only
+        // during this call, while the closure `data` points at is alive on this stack frame.
+        let result = unsafe { ffi::ast_safe_sleep_conditional(self.raw.as_ptr(), timeout_ms, Some(callback), data) };
         if result != 0 || self.is_hung_up() {
             SleepEnd::HungUp
         } else if done() {
@@ -114,15 +158,6 @@ impl<'call> Channel<'call> {
             SleepEnd::TimedOut
         }
     }
-}
-
-/// Condition callback of `ast_safe_sleep_conditional`: non-zero keeps sleeping.
-unsafe extern "C" fn keep_sleeping(data: *mut c_void) -> c_int {
-    crate::guard::guarded("sleep condition", 0, || {
-        // SAFETY: `data` is the `&dyn Fn` set up in `sleep_until`, alive for the call.
-        let done = unsafe { &*data.cast::<&dyn Fn() -> bool>() };
-        c_int::from(!done())
-    })
 }
 
 /// `ast_channel_lock` held for the guard's lifetime.

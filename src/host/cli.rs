@@ -1,8 +1,17 @@
 //! CLI commands: a static table of plain Rust functions, registered with
-//! `ast_cli_register_multiple` through one guarded handler.
+//! `ast_cli_register_multiple`, all served by one handler the caller passes
+//! down (see [`dispatch`]).
+//!
+//! Each entry is filled with its command words and usage before it is
+//! registered, so Asterisk's `CLI_INIT` call has nothing to do; afterwards
+//! the handler tells its commands apart by the full command Asterisk built
+//! (`_full_cmd`). Nothing here is static: the entries belong to the
+//! [`Registration`] value.
 
 use std::ffi::{c_char, c_int, CStr};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::ffi;
 
@@ -12,120 +21,199 @@ pub enum CliOutcome {
     ShowUsage,
 }
 
-pub struct CliCommand {
-    /// The words, e.g. "stasis broadcast show broadcasts".
+/// Tab completion: given the position of the word being completed and what
+/// is typed of it so far, every candidate (Asterisk asks for them one by one).
+pub type Complete<C> = fn(&C, usize, &str) -> Vec<String>;
+
+/// One command; `C` is what its functions are given (the module's state).
+pub struct CliCommand<C: 'static> {
+    /// The words, e.g. "stasis broadcast show broadcasts" (one space apart).
     pub command: &'static CStr,
     pub summary: &'static CStr,
     pub usage: &'static CStr,
     /// Receives the words typed (argv), returns what to print.
-    pub run: fn(&[String]) -> CliOutcome,
-    /// Tab completion: given the position of the word being completed and
-    /// what is typed of it so far, every candidate (Asterisk asks for them
-    /// one by one).
-    pub complete: Option<fn(usize, &str) -> Vec<String>>,
+    pub run: fn(&C, &[String]) -> CliOutcome,
+    pub complete: Option<Complete<C>>,
 }
 
-// The handler must not take a lock of ours: Asterisk calls it with its own CLI
-// lock held (also from inside ast_cli_register_multiple). So the table and the
-// registered entries are reached through atomics.
-static COMMANDS: AtomicPtr<CliCommand> = AtomicPtr::new(std::ptr::null_mut());
-static ENTRIES: AtomicPtr<ffi::ast_cli_entry> = AtomicPtr::new(std::ptr::null_mut());
-static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The entry argument of the CLI handler, valid for the call.
+#[repr(transparent)]
+pub struct EntryArg<'call> {
+    raw: *mut ffi::ast_cli_entry,
+    _call: PhantomData<&'call ffi::ast_cli_entry>,
+}
 
-/// Registers `commands`; false (and nothing registered) on failure.
-pub fn register(commands: &'static [CliCommand]) -> bool {
-    let entries: Box<[ffi::ast_cli_entry]> = commands
-        .iter()
-        .map(|command| ffi::ast_cli_entry {
-            summary: command.summary.as_ptr(),
-            handler: Some(handle),
-            ..Default::default()
-        })
-        .collect();
-    let entries = Box::into_raw(entries);
-    COMMANDS.store(commands.as_ptr().cast_mut(), Ordering::SeqCst);
-    COUNT.store(commands.len(), Ordering::SeqCst);
-    ENTRIES.store(entries.cast::<ffi::ast_cli_entry>(), Ordering::SeqCst);
-    let count = c_int::try_from(commands.len()).unwrap_or(0);
-    // SAFETY: `entries` stays allocated until `unregister` frees it after
-    // ast_cli_unregister_multiple; Asterisk links them into its list.
-    let failed = unsafe { ffi::sbshim_cli_register_multiple(entries.cast(), count) } != 0;
+/// The arguments argument of the CLI handler (NULL for `CLI_INIT`).
+#[repr(transparent)]
+pub struct ArgsArg<'call> {
+    raw: *mut ffi::ast_cli_args,
+    _call: PhantomData<&'call ffi::ast_cli_args>,
+}
+
+/// What the handler returns to Asterisk: `CLI_SUCCESS`, `CLI_FAILURE`,
+/// `CLI_SHOWUSAGE`, NULL, or a completion candidate Asterisk frees.
+#[repr(transparent)]
+pub struct CliAnswer(*mut c_char);
+
+impl CliAnswer {
+    pub fn failure() -> CliAnswer {
+        CliAnswer(ffi::CLI_FAILURE as *mut c_char)
+    }
+}
+
+/// The CLI handler's prototype (`char *(*)(struct ast_cli_entry *, int, struct ast_cli_args *)`).
+pub type Handler = for<'call> extern "C" fn(EntryArg<'call>, c_int, ArgsArg<'call>) -> CliAnswer;
+
+/// The registered entries. Dropping it without [`Registration::unregister`]
+/// keeps the entries allocated (Asterisk may still hold them).
+pub struct Registration {
+    entries: Option<Box<[ffi::ast_cli_entry]>>,
+}
+
+// SAFETY: the entries' pointers are Asterisk's (its strings) or static; the
+// value is only moved between the loader's threads, never shared.
+unsafe impl Send for Registration {}
+// SAFETY: no method reads the entries through a shared reference.
+unsafe impl Sync for Registration {}
+
+/// How long unregistering waits for a command that is running to return.
+const IN_USE_LIMIT: Duration = Duration::from_secs(5);
+
+fn fill<C>(entry: &mut ffi::ast_cli_entry, command: &CliCommand<C>, handler: Handler) {
+    // SAFETY: EntryArg, ArgsArg and CliAnswer are repr(transparent) over
+    // the pointers of Asterisk's CLI handler prototype.
+    let handler = unsafe {
+        std::mem::transmute::<
+            Handler,
+            unsafe extern "C" fn(*mut ffi::ast_cli_entry, c_int, *mut ffi::ast_cli_args) -> *mut c_char,
+        >(handler)
+    };
+    entry.summary = command.summary.as_ptr();
+    entry.usage = command.usage.as_ptr();
+    // Asterisk copies the words (ast_strdup) and never frees this pointer.
+    entry.command = command.command.as_ptr().cast_mut();
+    entry.handler = Some(handler);
+}
+
+/// Registers `commands`, served by `handler`; `None` (and nothing
+/// registered) on failure.
+pub fn register<C>(commands: &'static [CliCommand<C>], handler: Handler) -> Option<Registration> {
+    let mut entries: Box<[ffi::ast_cli_entry]> = commands.iter().map(|_| ffi::ast_cli_entry::default()).collect();
+    for (entry, command) in entries.iter_mut().zip(commands) {
+        fill(entry, command, handler);
+    }
+    let count = c_int::try_from(entries.len()).unwrap_or(0);
+    // SAFETY: the entries stay allocated (boxed, never moved) until
+    // unregister has removed them; Asterisk links them into its list.
+    let failed = unsafe { ffi::sbshim_cli_register_multiple(entries.as_mut_ptr(), count) } != 0;
+    let registration = Registration { entries: Some(entries) };
     if failed {
-        unregister();
-    }
-    !failed
-}
-
-/// Unregisters what `register` registered (idempotent).
-pub fn unregister() {
-    let entries = ENTRIES.swap(std::ptr::null_mut(), Ordering::SeqCst);
-    let count = COUNT.swap(0, Ordering::SeqCst);
-    if entries.is_null() {
-        return;
-    }
-    // SAFETY: `entries` is the boxed slice of `count` entries made in
-    // `register`; after unregistering Asterisk no longer refers to it.
-    unsafe {
-        ffi::ast_cli_unregister_multiple(entries, c_int::try_from(count).unwrap_or(0));
-        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(entries, count)));
-    }
-}
-
-/// Which of our commands `entry` is, by its place in the registered array.
-fn command_of(entry: *const ffi::ast_cli_entry) -> Option<&'static CliCommand> {
-    let base = ENTRIES.load(Ordering::SeqCst);
-    let commands = COMMANDS.load(Ordering::SeqCst);
-    let count = COUNT.load(Ordering::SeqCst);
-    if base.is_null() || commands.is_null() {
+        // What did register is removed again; what did not is not in use.
+        if let Err(kept) = registration.unregister() {
+            std::mem::forget(kept);
+        }
         return None;
     }
-    let offset = (entry as usize).checked_sub(base as usize)?;
-    let index = offset / std::mem::size_of::<ffi::ast_cli_entry>();
-    // SAFETY: `commands` is the 'static table of `count` items given to register.
-    (index < count).then(|| unsafe { &*commands.add(index) })
+    Some(registration)
 }
 
-unsafe extern "C" fn handle(entry: *mut ffi::ast_cli_entry, cmd: c_int, args: *mut ffi::ast_cli_args) -> *mut c_char {
-    let failure = ffi::CLI_FAILURE as *mut c_char;
-    crate::guard::guarded("CLI command", failure, || {
-        let Some(command) = command_of(entry) else { return failure };
-        if cmd == ffi::ast_cli_command_CLI_INIT {
-            // SAFETY: Asterisk passes the entry being registered; it copies
-            // `command` and keeps `usage`, both 'static.
-            unsafe {
-                (*entry).command = command.command.as_ptr().cast_mut();
-                (*entry).usage = command.usage.as_ptr();
+impl Registration {
+    /// Unregisters every entry and frees them. A command still running
+    /// after [`IN_USE_LIMIT`] cannot be removed (Asterisk refuses, keeping
+    /// the entry): then the entries already removed are registered again and
+    /// the registration is handed back, so Asterisk never holds a freed entry.
+    pub fn unregister(mut self) -> Result<(), Registration> {
+        let Some(mut entries) = self.entries.take() else { return Ok(()) };
+        let deadline = Instant::now() + IN_USE_LIMIT;
+        while entries.iter_mut().any(in_use) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let count = c_int::try_from(entries.len()).unwrap_or(0);
+        // SAFETY: the entries registered by `register`.
+        unsafe { ffi::ast_cli_unregister_multiple(entries.as_mut_ptr(), count) };
+        // ast_cli_unregister clears `_full_cmd` when it removed the entry and
+        // leaves it (with a warning) when the command was in use.
+        if entries.iter().all(|entry| entry._full_cmd.is_null()) {
+            return Ok(());
+        }
+        Err(Registration { entries: Some(entries) })
+    }
+
+    /// Registers again the entries a failed [`Registration::unregister`] removed.
+    pub fn restore<C>(&mut self, commands: &'static [CliCommand<C>], handler: Handler) {
+        let Some(entries) = self.entries.as_mut() else { return };
+        for (entry, command) in entries.iter_mut().zip(commands) {
+            if entry._full_cmd.is_null() {
+                fill(entry, command, handler);
+                // SAFETY: a removed entry of this registration, registered again
+                // while the registration keeps it allocated.
+                unsafe { ffi::sbshim_cli_register_multiple(entry, 1) };
             }
-            return std::ptr::null_mut();
         }
-        if args.is_null() {
-            return std::ptr::null_mut();
-        }
-        if cmd == ffi::ast_cli_command_CLI_GENERATE {
-            let Some(complete) = command.complete else { return std::ptr::null_mut() };
-            // SAFETY: for completion Asterisk passes valid args with `word` set.
-            let (pos, word, n) = unsafe {
-                let args = &*args;
-                (usize::try_from(args.pos).unwrap_or(0), super::string_from(args.word), usize::try_from(args.n).unwrap_or(0))
-            };
-            // Asterisk frees the string it is given (ast_free).
-            return complete(pos, &word).get(n).map_or(std::ptr::null_mut(), |candidate| super::asterisk_strdup(candidate));
-        }
-        // SAFETY: for execution Asterisk passes valid args with argc entries in argv.
-        let (fd, words) = unsafe {
-            let args = &*args;
-            let argc = usize::try_from(args.argc).unwrap_or(0);
-            let words = (0..argc).map(|i| super::string_from(*args.argv.add(i))).collect::<Vec<_>>();
-            (args.fd, words)
+    }
+}
+
+/// Whether Asterisk is running the entry's command now.
+fn in_use(entry: &mut ffi::ast_cli_entry) -> bool {
+    // SAFETY: `inuse` is an int Asterisk changes with atomic operations
+    // (ast_atomic_fetchadd_int); read it atomically, as Asterisk writes it.
+    unsafe { AtomicI32::from_ptr(&mut entry.inuse) }.load(Ordering::SeqCst) > 0
+}
+
+/// One call of the CLI handler: which of `commands` it is for, and what to do
+/// (`CLI_INIT`: nothing, the entry is filled; completion; execution). The
+/// command's function gets what `context` returns; without it the call fails.
+pub fn dispatch<C, R: std::ops::Deref<Target = C>>(
+    entry: &EntryArg<'_>,
+    cmd: c_int,
+    args: &ArgsArg<'_>,
+    commands: &'static [CliCommand<C>],
+    context: impl FnOnce() -> Option<R>,
+) -> CliAnswer {
+    if cmd == ffi::ast_cli_command_CLI_INIT {
+        return CliAnswer(std::ptr::null_mut());
+    }
+    if entry.raw.is_null() || args.raw.is_null() {
+        return CliAnswer(std::ptr::null_mut());
+    }
+    // SAFETY: Asterisk passes a registered entry, whose `_full_cmd` it set.
+    let full = super::string_from(unsafe { (*entry.raw)._full_cmd });
+    let Some(command) = commands.iter().find(|command| command.command.to_bytes() == full.as_bytes()) else {
+        return CliAnswer::failure();
+    };
+    let Some(context) = context() else { return CliAnswer::failure() };
+    if cmd == ffi::ast_cli_command_CLI_GENERATE {
+        let Some(complete) = command.complete else { return CliAnswer(std::ptr::null_mut()) };
+        // SAFETY: for completion Asterisk passes valid args with `word` set.
+        let (pos, word, n) = unsafe {
+            let args = &*args.raw;
+            (
+                usize::try_from(args.pos).unwrap_or(0),
+                super::string_from(args.word),
+                usize::try_from(args.n).unwrap_or(0),
+            )
         };
-        match (command.run)(&words) {
-            CliOutcome::Output(text) => {
-                let text = super::cstring(&text);
-                // SAFETY: prints a NUL-terminated string as "%s" to the CLI's fd.
-                unsafe { ffi::sbshim_cli_print(fd, text.as_ptr()) };
-                ffi::CLI_SUCCESS as *mut c_char
-            }
-            CliOutcome::ShowUsage => ffi::CLI_SHOWUSAGE as *mut c_char,
+        // Asterisk frees the string it is given (ast_free).
+        return CliAnswer(
+            complete(&context, pos, &word)
+                .get(n)
+                .map_or(std::ptr::null_mut(), |candidate| super::asterisk_strdup(candidate)),
+        );
+    }
+    // SAFETY: for execution Asterisk passes valid args with argc entries in argv.
+    let (fd, words) = unsafe {
+        let args = &*args.raw;
+        let argc = usize::try_from(args.argc).unwrap_or(0);
+        let words = (0..argc).map(|i| super::string_from(*args.argv.add(i))).collect::<Vec<_>>();
+        (args.fd, words)
+    };
+    match (command.run)(&context, &words) {
+        CliOutcome::Output(text) => {
+            let text = super::cstring(&text);
+            // SAFETY: prints a NUL-terminated string as "%s" to the CLI's fd.
+            unsafe { ffi::sbshim_cli_print(fd, text.as_ptr()) };
+            CliAnswer(ffi::CLI_SUCCESS as *mut c_char)
         }
-    })
+        CliOutcome::ShowUsage => CliAnswer(ffi::CLI_SHOWUSAGE as *mut c_char),
+    }
 }

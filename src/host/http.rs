@@ -10,6 +10,11 @@
 //! is refused meanwhile) and is counted in flight; unlinking either handler
 //! waits for that count to reach zero, then a grace period for a thread still
 //! between the server's dispatch and the handler's first instruction.
+//!
+//! The handlers themselves are the caller's (`crate::entry`): each makes an
+//! [`HttpRequest`] from its arguments and holds an [`InFlight`] while inside.
+//! The flags and the count below are static because what they describe is:
+//! the shim's two `struct ast_http_uri` are C statics.
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, CStr};
@@ -20,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use super::json::Json;
 use super::module::UseCount;
+use super::CStrArg;
 use crate::ari_auth::{BodyError, Credentials, Method};
 use crate::ffi;
-use crate::guard::guarded;
 
 static LINKED: AtomicBool = AtomicBool::new(false);
 static DOCS_LINKED: AtomicBool = AtomicBool::new(false);
@@ -34,50 +39,101 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Extra wait after the last request left the handler.
 const DRAIN_GRACE: Duration = Duration::from_millis(20);
 
-/// Links the handler for `<prefix>/ari/events/claim` (idempotent). The HTTP
+/// The session argument of an HTTP handler, valid for the call.
+#[repr(transparent)]
+pub struct SessionArg<'call> {
+    raw: *mut ffi::ast_tcptls_session_instance,
+    _call: PhantomData<&'call ()>,
+}
+
+/// The URI-entry argument of an HTTP handler (unused by this module).
+#[repr(transparent)]
+pub struct UriArg<'call> {
+    _raw: *const ffi::ast_http_uri,
+    _call: PhantomData<&'call ()>,
+}
+
+/// A variable list argument of an HTTP handler (query parameters, headers).
+#[repr(transparent)]
+pub struct VariablesArg<'call> {
+    raw: *mut ffi::ast_variable,
+    _call: PhantomData<&'call ()>,
+}
+
+/// An HTTP handler's prototype (`ast_http_callback`).
+pub type Handler = for<'call> extern "C" fn(
+    SessionArg<'call>,
+    UriArg<'call>,
+    CStrArg<'call>,
+    ffi::ast_http_method,
+    VariablesArg<'call>,
+    VariablesArg<'call>,
+) -> c_int;
+
+fn raw_handler(handler: Handler) -> ffi::ast_http_callback {
+    // SAFETY: the argument types are repr(transparent) over the pointers of
+    // ast_http_callback's prototype.
+    Some(unsafe {
+        std::mem::transmute::<
+            Handler,
+            unsafe extern "C" fn(
+                *mut ffi::ast_tcptls_session_instance,
+                *const ffi::ast_http_uri,
+                *const c_char,
+                ffi::ast_http_method,
+                *mut ffi::ast_variable,
+                *mut ffi::ast_variable,
+            ) -> c_int,
+        >(handler)
+    })
+}
+
+/// Links `handler` for `<prefix>/ari/events/claim` (idempotent). The HTTP
 /// server tries longer URIs first, so it is chosen before ARI's `ari`.
-pub fn link_claim_handler() {
+pub fn link_claim_handler(handler: Handler) {
     if !LINKED.swap(true, Ordering::SeqCst) {
-        // SAFETY: the shim's static ast_http_uri gets our callback, a guarded
-        // function of this module that stays mapped until unlink has drained.
-        unsafe { ffi::sbshim_http_claim_link(Some(claim_callback)) };
+        // SAFETY: the shim's static ast_http_uri gets the handler, a function
+        // of this module that stays mapped until unlink has drained.
+        unsafe { ffi::sbshim_http_claim_link(raw_handler(handler)) };
     }
 }
 
-/// Unlinks the handler (idempotent) and waits until no request is inside it.
-/// Returns false if requests were still in flight after [`DRAIN_LIMIT`].
+/// Unlinks the handler (idempotent) and waits until no request is inside
+/// either handler, even if it was already unlinked (a drain that timed out
+/// earlier is waited for again). False if requests were still in flight
+/// after [`DRAIN_LIMIT`].
 pub fn unlink_claim_handler() -> bool {
-    if !LINKED.swap(false, Ordering::SeqCst) {
-        return true;
+    if LINKED.swap(false, Ordering::SeqCst) {
+        // SAFETY: unlinks the static entry linked above; takes the server's
+        // write lock, so no new request can find it afterwards.
+        unsafe { ffi::sbshim_http_claim_unlink() };
+        return drain();
     }
-    // SAFETY: unlinks the static entry linked above; takes the server's
-    // write lock, so no new request can find it afterwards.
-    unsafe { ffi::sbshim_http_claim_unlink() };
-    drain()
+    IN_FLIGHT.load(Ordering::SeqCst) == 0 || drain()
 }
 
 pub fn is_linked() -> bool {
     LINKED.load(Ordering::SeqCst)
 }
 
-/// Links the handler for `<prefix>/ari/api-docs/events.json` (idempotent),
+/// Links `handler` for `<prefix>/ari/api-docs/events.json` (idempotent),
 /// chosen before ARI's `ari` like the claim handler.
-pub fn link_docs_handler() {
+pub fn link_docs_handler(handler: Handler) {
     if !DOCS_LINKED.swap(true, Ordering::SeqCst) {
         // SAFETY: as for link_claim_handler, with the shim's other static URI.
-        unsafe { ffi::sbshim_http_docs_link(Some(docs_callback)) };
+        unsafe { ffi::sbshim_http_docs_link(raw_handler(handler)) };
     }
 }
 
 /// Unlinks the API description handler (idempotent) and waits like
 /// [`unlink_claim_handler`].
 pub fn unlink_docs_handler() -> bool {
-    if !DOCS_LINKED.swap(false, Ordering::SeqCst) {
-        return true;
+    if DOCS_LINKED.swap(false, Ordering::SeqCst) {
+        // SAFETY: as for unlink_claim_handler.
+        unsafe { ffi::sbshim_http_docs_unlink() };
+        return drain();
     }
-    // SAFETY: as for unlink_claim_handler.
-    unsafe { ffi::sbshim_http_docs_unlink() };
-    drain()
+    IN_FLIGHT.load(Ordering::SeqCst) == 0 || drain()
 }
 
 pub fn docs_handler_linked() -> bool {
@@ -97,83 +153,22 @@ fn drain() -> bool {
     true
 }
 
-/// The entry point Asterisk's HTTP server calls for the claim URI.
-unsafe extern "C" fn claim_callback(
-    ser: *mut ffi::ast_tcptls_session_instance,
-    _urih: *const ffi::ast_http_uri,
-    _uri: *const c_char,
-    method: ffi::ast_http_method,
-    get_params: *mut ffi::ast_variable,
-    headers: *mut ffi::ast_variable,
-) -> c_int {
-    // SAFETY: the server's arguments for this request, passed on unchanged.
-    unsafe {
-        dispatch(
-            "claim endpoint",
-            ser,
-            method,
-            get_params,
-            headers,
-            crate::endpoint::serve,
-            crate::endpoint::answer_internal_error,
-        )
-    }
+/// A request inside a handler: counted in flight (unlinking waits for it)
+/// and holding a unit of the module's use count (a plain `module unload` is
+/// refused meanwhile). Take it first thing in a handler.
+pub struct InFlight {
+    _use_count: UseCount,
 }
 
-/// The entry point Asterisk's HTTP server calls for the API description URI.
-unsafe extern "C" fn docs_callback(
-    ser: *mut ffi::ast_tcptls_session_instance,
-    _urih: *const ffi::ast_http_uri,
-    _uri: *const c_char,
-    method: ffi::ast_http_method,
-    get_params: *mut ffi::ast_variable,
-    headers: *mut ffi::ast_variable,
-) -> c_int {
-    // SAFETY: the server's arguments for this request, passed on unchanged.
-    unsafe {
-        dispatch(
-            "API description endpoint",
-            ser,
-            method,
-            get_params,
-            headers,
-            crate::endpoint::serve_docs,
-            crate::endpoint::answer_docs_error,
-        )
-    }
-}
-
-/// One request to a handler: counted in flight, holding a use count, served
-/// under the panic guard; a panic before the answer was sent gets `fallback`.
-///
-/// # Safety
-/// The arguments are those the HTTP server passed to the callback, alive
-/// until it returns.
-unsafe fn dispatch(
-    what: &str,
-    ser: *mut ffi::ast_tcptls_session_instance,
-    method: ffi::ast_http_method,
-    get_params: *mut ffi::ast_variable,
-    headers: *mut ffi::ast_variable,
-    serve: fn(&HttpRequest<'_>),
-    fallback: fn(&HttpRequest<'_>),
-) -> c_int {
+pub fn in_flight() -> InFlight {
     IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-    let use_count = UseCount::acquire();
-    if let Some(ser) = NonNull::new(ser) {
-        let request =
-            HttpRequest { ser, method, get_params, headers, answered: Cell::new(false), _callback: PhantomData };
-        let served = guarded(what, false, || {
-            serve(&request);
-            true
-        });
-        if !served && !request.answered.get() {
-            guarded(what, (), || fallback(&request));
-        }
+    InFlight { _use_count: UseCount::acquire() }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     }
-    drop(use_count);
-    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-    0
 }
 
 /// What res_ari's own `ast_ari_get_docs` answers for one api-docs file.
@@ -203,7 +198,30 @@ pub struct HttpRequest<'a> {
     _callback: PhantomData<&'a ()>,
 }
 
-impl HttpRequest<'_> {
+impl<'call> HttpRequest<'call> {
+    /// The request of a handler call; `None` without a session.
+    pub fn new(
+        ser: &SessionArg<'call>,
+        method: ffi::ast_http_method,
+        get_params: &VariablesArg<'call>,
+        headers: &VariablesArg<'call>,
+    ) -> Option<HttpRequest<'call>> {
+        let ser = NonNull::new(ser.raw)?;
+        Some(HttpRequest {
+            ser,
+            method,
+            get_params: get_params.raw,
+            headers: headers.raw,
+            answered: Cell::new(false),
+            _callback: PhantomData,
+        })
+    }
+
+    /// Whether an answer was sent (or an error page).
+    pub fn answered(&self) -> bool {
+        self.answered.get()
+    }
+
     pub fn method(&self) -> Method {
         match self.method {
             ffi::ast_http_method_AST_HTTP_GET => Method::Get,

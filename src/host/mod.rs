@@ -1,8 +1,17 @@
-//! The thin, only `unsafe` layer over the Asterisk bindings.
+//! The thin, only `unsafe` layer over the Asterisk bindings: it wraps
+//! Asterisk (channels, JSON, HTTP, CLI, config, logging, module, Prometheus,
+//! sorcery) and nothing else. It imports none of the module's behaviour:
+//! where Asterisk needs a callback, the caller passes a function down (the
+//! `extern "C"` functions of `crate::entry`).
 //!
 //! Everything above this module sees safe types: a borrowed [`channel::Channel`]
 //! valid for one callback, owned references that unref on `Drop`, strings
 //! copied out of Asterisk. Each `unsafe` block states why it holds.
+//!
+//! Callback arguments arrive as `…Arg<'call>` types: `#[repr(transparent)]`
+//! over the raw pointer Asterisk passes, with no constructor outside this
+//! layer, so only Asterisk makes them; the `'call` lifetime is the callback's
+//! own and everything read through them borrows from it.
 
 pub mod channel;
 pub mod cli;
@@ -12,7 +21,6 @@ pub mod log;
 pub mod module;
 pub mod prometheus;
 pub mod stasis;
-pub mod entry;
 // The module-served claim endpoint.
 pub mod acl;
 pub mod http;
@@ -22,6 +30,26 @@ pub mod ari_legacy;
 pub mod system;
 
 use std::ffi::{c_char, CStr, CString};
+use std::marker::PhantomData;
+
+/// A C string argument of a callback (possibly NULL), valid for the call.
+#[repr(transparent)]
+pub struct CStrArg<'call> {
+    raw: *const c_char,
+    _call: PhantomData<&'call c_char>,
+}
+
+impl CStrArg<'_> {
+    /// The text, copied; NULL reads as "".
+    pub fn text(&self) -> String {
+        string_from(self.raw)
+    }
+
+    /// The text, copied; NULL stays `None`.
+    pub fn optional_text(&self) -> Option<String> {
+        optional_string_from(self.raw)
+    }
+}
 
 /// A C string for Asterisk: interior NULs (which C would truncate at) become '?'.
 pub(crate) fn cstring(text: &str) -> CString {

@@ -1,8 +1,13 @@
 //! This module's identity in Asterisk: use count, other modules, optional API.
 
-use std::ffi::CStr;
+use std::ffi::{c_char, c_int, c_uint, CStr};
 
+use super::channel::ChannelArg;
+use super::CStrArg;
 use crate::ffi;
+
+/// A dialplan application: the channel and the argument string.
+pub type AppExec = for<'call> extern "C" fn(ChannelArg<'call>, CStrArg<'call>) -> c_int;
 
 /// Makes sure the shim's object file, which carries the `AST_MODULE_INFO`
 /// constructor, is linked: the linker keeps it because this references it.
@@ -37,10 +42,76 @@ pub fn is_loaded(name: &CStr) -> bool {
 }
 
 /// A function offered to other modules through Asterisk's optional API.
+/// Made only by the constructors below, one per function of
+/// `stasis_app_broadcast.h`, each fixing the name and the prototype the
+/// header declares for it.
 #[derive(Clone, Copy)]
 pub struct OptionalFunction {
-    pub name: &'static CStr,
-    pub address: unsafe extern "C" fn(),
+    name: &'static CStr,
+    address: unsafe extern "C" fn(),
+}
+
+/// A string Asterisk allocated (ast_strdup), handed to a caller that frees it
+/// with ast_free; NULL for "none".
+#[repr(transparent)]
+pub struct AsteriskString(*mut c_char);
+
+impl AsteriskString {
+    pub fn none() -> AsteriskString {
+        AsteriskString(std::ptr::null_mut())
+    }
+
+    pub fn copy_of(text: &str) -> AsteriskString {
+        AsteriskString(super::asterisk_strdup(text))
+    }
+}
+
+pub type BroadcastChannelFn = for<'call> extern "C" fn(ChannelArg<'call>, c_int, CStrArg<'call>, c_uint) -> c_int;
+pub type ClaimChannelFn = for<'call> extern "C" fn(CStrArg<'call>, CStrArg<'call>) -> c_int;
+pub type BroadcastWinnerFn = for<'call> extern "C" fn(CStrArg<'call>) -> AsteriskString;
+pub type BroadcastWaitFn = for<'call> extern "C" fn(ChannelArg<'call>, c_int) -> c_int;
+pub type BroadcastCleanupFn = for<'call> extern "C" fn(CStrArg<'call>);
+
+// SAFETY (all five constructors): Asterisk's optional API stores every
+// function as `void (*)(void)`; each user casts it back to the prototype the
+// header declares for that name. The argument types here are
+// repr(transparent) over the header's pointer types, so the function given
+// has exactly that prototype.
+impl OptionalFunction {
+    /// `int stasis_app_broadcast_channel(struct ast_channel *, int, const char *, unsigned int)`
+    pub fn broadcast_channel(function: BroadcastChannelFn) -> OptionalFunction {
+        // SAFETY: see above.
+        let address = unsafe { std::mem::transmute::<BroadcastChannelFn, unsafe extern "C" fn()>(function) };
+        OptionalFunction { name: c"stasis_app_broadcast_channel", address }
+    }
+
+    /// `int stasis_app_claim_channel(const char *channel_id, const char *app_name)`
+    pub fn claim_channel(function: ClaimChannelFn) -> OptionalFunction {
+        // SAFETY: see above.
+        let address = unsafe { std::mem::transmute::<ClaimChannelFn, unsafe extern "C" fn()>(function) };
+        OptionalFunction { name: c"stasis_app_claim_channel", address }
+    }
+
+    /// `char *stasis_app_broadcast_winner(const char *channel_id)` (caller frees)
+    pub fn broadcast_winner(function: BroadcastWinnerFn) -> OptionalFunction {
+        // SAFETY: see above.
+        let address = unsafe { std::mem::transmute::<BroadcastWinnerFn, unsafe extern "C" fn()>(function) };
+        OptionalFunction { name: c"stasis_app_broadcast_winner", address }
+    }
+
+    /// `int stasis_app_broadcast_wait(struct ast_channel *, int timeout_ms)`
+    pub fn broadcast_wait(function: BroadcastWaitFn) -> OptionalFunction {
+        // SAFETY: see above.
+        let address = unsafe { std::mem::transmute::<BroadcastWaitFn, unsafe extern "C" fn()>(function) };
+        OptionalFunction { name: c"stasis_app_broadcast_wait", address }
+    }
+
+    /// `void stasis_app_broadcast_cleanup(const char *channel_id)`
+    pub fn broadcast_cleanup(function: BroadcastCleanupFn) -> OptionalFunction {
+        // SAFETY: see above.
+        let address = unsafe { std::mem::transmute::<BroadcastCleanupFn, unsafe extern "C" fn()>(function) };
+        OptionalFunction { name: c"stasis_app_broadcast_cleanup", address }
+    }
 }
 
 /// `ast_optional_api_provide` for each function: modules built against
@@ -49,7 +120,7 @@ pub fn provide(functions: &[OptionalFunction]) {
     for function in functions {
         // SAFETY: the name is a static C string; the address is a function of
         // this module with the prototype the header declares for that name
-        // (see `entry`), valid until `unprovide` runs at unload.
+        // (see the constructors), valid until `unprovide` runs at unload.
         unsafe { ffi::sbshim_optional_api_provide(function.name.as_ptr(), Some(function.address)) };
     }
 }
@@ -63,11 +134,14 @@ pub fn unprovide(functions: &[OptionalFunction]) {
 }
 
 /// Registers a dialplan application whose documentation comes from XML.
-pub fn register_application(
-    name: &'static CStr,
-    execute: unsafe extern "C" fn(*mut ffi::ast_channel, *const std::ffi::c_char) -> i32,
-) -> bool {
-    // SAFETY: static name; the callback is a guarded entry point of this module.
+pub fn register_application(name: &'static CStr, execute: AppExec) -> bool {
+    // SAFETY: ChannelArg and CStrArg are repr(transparent) over the pointers
+    // of Asterisk's application prototype.
+    let execute = unsafe {
+        std::mem::transmute::<AppExec, unsafe extern "C" fn(*mut ffi::ast_channel, *const c_char) -> c_int>(execute)
+    };
+    // SAFETY: static name; the callback is a function of this module,
+    // unregistered before it unloads.
     unsafe { ffi::sbshim_register_application(name.as_ptr(), Some(execute)) == 0 }
 }
 

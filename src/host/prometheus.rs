@@ -5,17 +5,39 @@
 //! `dlsym` when res_prometheus is loaded (it exports its symbols globally).
 
 use std::ffi::{c_char, c_void, CStr};
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::Mutex;
+use std::marker::PhantomData;
 
 use crate::ffi;
 
 type Register = unsafe extern "C" fn(*mut ffi::prometheus_callback) -> i32;
 type Unregister = unsafe extern "C" fn(*mut ffi::prometheus_callback);
 
-/// The registered callback and how to unregister it. Kept under a Mutex only
-/// taken at load/unload/reload; the scrape itself never touches it.
-struct Registration {
+/// The output argument of a scrape callback, valid for the call.
+#[repr(transparent)]
+pub struct OutputArg<'call> {
+    raw: *mut *mut ffi::ast_str,
+    _call: PhantomData<&'call ()>,
+}
+
+impl OutputArg<'_> {
+    /// Appends `text` to the scrape's output.
+    pub fn append(&self, text: &str) {
+        if self.raw.is_null() {
+            return;
+        }
+        let text = super::cstring(text);
+        // SAFETY: res_prometheus passes its output buffer for this call; the shim appends as "%s".
+        unsafe { ffi::sbshim_str_append(self.raw, text.as_ptr() as *const c_char) };
+    }
+}
+
+/// A scrape callback's prototype (`void (*)(struct ast_str **)`).
+pub type Scrape = for<'call> extern "C" fn(OutputArg<'call>);
+
+/// A callback registered with res_prometheus, and how to unregister it.
+/// [`Registration::unregister`] must run before res_prometheus or this
+/// module goes away.
+pub struct Registration {
     callback: *mut ffi::prometheus_callback,
     unregister: Unregister,
 }
@@ -23,10 +45,8 @@ struct Registration {
 // SAFETY: the pointer is only dereferenced by res_prometheus and freed by us
 // after unregistering; moving it between threads is fine.
 unsafe impl Send for Registration {}
-
-static REGISTRATION: Mutex<Option<Registration>> = Mutex::new(None);
-/// The text producer, set while registered.
-static RENDER: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+// SAFETY: no method reads through a shared reference.
+unsafe impl Sync for Registration {}
 
 /// Why metrics are not registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,12 +61,8 @@ fn lookup(name: &CStr) -> *mut c_void {
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
 }
 
-/// Registers `render` as a Prometheus callback; Ok(()) if registered (or already).
-pub fn register(render: fn() -> String) -> Result<(), Unavailable> {
-    let mut registration = REGISTRATION.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if registration.is_some() {
-        return Ok(());
-    }
+/// Registers `scrape` as a Prometheus callback.
+pub fn register(scrape: Scrape) -> Result<Registration, Unavailable> {
     if !super::module::is_loaded(c"res_prometheus.so") {
         return Err(Unavailable::NotLoaded);
     }
@@ -56,9 +72,14 @@ pub fn register(render: fn() -> String) -> Result<(), Unavailable> {
     }
     // SAFETY: these are res_prometheus's functions with the prototypes of
     // res_prometheus.h (the header this module is built against).
-    let (register, unregister) =
-        unsafe { (std::mem::transmute::<*mut c_void, Register>(register), std::mem::transmute::<*mut c_void, Unregister>(unregister)) };
-    RENDER.store(render as *mut (), Ordering::SeqCst);
+    let (register, unregister) = unsafe {
+        (
+            std::mem::transmute::<*mut c_void, Register>(register),
+            std::mem::transmute::<*mut c_void, Unregister>(unregister),
+        )
+    };
+    // SAFETY: OutputArg is repr(transparent) over `struct ast_str **`.
+    let scrape = unsafe { std::mem::transmute::<Scrape, unsafe extern "C" fn(*mut *mut ffi::ast_str)>(scrape) };
     let callback = Box::into_raw(Box::new(ffi::prometheus_callback {
         name: c"res_stasis_broadcast_rs".as_ptr(),
         callback_fn: Some(scrape),
@@ -69,38 +90,17 @@ pub fn register(render: fn() -> String) -> Result<(), Unavailable> {
         drop(unsafe { Box::from_raw(callback) });
         return Err(Unavailable::Refused);
     }
-    *registration = Some(Registration { callback, unregister });
-    Ok(())
+    Ok(Registration { callback, unregister })
 }
 
-/// Unregisters the callback (idempotent).
-pub fn unregister() {
-    let taken = REGISTRATION.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-    if let Some(Registration { callback, unregister }) = taken {
+impl Registration {
+    /// Unregisters the callback and frees it.
+    pub fn unregister(self) {
         // SAFETY: `callback` was registered by `register`; res_prometheus
         // removes it under its own lock, so no scrape uses it afterwards.
         unsafe {
-            unregister(callback);
-            drop(Box::from_raw(callback));
+            (self.unregister)(self.callback);
+            drop(Box::from_raw(self.callback));
         }
     }
-}
-
-pub fn is_registered() -> bool {
-    REGISTRATION.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
-}
-
-/// Called by res_prometheus on each scrape of /metrics.
-unsafe extern "C" fn scrape(output: *mut *mut ffi::ast_str) {
-    crate::guard::guarded("Prometheus scrape", (), || {
-        let render = RENDER.load(Ordering::SeqCst);
-        if render.is_null() || output.is_null() {
-            return;
-        }
-        // SAFETY: RENDER only ever holds a `fn() -> String` stored by `register`.
-        let render = unsafe { std::mem::transmute::<*mut (), fn() -> String>(render) };
-        let text = super::cstring(&render());
-        // SAFETY: res_prometheus passes its output buffer; the shim appends as "%s".
-        unsafe { ffi::sbshim_str_append(output, text.as_ptr() as *const c_char) };
-    });
 }

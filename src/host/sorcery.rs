@@ -5,51 +5,59 @@
 //! module name (Asterisk 20.15+, 21.10+, 22.5+, 23+); the module observes that
 //! instance. Sorcery calls the observer synchronously, under the instance's
 //! observer lock, which removing the observer also takes: once
-//! `unwatch_ari_reloads` returns, no call is in progress or will come.
+//! the [`Watch`] is dropped, no call is in progress or will come.
 //! Older ARI has no such instance; there `module reload` of this module
 //! re-reads ari.conf.
 
 use std::ffi::{c_char, c_int};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
+use super::CStrArg;
 use crate::ffi;
-use crate::guard::guarded;
 
-static WATCHED: AtomicPtr<ffi::ast_sorcery> = AtomicPtr::new(std::ptr::null_mut());
-
-/// Starts observing ARI's configuration (idempotent); false where ARI has no
-/// sorcery instance.
-pub fn watch_ari_reloads() -> bool {
-    if !WATCHED.load(Ordering::SeqCst).is_null() {
-        return true;
-    }
-    // SAFETY: static name; the callback is a guarded function of this module,
-    // removed by unwatch_ari_reloads before the module unloads.
-    let sorcery = unsafe { ffi::sbshim_sorcery_observe(c"res_ari".as_ptr(), Some(ari_type_loaded)) };
-    WATCHED.store(sorcery, Ordering::SeqCst);
-    !sorcery.is_null()
+/// The sorcery-instance argument of an observer call (unused by this module).
+#[repr(transparent)]
+pub struct SorceryArg<'call> {
+    _raw: *const ffi::ast_sorcery,
+    _call: PhantomData<&'call ()>,
 }
 
-/// Stops observing (idempotent).
-pub fn unwatch_ari_reloads() {
-    let sorcery = WATCHED.swap(std::ptr::null_mut(), Ordering::SeqCst);
-    if !sorcery.is_null() {
+/// An "instance loaded" observer's prototype: module name, instance, object
+/// type, whether it was a reload.
+pub type Observer = for<'call> extern "C" fn(CStrArg<'call>, SorceryArg<'call>, CStrArg<'call>, c_int);
+
+/// Observing ARI's sorcery instance; dropping it stops observing.
+pub struct Watch {
+    sorcery: NonNull<ffi::ast_sorcery>,
+}
+
+// SAFETY: an ao2 reference to the instance, released once (on drop) from
+// whichever thread; the instance's own locks guard it.
+unsafe impl Send for Watch {}
+// SAFETY: no method uses it through a shared reference.
+unsafe impl Sync for Watch {}
+
+/// Starts observing ARI's configuration with `observer`; `None` where ARI
+/// has no sorcery instance.
+pub fn watch_ari_reloads(observer: Observer) -> Option<Watch> {
+    // SAFETY: the argument types are repr(transparent) over the pointers of
+    // the observer prototype the shim takes.
+    let observer = unsafe {
+        std::mem::transmute::<
+            Observer,
+            unsafe extern "C" fn(*const c_char, *const ffi::ast_sorcery, *const c_char, c_int),
+        >(observer)
+    };
+    // SAFETY: static name; the callback is a function of this module, removed
+    // when the Watch drops, before the module unloads.
+    let sorcery = unsafe { ffi::sbshim_sorcery_observe(c"res_ari".as_ptr(), Some(observer)) };
+    NonNull::new(sorcery).map(|sorcery| Watch { sorcery })
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
         // SAFETY: the instance and reference sbshim_sorcery_observe returned.
-        unsafe { ffi::sbshim_sorcery_unobserve(sorcery) };
+        unsafe { ffi::sbshim_sorcery_unobserve(self.sorcery.as_ptr()) };
     }
-}
-
-unsafe extern "C" fn ari_type_loaded(
-    _name: *const c_char,
-    _sorcery: *const ffi::ast_sorcery,
-    object_type: *const c_char,
-    reloaded: c_int,
-) {
-    let object_type = super::string_from(object_type);
-    guarded("ARI configuration observer", (), || {
-        // ARI reloads "general" then "user": when the users are in, both are.
-        if reloaded != 0 && object_type == "user" {
-            crate::endpoint::ari_reloaded();
-        }
-    });
 }

@@ -34,12 +34,23 @@ pub struct AriApp {
 
 impl AriApp {
     pub(crate) fn connect(port: u16, name: &str, query: &str, http: AriHttp) -> AriApp {
-        let url = format!("ws://127.0.0.1:{port}/ari/events?app={}&{query}", encode(name));
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect app {name}: {e}"));
+        let url = format!(
+            "ws://127.0.0.1:{port}/ari/events?app={}&{query}",
+            encode(name)
+        );
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("connect app {name}: {e}"));
         stream.set_nodelay(true).ok();
-        let (ws, resp) = tungstenite::client::client(url.as_str(), stream).unwrap_or_else(|e| panic!("WebSocket handshake for app {name}: {e}"));
-        assert_eq!(resp.status().as_u16(), 101, "WebSocket upgrade for app {name}");
-        ws.get_ref().set_read_timeout(Some(POLL)).expect("set read timeout");
+        let (ws, resp) = tungstenite::client::client(url.as_str(), stream)
+            .unwrap_or_else(|e| panic!("WebSocket handshake for app {name}: {e}"));
+        assert_eq!(
+            resp.status().as_u16(),
+            101,
+            "WebSocket upgrade for app {name}"
+        );
+        ws.get_ref()
+            .set_read_timeout(Some(POLL))
+            .expect("set read timeout");
         let shared = Arc::new(Shared {
             events: Mutex::new(Vec::new()),
             cond: Condvar::new(),
@@ -51,7 +62,12 @@ impl AriApp {
             .name(format!("ari-app-{name}"))
             .spawn(move || read_loop(ws, s2))
             .expect("start app reader thread");
-        let app = AriApp { name: name.into(), shared, reader: Some(reader), http };
+        let app = AriApp {
+            name: name.into(),
+            shared,
+            reader: Some(reader),
+            http,
+        };
         // Registered (every name of a comma-separated list) before we return.
         let deadline = Instant::now() + REGISTER_DEADLINE;
         for n in name.split(',') {
@@ -61,7 +77,10 @@ impl AriApp {
                     break;
                 }
                 if Instant::now() > deadline {
-                    panic!("ARI application {n} not registered after {REGISTER_DEADLINE:?}: {} {}", r.status, r.body);
+                    panic!(
+                        "ARI application {n} not registered after {REGISTER_DEADLINE:?}: {} {}",
+                        r.status, r.body
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -80,7 +99,11 @@ impl AriApp {
     }
 
     /// First event so far or arriving within `timeout` (past events included) that matches `pred`.
-    pub fn wait_for(&self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<(Instant, Value)> {
+    pub fn wait_for(
+        &self,
+        pred: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Option<(Instant, Value)> {
         let deadline = Instant::now() + timeout;
         let mut seen = 0;
         let mut g = self.shared.events.lock().unwrap_or_else(|e| e.into_inner());
@@ -93,7 +116,12 @@ impl AriApp {
             if now >= deadline {
                 return None;
             }
-            g = self.shared.cond.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .shared
+                .cond
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -103,18 +131,36 @@ impl AriApp {
     }
 
     /// First event of that `type` about that channel (`channel.id`) within `timeout`.
-    pub fn wait_for_channel_event(&self, event_type: &str, channel_id: &str, timeout: Duration) -> Option<(Instant, Value)> {
-        self.wait_for(|v| v["type"] == event_type && v["channel"]["id"] == channel_id, timeout)
+    pub fn wait_for_channel_event(
+        &self,
+        event_type: &str,
+        channel_id: &str,
+        timeout: Duration,
+    ) -> Option<(Instant, Value)> {
+        self.wait_for(
+            |v| v["type"] == event_type && v["channel"]["id"] == channel_id,
+            timeout,
+        )
     }
 
     /// Snapshot of all events received so far, in arrival order.
     pub fn events(&self) -> Vec<(Instant, Value)> {
-        self.shared.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Number of events of that `type` received so far.
     pub fn count_type(&self, event_type: &str) -> usize {
-        self.shared.events.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(_, v)| v["type"] == event_type).count()
+        self.shared
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, v)| v["type"] == event_type)
+            .count()
     }
 
     /// Removes and returns every event stored so far, in arrival order; when
@@ -125,7 +171,12 @@ impl AriApp {
     pub fn take_events(&self, timeout: Duration) -> Vec<(Instant, Value)> {
         let mut g = self.shared.events.lock().unwrap_or_else(|e| e.into_inner());
         if g.is_empty() && self.is_connected() {
-            g = self.shared.cond.wait_timeout(g, timeout).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .shared
+                .cond
+                .wait_timeout(g, timeout)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         std::mem::take(&mut *g)
     }
@@ -155,8 +206,13 @@ fn read_loop(mut ws: WebSocket<TcpStream>, shared: Arc<Shared>) {
         match ws.read() {
             Ok(Message::Text(t)) => {
                 let at = Instant::now();
-                let v: Value = serde_json::from_str(t.as_str()).unwrap_or_else(|_| Value::String(t.as_str().to_string()));
-                shared.events.lock().unwrap_or_else(|e| e.into_inner()).push((at, v));
+                let v: Value = serde_json::from_str(t.as_str())
+                    .unwrap_or_else(|_| Value::String(t.as_str().to_string()));
+                shared
+                    .events
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((at, v));
                 shared.cond.notify_all();
             }
             Ok(Message::Close(_)) => {
@@ -173,7 +229,10 @@ fn read_loop(mut ws: WebSocket<TcpStream>, shared: Arc<Shared>) {
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 impl Drop for AriApp {

@@ -9,24 +9,24 @@ use std::path::PathBuf;
 /// `Stasis()`, `continue`, `/events/claim`, `GLOBAL()` and `Playtones()`.
 /// Answer/Wait/Set/GotoIf/Hangup and Local channels are in the core.
 pub const BASE_MODULES: &[&str] = &[
-    "pbx_config.so",            // extensions.conf
-    "func_global.so",           // GLOBAL()
-    "app_playtones.so",         // Playtones()
-    "res_http_websocket.so",    // ARI event WebSocket
-    "res_sorcery_config.so",    // needed by res_websocket_client
-    "res_websocket_client.so",  // res_ari links against it (where it exists, see VERSIONED_MODULES)
-    "res_stasis.so",            // Stasis core
-    "res_stasis_answer.so",     // required by res_ari_channels
-    "res_stasis_playback.so",   // required by res_ari_channels
-    "res_stasis_recording.so",  // required by res_ari_channels
-    "res_stasis_snoop.so",      // required by res_ari_channels
-    "res_ari.so",               // /ari HTTP
-    "res_ari_model.so",         // ARI validators
-    "res_ari_applications.so",  // /ari/applications
-    "res_ari_asterisk.so",      // /ari/asterisk (info, global variables)
-    "res_ari_channels.so",      // /ari/channels (originate, continue, hangup)
-    "res_ari_events.so",        // /ari/events WebSocket and /ari/events/claim
-    "app_stasis.so",            // Stasis()
+    "pbx_config.so",           // extensions.conf
+    "func_global.so",          // GLOBAL()
+    "app_playtones.so",        // Playtones()
+    "res_http_websocket.so",   // ARI event WebSocket
+    "res_sorcery_config.so",   // needed by res_websocket_client
+    "res_websocket_client.so", // res_ari links against it (where it exists, see VERSIONED_MODULES)
+    "res_stasis.so",           // Stasis core
+    "res_stasis_answer.so",    // required by res_ari_channels
+    "res_stasis_playback.so",  // required by res_ari_channels
+    "res_stasis_recording.so", // required by res_ari_channels
+    "res_stasis_snoop.so",     // required by res_ari_channels
+    "res_ari.so",              // /ari HTTP
+    "res_ari_model.so",        // ARI validators
+    "res_ari_applications.so", // /ari/applications
+    "res_ari_asterisk.so",     // /ari/asterisk (info, global variables)
+    "res_ari_channels.so",     // /ari/channels (originate, continue, hangup)
+    "res_ari_events.so",       // /ari/events WebSocket and /ari/events/claim
+    "app_stasis.so",           // Stasis()
 ];
 
 /// Modules of `BASE_MODULES` that older releases do not have (res_ari needs
@@ -34,7 +34,8 @@ pub const BASE_MODULES: &[&str] = &[
 pub const VERSIONED_MODULES: &[&str] = &["res_websocket_client.so"];
 
 /// The C reference modules.
-pub(crate) const REFERENCE_MODULES: &[&str] = &["res_stasis_broadcast.so", "app_stasis_broadcast.so"];
+pub(crate) const REFERENCE_MODULES: &[&str] =
+    &["res_stasis_broadcast.so", "app_stasis_broadcast.so"];
 
 /// File name our Rust module gets in the instance's module directory.
 pub(crate) const OURS_NAME: &str = "res_stasis_broadcast_rs.so";
@@ -68,7 +69,13 @@ pub struct AriUser {
 impl AriUser {
     /// A read-write user with a plain password.
     pub fn plain(name: &str, password: &str) -> AriUser {
-        AriUser { name: name.into(), password: password.into(), read_only: false, password_format: "plain".into(), extra: String::new() }
+        AriUser {
+            name: name.into(),
+            password: password.into(),
+            read_only: false,
+            password_format: "plain".into(),
+            extra: String::new(),
+        }
     }
 
     /// Sets `read_only`.
@@ -79,7 +86,10 @@ impl AriUser {
 
     /// A user whose `password` is a crypt(3) hash (`password_format=crypt`).
     pub fn crypt(name: &str, hash: &str) -> AriUser {
-        AriUser { password_format: "crypt".into(), ..AriUser::plain(name, hash) }
+        AriUser {
+            password_format: "crypt".into(),
+            ..AriUser::plain(name, hash)
+        }
     }
 
     /// Appends raw lines to the section.
@@ -121,6 +131,7 @@ pub struct AsteriskConfig {
     pub(crate) label: Option<String>,
     pub(crate) install_tree: Option<InstallTree>,
     pub(crate) own_rest_api: bool,
+    pub(crate) valgrind: bool,
 }
 
 impl AsteriskConfig {
@@ -142,7 +153,18 @@ impl AsteriskConfig {
             label: None,
             install_tree: None,
             own_rest_api: false,
+            valgrind: false,
         }
+    }
+
+    /// Runs Asterisk under valgrind memcheck (`--leak-check=full`, definite
+    /// and indirect leaks, debug information kept for unloaded modules so
+    /// their frames are named); the report is read with
+    /// [`crate::Asterisk::stop_with_valgrind_report`]. Boot and stop get the
+    /// longer deadlines a valgrind run needs.
+    pub fn under_valgrind(mut self) -> AsteriskConfig {
+        self.valgrind = true;
+        self
     }
 
     /// Appends dialplan text (contexts) to extensions.conf, after `[hold]`.
@@ -235,8 +257,17 @@ impl AsteriskConfig {
     /// root's own installation for as long as the instance runs; those links
     /// are removed when it stops, leaving the tree as it was. Use it with
     /// `Broadcaster::Neither` and `load` for a module installed in the tree.
-    pub fn installed_in(mut self, destdir: impl Into<PathBuf>, moddir: &str, datadir: &str) -> AsteriskConfig {
-        self.install_tree = Some(InstallTree { destdir: destdir.into(), moddir: moddir.into(), datadir: datadir.into() });
+    pub fn installed_in(
+        mut self,
+        destdir: impl Into<PathBuf>,
+        moddir: &str,
+        datadir: &str,
+    ) -> AsteriskConfig {
+        self.install_tree = Some(InstallTree {
+            destdir: destdir.into(),
+            moddir: moddir.into(),
+            datadir: datadir.into(),
+        });
         self
     }
 

@@ -36,7 +36,10 @@ pub struct Response {
 impl Response {
     /// First header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Body parsed as JSON (`Value::Null` if empty or not JSON).
@@ -64,12 +67,19 @@ impl AriHttp {
             .max_idle_connections_per_host(32)
             .allow_non_standard_methods(true)
             .build();
-        AriHttp { base_url: base_url.trim_end_matches('/').into(), agent: config.into(), auth: Auth::test() }
+        AriHttp {
+            base_url: base_url.trim_end_matches('/').into(),
+            agent: config.into(),
+            auth: Auth::test(),
+        }
     }
 
     /// The same client (sharing its connection pool) with other default credentials.
     pub fn with_auth(&self, auth: Auth) -> AriHttp {
-        AriHttp { auth, ..self.clone() }
+        AriHttp {
+            auth,
+            ..self.clone()
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -78,7 +88,13 @@ impl AriHttp {
     }
 
     /// Sends one request; `path_and_query` is relative to `/ari` (`/channels?x=1`) unless it starts with `/ari/`.
-    pub fn request(&self, method: &str, path_and_query: &str, body: Option<&Value>, auth: &Auth) -> Response {
+    pub fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&Value>,
+        auth: &Auth,
+    ) -> Response {
         let url = if path_and_query.starts_with("/ari/") || path_and_query == "/ari" {
             format!("{}{}", self.base_url, path_and_query)
         } else {
@@ -89,14 +105,22 @@ impl AriHttp {
 
     /// GET of a path outside ARI (such as `/metrics`), without credentials.
     pub fn get_outside_ari(&self, path_and_query: &str) -> Response {
-        self.send("GET", format!("{}{}", self.base_url, path_and_query), None, &Auth::None)
+        self.send(
+            "GET",
+            format!("{}{}", self.base_url, path_and_query),
+            None,
+            &Auth::None,
+        )
     }
 
     fn send(&self, method: &str, mut url: String, body: Option<&Value>, auth: &Auth) -> Response {
         let mut builder = ureq::http::Request::builder().method(method);
         match auth {
             Auth::User(u, p) => {
-                builder = builder.header("Authorization", format!("Basic {}", base64(format!("{u}:{p}").as_bytes())));
+                builder = builder.header(
+                    "Authorization",
+                    format!("Basic {}", base64(format!("{u}:{p}").as_bytes())),
+                );
             }
             Auth::ApiKey(k) => {
                 url.push(if url.contains('?') { '&' } else { '?' });
@@ -136,7 +160,14 @@ impl AriHttp {
 
     /// `POST /ari/events/claim?channelId=..&application=..`.
     pub fn claim(&self, channel_id: &str, app: &str) -> Response {
-        self.post(&format!("/events/claim?channelId={}&application={}", encode(channel_id), encode(app)), None)
+        self.post(
+            &format!(
+                "/events/claim?channelId={}&application={}",
+                encode(channel_id),
+                encode(app)
+            ),
+            None,
+        )
     }
 
     /// `POST /ari/channels/{id}/continue` (back to the dialplan after Stasis).
@@ -163,23 +194,40 @@ impl AriHttp {
 }
 
 /// The answer of `agent.run`, or the transport error as status 0.
-fn response_of(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, method: &str, url: &str) -> Response {
+fn response_of(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    method: &str,
+    url: &str,
+) -> Response {
     match result {
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             let headers = resp
                 .headers()
                 .iter()
-                .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let mut bytes = Vec::new();
             let body = match resp.body_mut().as_reader().read_to_end(&mut bytes) {
                 Ok(_) => String::from_utf8_lossy(&bytes).into_owned(),
                 Err(e) => format!("(error reading body: {e})"),
             };
-            Response { status, headers, body }
+            Response {
+                status,
+                headers,
+                body,
+            }
         }
-        Err(e) => Response { status: 0, headers: Vec::new(), body: format!("{method} {url}: {e}") },
+        Err(e) => Response {
+            status: 0,
+            headers: Vec::new(),
+            body: format!("{method} {url}: {e}"),
+        },
     }
 }
 
@@ -187,14 +235,24 @@ fn response_of(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, me
 impl AriHttp {
     /// Sends `method path` with exactly these headers and body (no default
     /// credentials; `path` is used as given, query string included).
-    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Response {
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
         let url = format!("{}{}", self.base_url, path);
-        let mut builder = ureq::http::Request::builder().method(method).uri(url.as_str());
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(url.as_str());
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
         let result = match body {
-            Some(bytes) => self.agent.run(builder.body(bytes.to_vec()).expect("build request")),
+            Some(bytes) => self
+                .agent
+                .run(builder.body(bytes.to_vec()).expect("build request")),
             None => self.agent.run(builder.body(()).expect("build request")),
         };
         response_of(result, method, &url)
@@ -248,11 +306,21 @@ fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }

@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 const BOOT_DEADLINE: Duration = Duration::from_secs(30);
 /// How long `Drop` waits after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The same two under valgrind, which runs Asterisk some 20-50 times slower
+/// and checks for leaks after it exits.
+const VALGRIND_BOOT_DEADLINE: Duration = Duration::from_secs(300);
+const VALGRIND_STOP_GRACE: Duration = Duration::from_secs(300);
+/// valgrind's report, in the instance's directory.
+const VALGRIND_REPORT: &str = "valgrind.txt";
 /// Lines of log printed when an instance is dropped during a panic.
 const LOG_TAIL_LINES: usize = 80;
 
@@ -26,7 +32,11 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// no token is a prefix of another (Asterisk refuses a channel id that is a
 /// prefix of an existing channel's id).
 fn unique_token() -> String {
-    format!("{}_{:06}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}_{:06}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A running, fully booted Asterisk; stopped and removed on drop.
@@ -42,6 +52,8 @@ pub struct Asterisk {
     http: AriHttp,
     /// Links added into an installation tree (`AsteriskConfig::installed_in`), removed on drop.
     overlay: Vec<PathBuf>,
+    /// Running under valgrind: longer deadlines.
+    valgrind: bool,
 }
 
 /// What to originate: a Local channel whose `;2` half runs `exten@context`.
@@ -150,33 +162,87 @@ impl Asterisk {
         let conf = format!("{dir_in_root}/etc/asterisk.conf");
         let stdout = fs::File::create(dir.join("stdout.txt")).expect("create stdout file");
         let stderr = fs::File::create(dir.join("stderr.txt")).expect("create stderr file");
-        let args: Vec<String> = vec![runtime.root().display().to_string(), "asterisk".into(), "-C".into(), conf, "-f".into()];
-        let child = match spawn_guarded("chroot", &args, stdout, stderr) {
+        let mut program = "chroot";
+        let mut args: Vec<String> = vec![runtime.root().display().to_string()];
+        if config.valgrind {
+            // valgrind needs /proc, which the root does not mount: mount it in
+            // a private mount namespace that ends with the process.
+            program = "unshare";
+            args = vec![
+                "--mount".into(),
+                "--propagation".into(),
+                "private".into(),
+                "sh".into(),
+                "-c".into(),
+                r#"mount -t proc proc "$0/proc" && exec chroot "$0" "$@""#.into(),
+                runtime.root().display().to_string(),
+            ];
+            args.extend([
+                "valgrind".into(),
+                "--leak-check=full".into(),
+                "--show-leak-kinds=definite,indirect".into(),
+                // Frames of a module unloaded before exit keep their names.
+                "--keep-debuginfo=yes".into(),
+                "--num-callers=40".into(),
+                format!("--log-file={dir_in_root}/{VALGRIND_REPORT}"),
+            ]);
+        }
+        args.extend(["asterisk".into(), "-C".into(), conf, "-f".into()]);
+        let child = match spawn_guarded(program, &args, stdout, stderr) {
             Ok(c) => c,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
                 remove_overlay(&overlay);
-                return Err(Retry::Fatal(format!("cannot run chroot {}: {e}", runtime.root().display())));
+                return Err(Retry::Fatal(format!(
+                    "cannot run {program} {}: {e}",
+                    runtime.root().display()
+                )));
             }
         };
         let pid = child.id() as i32;
         register_live(pid, &dir);
         let label = config.label.clone().unwrap_or_else(|| name.clone());
         let http = AriHttp::new(&format!("http://127.0.0.1:{port}"));
-        let ast = Asterisk { runtime: runtime.clone(), name, label, dir, dir_in_root, port, pid, child: Mutex::new(Some(child)), http, overlay };
+        let valgrind = config.valgrind;
+        let ast = Asterisk {
+            runtime: runtime.clone(),
+            name,
+            label,
+            dir,
+            dir_in_root,
+            port,
+            pid,
+            child: Mutex::new(Some(child)),
+            http,
+            overlay,
+            valgrind,
+        };
 
-        let deadline = Instant::now() + BOOT_DEADLINE;
+        let boot_deadline = if valgrind {
+            VALGRIND_BOOT_DEADLINE
+        } else {
+            BOOT_DEADLINE
+        };
+        let deadline = Instant::now() + boot_deadline;
         // 1. Fully booted, per the control socket.
         loop {
             if let Some(status) = ast.exit_status() {
-                return Err(Retry::Fatal(format!("{}: Asterisk exited during boot ({status})\n{}", ast.label, ast.diagnostics())));
+                return Err(Retry::Fatal(format!(
+                    "{}: Asterisk exited during boot ({status})\n{}",
+                    ast.label,
+                    ast.diagnostics()
+                )));
             }
             let out = ast.cli_status("core waitfullybooted");
             if out.0 && out.1.contains("fully booted") {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(Retry::Fatal(format!("{}: Asterisk did not fully boot within {BOOT_DEADLINE:?}\n{}", ast.label, ast.diagnostics())));
+                return Err(Retry::Fatal(format!(
+                    "{}: Asterisk did not fully boot within {boot_deadline:?}\n{}",
+                    ast.label,
+                    ast.diagnostics()
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -192,10 +258,18 @@ impl Asterisk {
             let missing: Vec<String> = config
                 .load_list(runtime)
                 .into_iter()
-                .filter(|m| !shown.lines().any(|l| l.starts_with(m.as_str()) && l.contains(" Running ")))
+                .filter(|m| {
+                    !shown
+                        .lines()
+                        .any(|l| l.starts_with(m.as_str()) && l.contains(" Running "))
+                })
                 .collect();
             if !missing.is_empty() {
-                return Err(Retry::Fatal(format!("{}: modules not running: {missing:?}\n{}", ast.label, ast.diagnostics())));
+                return Err(Retry::Fatal(format!(
+                    "{}: modules not running: {missing:?}\n{}",
+                    ast.label,
+                    ast.diagnostics()
+                )));
             }
         }
         // 4. ARI answers.
@@ -205,7 +279,13 @@ impl Asterisk {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(Retry::Fatal(format!("{}: ARI never answered 200 (last: {} {})\n{}", ast.label, r.status, r.body, ast.diagnostics())));
+                return Err(Retry::Fatal(format!(
+                    "{}: ARI never answered 200 (last: {} {})\n{}",
+                    ast.label,
+                    r.status,
+                    r.body,
+                    ast.diagnostics()
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -235,7 +315,9 @@ impl Asterisk {
         if own.is_dir() {
             own
         } else {
-            self.runtime.host_path(self.runtime.datadir_in_root()).join("rest-api")
+            self.runtime
+                .host_path(self.runtime.datadir_in_root())
+                .join("rest-api")
         }
     }
 
@@ -272,7 +354,13 @@ impl Asterisk {
     fn cli_status(&self, cmd: &str) -> (bool, String) {
         let out = Command::new("chroot")
             .arg(self.runtime.root())
-            .args(["asterisk", "-C", &format!("{}/etc/asterisk.conf", self.dir_in_root), "-rx", cmd])
+            .args([
+                "asterisk",
+                "-C",
+                &format!("{}/etc/asterisk.conf", self.dir_in_root),
+                "-rx",
+                cmd,
+            ])
             .stdin(Stdio::null())
             .output();
         match out {
@@ -292,12 +380,16 @@ impl Asterisk {
 
     /// Full log content so far.
     pub fn log(&self) -> String {
-        fs::read(self.log_path()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        fs::read(self.log_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// Current log length in bytes, to pass to `log_since`.
     pub fn log_mark(&self) -> usize {
-        fs::metadata(self.log_path()).map(|m| m.len() as usize).unwrap_or(0)
+        fs::metadata(self.log_path())
+            .map(|m| m.len() as usize)
+            .unwrap_or(0)
     }
 
     /// Log written after `mark` (from `log_mark`).
@@ -354,8 +446,14 @@ impl Asterisk {
     /// Like `originate` but returns both ids and the ARI answer, or the non-200 answer as `Err`.
     pub fn try_originate(&self, spec: OriginateSpec) -> Result<Originated, Response> {
         let token = unique_token();
-        let id = spec.other_channel_id.clone().unwrap_or_else(|| format!("sbt{token}_2"));
-        let one = spec.channel_id.clone().unwrap_or_else(|| format!("sbt{token}_1"));
+        let id = spec
+            .other_channel_id
+            .clone()
+            .unwrap_or_else(|| format!("sbt{token}_2"));
+        let one = spec
+            .channel_id
+            .clone()
+            .unwrap_or_else(|| format!("sbt{token}_1"));
         let mut q = format!(
             "/channels?endpoint={}&context={}&extension=s&priority=1&channelId={}&otherChannelId={}",
             encode(&format!("Local/{}@{}", spec.exten, spec.context)),
@@ -375,12 +473,20 @@ impl Asterisk {
         let body = if spec.variables.is_empty() {
             None
         } else {
-            let vars: Map<String, Value> = spec.variables.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let vars: Map<String, Value> = spec
+                .variables
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             Some(json!({ "variables": vars }))
         };
         let r = self.http.post(&q, body.as_ref());
         if r.status == 200 {
-            Ok(Originated { id, local_one_id: one, response: r })
+            Ok(Originated {
+                id,
+                local_one_id: one,
+                response: r,
+            })
         } else {
             Err(r)
         }
@@ -435,6 +541,15 @@ impl Asterisk {
         self.shutdown().expect("instance already stopped")
     }
 
+    /// Stops the instance like [`Asterisk::stop`] and returns how it ended
+    /// with valgrind's report (instances started
+    /// [`crate::AsteriskConfig::under_valgrind`]; empty otherwise).
+    pub fn stop_with_valgrind_report(mut self) -> (Exit, String) {
+        let exit = self.shutdown().expect("instance already stopped");
+        let report = fs::read_to_string(self.dir.join(VALGRIND_REPORT)).unwrap_or_default();
+        (exit, report)
+    }
+
     /// Last lines of the log plus stderr, for failure messages.
     pub fn diagnostics(&self) -> String {
         let log = self.log();
@@ -442,33 +557,65 @@ impl Asterisk {
         let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
         let stderr = fs::read_to_string(self.dir.join("stderr.txt")).unwrap_or_default();
         let stdout = fs::read_to_string(self.dir.join("stdout.txt")).unwrap_or_default();
-        let mut s = format!("--- {} log/full (last {LOG_TAIL_LINES} lines) ---\n{tail}\n", self.label);
+        let mut s = format!(
+            "--- {} log/full (last {LOG_TAIL_LINES} lines) ---\n{tail}\n",
+            self.label
+        );
         if !stderr.trim().is_empty() {
-            s.push_str(&format!("--- {} stderr ---\n{}\n", self.label, stderr.trim_end()));
+            s.push_str(&format!(
+                "--- {} stderr ---\n{}\n",
+                self.label,
+                stderr.trim_end()
+            ));
         }
         let stdout_tail: Vec<&str> = stdout.lines().rev().take(20).collect();
         if !stdout.trim().is_empty() && tail.trim().is_empty() {
-            s.push_str(&format!("--- {} stdout ---\n{}\n", self.label, stdout_tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+            s.push_str(&format!(
+                "--- {} stdout ---\n{}\n",
+                self.label,
+                stdout_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
         }
         s
     }
 
     fn shutdown(&mut self) -> Option<Exit> {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        let mut child = self
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
         let exit = match child.try_wait().ok().flatten() {
-            Some(status) => Exit { status, forced: false, before_stop: true },
+            Some(status) => Exit {
+                status,
+                forced: false,
+                before_stop: true,
+            },
             None => {
                 // SAFETY: signalling the process we started and have not reaped.
                 unsafe { libc::kill(self.pid, libc::SIGTERM) };
-                let deadline = Instant::now() + STOP_GRACE;
+                let deadline = Instant::now()
+                    + if self.valgrind {
+                        VALGRIND_STOP_GRACE
+                    } else {
+                        STOP_GRACE
+                    };
                 loop {
                     if let Some(status) = child.try_wait().ok().flatten() {
-                        break Exit { status, forced: false, before_stop: false };
+                        break Exit {
+                            status,
+                            forced: false,
+                            before_stop: false,
+                        };
                     }
                     if Instant::now() >= deadline {
                         let _ = child.kill();
                         let status = child.wait().expect("reap Asterisk");
-                        break Exit { status, forced: true, before_stop: false };
+                        break Exit {
+                            status,
+                            forced: true,
+                            before_stop: false,
+                        };
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -506,7 +653,10 @@ impl Drop for Asterisk {
             for l in &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..] {
                 out.push_str(&format!("[{}] {}\n", self.label, l));
             }
-            eprint!("[{}] ---- last {} log lines ----\n{out}", self.label, LOG_TAIL_LINES);
+            eprint!(
+                "[{}] ---- last {} log lines ----\n{out}",
+                self.label, LOG_TAIL_LINES
+            );
         }
         if let Some(exit) = self.shutdown() {
             if !exit.is_clean() {
@@ -551,7 +701,11 @@ impl Layout {
             };
         };
         let destdir_in_root = runtime.path_in_root(&tree.destdir).unwrap_or_else(|| {
-            panic!("installed_in: {} is not inside the root {}", tree.destdir.display(), runtime.root().display())
+            panic!(
+                "installed_in: {} is not inside the root {}",
+                tree.destdir.display(),
+                runtime.root().display()
+            )
         });
         let destdir_in_root = destdir_in_root.trim_end_matches('/');
         Layout {
@@ -576,11 +730,14 @@ fn overlay_dir(runtime: &Runtime, from_in_root: &str, to: &Path) -> Vec<PathBuf>
         let source_in_root = format!("{from_in_root}/{fname}");
         match fs::symlink_metadata(&target) {
             Err(_) => {
-                std::os::unix::fs::symlink(&source_in_root, &target)
-                    .unwrap_or_else(|e| panic!("link {source_in_root} at {}: {e}", target.display()));
+                std::os::unix::fs::symlink(&source_in_root, &target).unwrap_or_else(|e| {
+                    panic!("link {source_in_root} at {}: {e}", target.display())
+                });
                 made.push(target);
             }
-            Ok(meta) if meta.is_dir() && e.path().is_dir() => made.extend(overlay_dir(runtime, &source_in_root, &target)),
+            Ok(meta) if meta.is_dir() && e.path().is_dir() => {
+                made.extend(overlay_dir(runtime, &source_in_root, &target))
+            }
             Ok(_) => {}
         }
     }
@@ -596,18 +753,34 @@ fn remove_overlay(paths: &[PathBuf]) {
 
 /// Writes the instance directory: config files and module links. Returns
 /// what it added into an installation tree, if the instance runs from one.
-fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &str, port: u16) -> Vec<PathBuf> {
+fn prepare_dir(
+    runtime: &Runtime,
+    config: &AsteriskConfig,
+    dir: &Path,
+    inside: &str,
+    port: u16,
+) -> Vec<PathBuf> {
     let _ = fs::remove_dir_all(dir);
-    for sub in ["etc", "run", "log", "lib", "spool", "db", "modules", "cache", "keys"] {
-        fs::create_dir_all(dir.join(sub)).unwrap_or_else(|e| panic!("create {}/{sub}: {e}", dir.display()));
+    for sub in [
+        "etc", "run", "log", "lib", "spool", "db", "modules", "cache", "keys",
+    ] {
+        fs::create_dir_all(dir.join(sub))
+            .unwrap_or_else(|e| panic!("create {}/{sub}: {e}", dir.display()));
     }
     let mut layout = Layout::new(runtime, dir, inside, config.install_tree.as_ref());
     if config.own_rest_api {
-        assert!(!layout.in_tree, "own_rest_api and installed_in each choose the data directory");
+        assert!(
+            !layout.in_tree,
+            "own_rest_api and installed_in each choose the data directory"
+        );
         let rest_api = dir.join("data/rest-api");
-        fs::create_dir_all(&rest_api).unwrap_or_else(|e| panic!("create {}: {e}", rest_api.display()));
-        let from = runtime.host_path(runtime.datadir_in_root()).join("rest-api");
-        let entries = fs::read_dir(&from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+        fs::create_dir_all(&rest_api)
+            .unwrap_or_else(|e| panic!("create {}: {e}", rest_api.display()));
+        let from = runtime
+            .host_path(runtime.datadir_in_root())
+            .join("rest-api");
+        let entries =
+            fs::read_dir(&from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
         for e in entries.flatten() {
             if e.path().is_file() {
                 fs::copy(e.path(), rest_api.join(e.file_name()))
@@ -624,17 +797,21 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
             !matches!(config.broadcaster, Broadcaster::Ours(_)),
             "installed_in: the module comes from the tree; use Broadcaster::Neither and load()"
         );
-        fs::create_dir_all(&layout.moddir).unwrap_or_else(|e| panic!("create {}: {e}", layout.moddir.display()));
+        fs::create_dir_all(&layout.moddir)
+            .unwrap_or_else(|e| panic!("create {}: {e}", layout.moddir.display()));
         let datadir = runtime.host_path(&layout.datadir_in_root);
-        fs::create_dir_all(&datadir).unwrap_or_else(|e| panic!("create {}: {e}", datadir.display()));
+        fs::create_dir_all(&datadir)
+            .unwrap_or_else(|e| panic!("create {}: {e}", datadir.display()));
         overlay.extend(overlay_dir(runtime, runtime.datadir_in_root(), &datadir));
     }
     // Module dir: links to the system modules, minus the broadcasters not chosen
     // (and, in a tree, minus the modules installed there).
     let sysdir = runtime.modules_dir();
     let sys_in_root = runtime.modules_dir_in_root();
-    let link_reference = config.link_reference || matches!(config.broadcaster, Broadcaster::Reference);
-    let entries = fs::read_dir(&sysdir).unwrap_or_else(|e| panic!("read {}: {e}", sysdir.display()));
+    let link_reference =
+        config.link_reference || matches!(config.broadcaster, Broadcaster::Reference);
+    let entries =
+        fs::read_dir(&sysdir).unwrap_or_else(|e| panic!("read {}: {e}", sysdir.display()));
     for e in entries.flatten() {
         let fname = e.file_name().to_string_lossy().into_owned();
         if REFERENCE_MODULES.contains(&fname.as_str()) && !link_reference {
@@ -660,7 +837,8 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
     for (name, path) in &config.module_files {
         let target = layout.moddir.join(name);
         let _ = fs::remove_file(&target);
-        fs::copy(path, &target).unwrap_or_else(|e| panic!("copy module file {}: {e}", path.display()));
+        fs::copy(path, &target)
+            .unwrap_or_else(|e| panic!("copy module file {}: {e}", path.display()));
         if layout.in_tree {
             overlay.push(target);
         }
@@ -703,7 +881,10 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
     files.push(("modules.conf".into(), modules));
     files.push((
         "http.conf".into(),
-        format!("[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = {port}\n{}", config.http_general),
+        format!(
+            "[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = {port}\n{}",
+            config.http_general
+        ),
     ));
     let mut ari = String::from("[general]\nenabled = yes\npretty = no\nallowed_origins = *\n");
     if let Some(v) = &config.channelvars {
@@ -729,7 +910,16 @@ fn prepare_dir(runtime: &Runtime, config: &AsteriskConfig, dir: &Path, inside: &
     // Present but empty or minimal, so boot logs carry no "cannot load" noise.
     files.push(("cdr.conf".into(), "[general]\nenable = no\n".into()));
     files.push(("indications.conf".into(), INDICATIONS.into()));
-    for f in ["cel.conf", "features.conf", "acl.conf", "udptl.conf", "ccss.conf", "websocket_client.conf", "manager.conf", "stasis.conf"] {
+    for f in [
+        "cel.conf",
+        "features.conf",
+        "acl.conf",
+        "udptl.conf",
+        "ccss.conf",
+        "websocket_client.conf",
+        "manager.conf",
+        "stasis.conf",
+    ] {
         files.push((f.into(), String::new()));
     }
     for (name, content) in &config.files {

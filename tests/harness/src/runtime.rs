@@ -15,7 +15,10 @@ use std::sync::{Mutex, Once, OnceLock};
 /// (`scripts/asterisk-source.sh`), tried in this order when asterisk.conf
 /// does not say.
 const LAYOUTS: &[(&str, &str)] = &[
-    ("/usr/lib/x86_64-linux-gnu/asterisk/modules", "/usr/share/asterisk"),
+    (
+        "/usr/lib/x86_64-linux-gnu/asterisk/modules",
+        "/usr/share/asterisk",
+    ),
     ("/usr/lib/asterisk/modules", "/var/lib/asterisk"),
 ];
 
@@ -37,18 +40,27 @@ impl Runtime {
             _ => {
                 let cache = match std::env::var_os("XDG_CACHE_HOME") {
                     Some(p) if !p.is_empty() => PathBuf::from(p),
-                    _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache"),
+                    _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                        .join(".cache"),
                 };
                 cache.join("res_stasis_broadcast_rs").join("sid-root")
             }
         };
         if !root.join("usr/sbin/asterisk").exists() {
-            panic!("Asterisk runtime missing at {}: run `make runtime`", root.display());
+            panic!(
+                "Asterisk runtime missing at {}: run `make runtime`",
+                root.display()
+            );
         }
         let (moddir_in_root, datadir_in_root) = layout_of(&root);
         let version = parse_version(&asterisk_v(&root))
             .unwrap_or_else(|| panic!("cannot read the Asterisk version of {}", root.display()));
-        let rt = Runtime { root, moddir_in_root, datadir_in_root, version };
+        let rt = Runtime {
+            root,
+            moddir_in_root,
+            datadir_in_root,
+            version,
+        };
         static STALE: Once = Once::new();
         STALE.call_once(|| rt.remove_stale_instances());
         rt
@@ -97,7 +109,9 @@ impl Runtime {
 
     /// Whether the C reference modules are installed (Debian's 22.10.1; absent from older releases).
     pub fn has_reference(&self) -> bool {
-        crate::config::REFERENCE_MODULES.iter().all(|m| self.has_module(m))
+        crate::config::REFERENCE_MODULES
+            .iter()
+            .all(|m| self.has_module(m))
     }
 
     /// Host path for a path inside the root.
@@ -118,11 +132,17 @@ impl Runtime {
 
     /// Removes instance directories left by test binaries that no longer run (done once per process by `locate`).
     pub fn remove_stale_instances(&self) {
-        let Ok(rd) = std::fs::read_dir(self.root.join("tmp")) else { return };
+        let Ok(rd) = std::fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix("sbtest-") else { continue };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+            let Some(rest) = name.strip_prefix("sbtest-") else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
             // SAFETY: kill with signal 0 only checks whether the process exists.
             let alive = pid == std::process::id() as i32 || unsafe { libc::kill(pid, 0) } == 0;
             if !alive {
@@ -145,8 +165,14 @@ fn asterisk_v(root: &Path) -> String {
 /// "Asterisk 22.10.1+dfsg+~cs6…" or "Asterisk 20.6.0" → (major, minor, patch).
 fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let v = text.strip_prefix("Asterisk ")?;
-    let mut parts = v.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>());
-    Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>());
+    Some((
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    ))
 }
 
 /// The root's module and data directories: from its asterisk.conf when it
@@ -165,7 +191,10 @@ fn layout_of(root: &Path) -> (String, String) {
         .find(|(m, _)| root.join(m.trim_start_matches('/')).is_dir())
         .copied()
         .unwrap_or(LAYOUTS[0]);
-    (setting("astmoddir").unwrap_or_else(|| moddir.into()), setting("astdatadir").unwrap_or_else(|| datadir.into()))
+    (
+        setting("astmoddir").unwrap_or_else(|| moddir.into()),
+        setting("astdatadir").unwrap_or_else(|| datadir.into()),
+    )
 }
 
 #[cfg(test)]
@@ -174,18 +203,29 @@ mod tests {
 
     #[test]
     fn versions_parse_from_asterisk_v() {
-        assert_eq!(parse_version("Asterisk 22.10.1+dfsg+~cs6.17.60671434-1"), Some((22, 10, 1)));
+        assert_eq!(
+            parse_version("Asterisk 22.10.1+dfsg+~cs6.17.60671434-1"),
+            Some((22, 10, 1))
+        );
         assert_eq!(parse_version("Asterisk 20.6.0"), Some((20, 6, 0)));
         assert_eq!(parse_version("Asterisk GIT-master-abc"), None);
     }
 
     #[test]
     fn at_least_reads_per_branch_firsts() {
-        let rt = |v| Runtime { root: PathBuf::new(), moddir_in_root: String::new(), datadir_in_root: String::new(), version: v };
+        let rt = |v| Runtime {
+            root: PathBuf::new(),
+            moddir_in_root: String::new(),
+            datadir_in_root: String::new(),
+            version: v,
+        };
         let route = [(20, 20), (22, 10), (23, 4)];
         assert!(!rt((20, 6, 0)).at_least(&route));
         assert!(rt((20, 20, 0)).at_least(&route));
-        assert!(!rt((21, 12, 0)).at_least(&route), "21 is older than 22 and has no entry");
+        assert!(
+            !rt((21, 12, 0)).at_least(&route),
+            "21 is older than 22 and has no entry"
+        );
         assert!(!rt((22, 9, 0)).at_least(&route));
         assert!(rt((22, 10, 1)).at_least(&route));
         assert!(!rt((23, 3, 0)).at_least(&route));
@@ -207,7 +247,12 @@ struct SpawnRequest {
 /// test binary exits or dies, however that happens. (The death signal fires
 /// when the *thread* that forked exits, so forking from short-lived test
 /// threads would kill instances shared between tests.)
-pub(crate) fn spawn_guarded(program: &str, args: &[String], stdout: File, stderr: File) -> io::Result<Child> {
+pub(crate) fn spawn_guarded(
+    program: &str,
+    args: &[String],
+    stdout: File,
+    stderr: File,
+) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let tx = SPAWNER
         .get_or_init(|| {
@@ -216,7 +261,12 @@ pub(crate) fn spawn_guarded(program: &str, args: &[String], stdout: File, stderr
                 .name("asterisk-spawner".into())
                 .spawn(move || {
                     for req in rx {
-                        let _ = req.reply.send(spawn_now(&req.program, &req.args, req.stdout, req.stderr));
+                        let _ = req.reply.send(spawn_now(
+                            &req.program,
+                            &req.args,
+                            req.stdout,
+                            req.stderr,
+                        ));
                     }
                 })
                 .expect("start spawner thread");
@@ -226,19 +276,37 @@ pub(crate) fn spawn_guarded(program: &str, args: &[String], stdout: File, stderr
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let (reply, answer) = mpsc::channel();
-    tx.send(SpawnRequest { program: program.into(), args: args.to_vec(), stdout, stderr, reply })
-        .map_err(|_| io::Error::other("spawner thread gone"))?;
-    answer.recv().map_err(|_| io::Error::other("spawner thread gone"))?
+    tx.send(SpawnRequest {
+        program: program.into(),
+        args: args.to_vec(),
+        stdout,
+        stderr,
+        reply,
+    })
+    .map_err(|_| io::Error::other("spawner thread gone"))?;
+    answer
+        .recv()
+        .map_err(|_| io::Error::other("spawner thread gone"))?
 }
 
 fn spawn_now(program: &str, args: &[String], stdout: File, stderr: File) -> io::Result<Child> {
     let parent = std::process::id() as libc::pid_t;
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(io::Error::last_os_error());
             }
             if libc::getppid() != parent {
@@ -276,12 +344,16 @@ pub(crate) fn register_live(pid: i32, dir: &Path) {
         // SAFETY: registering a plain extern "C" fn.
         unsafe { libc::atexit(kill_leftovers) };
     });
-    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push((pid, dir.to_path_buf()));
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((pid, dir.to_path_buf()));
 }
 
 /// Forgets a stopped instance.
 pub(crate) fn unregister_live(pid: i32) {
-    LIVE.lock().unwrap_or_else(|e| e.into_inner()).retain(|(p, _)| *p != pid);
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(p, _)| *p != pid);
 }
 
 /// A free TCP port on 127.0.0.1, never handed out twice by this process.

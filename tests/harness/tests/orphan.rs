@@ -11,7 +11,9 @@ const MODE: &str = "HARNESS_ORPHAN_MODE";
 /// that thread, then end the process the way the parent asked.
 #[test]
 fn orphan_child() {
-    let Ok(mode) = std::env::var(MODE) else { return };
+    let Ok(mode) = std::env::var(MODE) else {
+        return;
+    };
     let pid = std::thread::spawn(|| {
         let a = Asterisk::start(AsteriskConfig::new(Broadcaster::Neither));
         let pid = a.pid();
@@ -22,7 +24,11 @@ fn orphan_child() {
     .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: existence probe only.
-    assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "instance died with the thread that started it");
+    assert_eq!(
+        unsafe { libc::kill(pid, 0) },
+        0,
+        "instance died with the thread that started it"
+    );
     println!("ASTERISK_PID={pid}");
     match mode.as_str() {
         "abort" => std::process::abort(),
@@ -34,7 +40,11 @@ fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         // A zombie waiting for init to reap it is dead.
-        Ok(s) => s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .map(|r| r.trim_start().starts_with('Z'))
+            .unwrap_or(false),
     }
 }
 
@@ -52,13 +62,21 @@ fn run_child(mode: &str) {
     let pid: i32 = stdout
         .lines()
         .find_map(|l| l.split("ASTERISK_PID=").nth(1))
-        .unwrap_or_else(|| panic!("child printed no pid:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+        .unwrap_or_else(|| {
+            panic!(
+                "child printed no pid:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
         .trim()
         .parse()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while !gone(pid) {
-        assert!(Instant::now() < deadline, "Asterisk {pid} outlived its test binary ({mode})");
+        assert!(
+            Instant::now() < deadline,
+            "Asterisk {pid} outlived its test binary ({mode})"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // Its instance directory goes too: at exit by the atexit hook, after an

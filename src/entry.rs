@@ -1,0 +1,236 @@
+//! Every function Asterisk calls into this module, in one place: open this
+//! file first.
+//!
+//! Each is a few lines: it takes the module's state through the one
+//! accessor ([`state::get`], `None` once unload has begun), reads its
+//! arguments through the host layer's safe argument types, and runs the safe
+//! code under the panic guard, which turns a panic into the function's
+//! failure value. The host layer never calls up into the module: what it
+//! registers with Asterisk, it gets from [`callbacks`] here.
+
+use std::ffi::{c_int, c_uint};
+
+use crate::broadcast::registry::ClaimOutcome;
+use crate::endpoint::{self, Handlers};
+use crate::guard::guarded;
+use crate::host::channel::{ChannelArg, ConditionArg};
+use crate::host::cli::{self as host_cli, ArgsArg, CliAnswer, EntryArg};
+use crate::host::http::{self, HttpRequest, SessionArg, UriArg, VariablesArg};
+use crate::host::module::{AsteriskString, OptionalFunction};
+use crate::host::prometheus::OutputArg;
+use crate::host::sorcery::SorceryArg;
+use crate::host::CStrArg;
+use crate::state::{self, Callbacks, ModuleState};
+use crate::{app, claim, cli, ffi, lifecycle, metrics};
+
+/// What the module registers with Asterisk: these functions.
+fn callbacks() -> Callbacks {
+    Callbacks {
+        application: stasis_broadcast_exec,
+        optional_api: [
+            OptionalFunction::broadcast_channel(api_broadcast_channel),
+            OptionalFunction::claim_channel(api_claim_channel),
+            OptionalFunction::broadcast_winner(api_broadcast_winner),
+            OptionalFunction::broadcast_wait(api_broadcast_wait),
+            OptionalFunction::broadcast_cleanup(api_broadcast_cleanup),
+        ],
+        cli: cli_handler,
+        scrape: prometheus_scrape,
+        sleep_condition,
+        endpoint: Handlers { claim: claim_http, docs: docs_http, ari_observer: ari_config_loaded },
+    }
+}
+
+// ------------------------------------------------------------ module
+
+#[no_mangle]
+pub extern "C" fn load_module() -> c_int {
+    guarded("load_module", ffi::AST_MODULE_LOAD_DECLINE, || lifecycle::load(callbacks()))
+}
+
+#[no_mangle]
+pub extern "C" fn unload_module() -> c_int {
+    guarded("unload_module", -1, lifecycle::unload)
+}
+
+#[no_mangle]
+pub extern "C" fn reload_module() -> c_int {
+    guarded("reload_module", ffi::AST_MODULE_LOAD_DECLINE, lifecycle::reload)
+}
+
+// ------------------------------------------------------------ dialplan
+
+/// The StasisBroadcast() application.
+extern "C" fn stasis_broadcast_exec(chan: ChannelArg<'_>, data: CStrArg<'_>) -> c_int {
+    let Some(channel) = chan.channel() else { return app::HANG_UP };
+    let data = data.text();
+    let executed = guarded("StasisBroadcast", None, || {
+        let state = state::get()?;
+        Some(app::execute(&state, &channel, &data))
+    });
+    executed.unwrap_or_else(|| {
+        app::after_panic(&channel);
+        app::HANG_UP
+    })
+}
+
+/// Asked by Asterisk while a channel waits for a claim: non-zero keeps waiting.
+extern "C" fn sleep_condition(arg: ConditionArg<'_>) -> c_int {
+    guarded("sleep condition", 0, || c_int::from(!arg.done()))
+}
+
+// ------------------------------------------------------------ optional API (stasis_app_broadcast.h)
+
+extern "C" fn api_broadcast_channel(
+    chan: ChannelArg<'_>,
+    timeout_ms: c_int,
+    app_filter: CStrArg<'_>,
+    flags: c_uint,
+) -> c_int {
+    let Some(channel) = chan.channel() else { return -1 };
+    let filter = app_filter.optional_text();
+    guarded("stasis_app_broadcast_channel", -1, || {
+        let Some(state) = state::get() else { return -1 };
+        app::api_broadcast_channel(&state, &channel, timeout_ms, filter.as_deref(), flags)
+    })
+}
+
+/// -3: not one of the documented results, so res_ari_events answers 500.
+const CLAIM_INTERNAL_ERROR: c_int = -3;
+
+extern "C" fn api_claim_channel(channel_id: CStrArg<'_>, app_name: CStrArg<'_>) -> c_int {
+    let (channel_id, application) = (channel_id.text(), app_name.text());
+    guarded("stasis_app_claim_channel", CLAIM_INTERNAL_ERROR, || {
+        #[cfg(feature = "fault-injection")]
+        if application == "inject-panic" {
+            panic!("fault injection: claim of {channel_id} asked to panic");
+        }
+        let Some(state) = state::get() else { return ClaimOutcome::NotFound.code() };
+        claim::claim(&state, &channel_id, &application).code()
+    })
+}
+
+extern "C" fn api_broadcast_winner(channel_id: CStrArg<'_>) -> AsteriskString {
+    let channel_id = channel_id.text();
+    guarded("stasis_app_broadcast_winner", AsteriskString::none(), || {
+        let winner = state::get().and_then(|state| app::api_winner(&state, &channel_id));
+        winner.map_or_else(AsteriskString::none, |winner| AsteriskString::copy_of(&winner))
+    })
+}
+
+extern "C" fn api_broadcast_wait(chan: ChannelArg<'_>, timeout_ms: c_int) -> c_int {
+    let Some(channel) = chan.channel() else { return -1 };
+    guarded("stasis_app_broadcast_wait", -1, || {
+        let Some(state) = state::get() else { return -1 };
+        app::api_wait(&state, &channel, timeout_ms)
+    })
+}
+
+extern "C" fn api_broadcast_cleanup(channel_id: CStrArg<'_>) {
+    let channel_id = channel_id.text();
+    guarded("stasis_app_broadcast_cleanup", (), || {
+        if let Some(state) = state::get() {
+            app::api_cleanup(&state, &channel_id);
+        }
+    });
+}
+
+// ------------------------------------------------------------ HTTP (module-served endpoints)
+
+/// `POST /ari/events/claim`, when this module serves it.
+extern "C" fn claim_http(
+    ser: SessionArg<'_>,
+    _urih: UriArg<'_>,
+    _uri: CStrArg<'_>,
+    method: ffi::ast_http_method,
+    get_params: VariablesArg<'_>,
+    headers: VariablesArg<'_>,
+) -> c_int {
+    let _in_flight = http::in_flight();
+    let Some(request) = HttpRequest::new(&ser, method, &get_params, &headers) else { return 0 };
+    serve_http(
+        "claim endpoint",
+        &request,
+        |state, request| {
+            let claim =
+                |channel_id: &str, application: &str| -> ClaimOutcome { claim::claim(state, channel_id, application) };
+            state.endpoint.serve(request, &claim);
+        },
+        endpoint::answer_internal_error,
+    );
+    0
+}
+
+/// `GET /ari/api-docs/events.json`, when this module serves it.
+extern "C" fn docs_http(
+    ser: SessionArg<'_>,
+    _urih: UriArg<'_>,
+    _uri: CStrArg<'_>,
+    method: ffi::ast_http_method,
+    get_params: VariablesArg<'_>,
+    headers: VariablesArg<'_>,
+) -> c_int {
+    let _in_flight = http::in_flight();
+    let Some(request) = HttpRequest::new(&ser, method, &get_params, &headers) else { return 0 };
+    serve_http(
+        "API description endpoint",
+        &request,
+        |state, request| state.endpoint.serve_docs(request),
+        endpoint::answer_docs_error,
+    );
+    0
+}
+
+/// One request under the panic guard; a panic (or an unloading module)
+/// before the answer was sent gets `fallback`.
+fn serve_http(
+    what: &str,
+    request: &HttpRequest<'_>,
+    serve: impl FnOnce(&ModuleState, &HttpRequest<'_>),
+    fallback: fn(&HttpRequest<'_>),
+) {
+    let served = guarded(what, false, || match state::get() {
+        Some(state) => {
+            serve(&state, request);
+            true
+        }
+        None => false,
+    });
+    if !served && !request.answered() {
+        guarded(what, (), || fallback(request));
+    }
+}
+
+// ------------------------------------------------------------ CLI, Prometheus, ARI configuration
+
+/// Every `stasis broadcast …` command.
+extern "C" fn cli_handler(entry: EntryArg<'_>, cmd: c_int, args: ArgsArg<'_>) -> CliAnswer {
+    guarded("CLI command", CliAnswer::failure(), || host_cli::dispatch(&entry, cmd, &args, &cli::COMMANDS, state::get))
+}
+
+/// A scrape of Asterisk's /metrics.
+extern "C" fn prometheus_scrape(output: OutputArg<'_>) {
+    guarded("Prometheus scrape", (), || {
+        if let Some(state) = state::get() {
+            output.append(&metrics::render(&state));
+        }
+    });
+}
+
+/// ARI (re)loaded a type of its sorcery configuration.
+extern "C" fn ari_config_loaded(
+    _name: CStrArg<'_>,
+    _sorcery: SorceryArg<'_>,
+    object_type: CStrArg<'_>,
+    reloaded: c_int,
+) {
+    let object_type = object_type.text();
+    guarded("ARI configuration observer", (), || {
+        // ARI reloads "general" then "user": when the users are in, both are.
+        if reloaded != 0 && object_type == "user" {
+            if let Some(state) = state::get() {
+                state.endpoint.ari_reloaded();
+            }
+        }
+    });
+}
