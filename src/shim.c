@@ -144,6 +144,27 @@ int sbshim_channel_wake(struct ast_channel *chan)
 	return ast_queue_frame(chan, &ast_null_frame);
 }
 
+void sbshim_channel_undefer_dtmf(struct ast_channel *chan)
+{
+	struct ast_frame *f;
+	int held = 0;
+
+	ast_channel_lock(chan);
+	ast_channel_undefer_dtmf(chan);
+	/* While deferred, ast_read consumed the alert of each digit frame it left
+	 * on the queue: give them back, or the next reader never wakes for them. */
+	AST_LIST_TRAVERSE(ast_channel_readq(chan), f, frame_list) {
+		if (f->frametype == AST_FRAME_DTMF_BEGIN || f->frametype == AST_FRAME_DTMF_END) {
+			held++;
+		}
+	}
+	if (ast_channel_alert_writable(chan)) {
+		while (held-- > 0 && !ast_channel_alert_write(chan)) {
+		}
+	}
+	ast_channel_unlock(chan);
+}
+
 /* An Asterisk built without the OPTIONAL_API compile option (menuselect)
  * declares no optional-API registry: nothing could look the functions up,
  * so there is nothing to provide them to. */

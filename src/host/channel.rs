@@ -97,9 +97,12 @@ impl<'call> Channel<'call> {
     /// Services the channel until `done()` is true, `timeout` passes, or it
     /// hangs up. Incoming frames are read (voice is dropped, control frames
     /// are kept for whoever reads next), so an answered channel's queue never
-    /// grows; `done()` is re-checked every time the channel is woken, which
-    /// [`ChannelRef::wake`] does from another thread.
+    /// grows; DTMF is deferred (Asterisk leaves the digits queued, in order,
+    /// for whoever reads after us: the winner's Stasis session). `done()` is
+    /// re-checked every time the channel is woken, which [`ChannelRef::wake`]
+    /// does from another thread.
     pub fn sleep_until(&self, timeout: Duration, done: &dyn Fn() -> bool) -> SleepEnd {
+        let _digits_kept = DeferDtmf::new(self);
         let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
         let mut condition: &dyn Fn() -> bool = done;
         let data = (&mut condition as *mut &dyn Fn() -> bool).cast::<c_void>();
@@ -123,6 +126,44 @@ unsafe extern "C" fn keep_sleeping(data: *mut c_void) -> c_int {
         let done = unsafe { &*data.cast::<&dyn Fn() -> bool>() };
         c_int::from(!done())
     })
+}
+
+/// DTMF deferred on the channel for the guard's lifetime: `ast_read` leaves
+/// digit frames on the read queue (and queues those the driver delivers),
+/// while every other frame is read as usual. Only undone by the guard that
+/// set it, so a caller that had already deferred DTMF keeps it deferred.
+struct DeferDtmf<'a> {
+    channel: &'a Channel<'a>,
+    set_here: bool,
+}
+
+impl<'a> DeferDtmf<'a> {
+    fn new(channel: &'a Channel<'a>) -> Self {
+        // With only deferred digits left on its read queue, ast_read disables
+        // the channel's timer without checking there is one: a channel made
+        // while no timing module was loaded has none, and deferring would
+        // crash Asterisk. Such a channel keeps the old behaviour (digits read
+        // and dropped with the voice).
+        // SAFETY: valid channel for 'call; the timer is set when the channel
+        // is allocated and only released when it is destroyed.
+        if unsafe { ffi::ast_channel_timer(channel.raw.as_ptr()) }.is_null() {
+            return DeferDtmf { channel, set_here: false };
+        }
+        // SAFETY: valid channel for 'call; ast_channel_defer_dtmf locks it and
+        // returns whether the flag was already set.
+        let already = unsafe { ffi::ast_channel_defer_dtmf(channel.raw.as_ptr()) } != 0;
+        DeferDtmf { channel, set_here: !already }
+    }
+}
+
+impl Drop for DeferDtmf<'_> {
+    fn drop(&mut self) {
+        if self.set_here {
+            // SAFETY: valid channel; clears the flag set in `new` (under the
+            // channel lock) and re-arms the alert for the digits it kept.
+            unsafe { ffi::sbshim_channel_undefer_dtmf(self.channel.raw.as_ptr()) };
+        }
+    }
 }
 
 /// `ast_channel_lock` held for the guard's lifetime.
