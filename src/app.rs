@@ -232,8 +232,22 @@ pub fn api_broadcast_channel(channel: &Channel<'_>, timeout_ms: i32, filter: Opt
     let waker = Arc::new(UniqueIdWaker { unique_id: channel.unique_id(), _in_use: UseCount::acquire() });
     match start(channel, &config::current(), timeout, filter, flags & SUPPRESS_CLAIMED == 0, waker) {
         Ok(active) => {
-            // The caller removes it with stasis_app_broadcast_cleanup.
-            active.detach();
+            // The caller removes it with stasis_app_broadcast_cleanup; should
+            // it never do so, the broadcast goes with the channel.
+            let channel_id = channel.unique_id();
+            let generation = active.detach();
+            let id = channel_id.clone();
+            let tied = channel.on_destroy(Box::new(move || {
+                if REGISTRY.remove_generation(&id, generation) {
+                    log::verbose(3, &format!("Channel {id} is gone: removed the broadcast its caller never cleaned up"));
+                }
+            }));
+            if !tied {
+                log::warning(&format!(
+                    "Channel {}: could not tie the broadcast to the channel; it lasts until stasis_app_broadcast_cleanup",
+                    channel.name()
+                ));
+            }
             0
         }
         Err(error) => {
@@ -245,11 +259,24 @@ pub fn api_broadcast_channel(channel: &Channel<'_>, timeout_ms: i32, filter: Opt
 
 /// `stasis_app_broadcast_wait`: 0 when claimed within the timeout, -1 otherwise.
 pub fn api_wait(channel: &Channel<'_>, timeout_ms: i32) -> i32 {
+    let _in_use = UseCount::acquire();
     let unique_id = channel.unique_id();
+    // No broadcast to wait for: answer at once, as upstream does.
+    if !REGISTRY.contains(&unique_id) {
+        return -1;
+    }
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     if channel.sleep_until(timeout, &|| REGISTRY.is_claimed_by_id(&unique_id)) == SleepEnd::Condition {
         0
     } else {
         -1
     }
+}
+
+/// `stasis_app_broadcast_cleanup`: removes the broadcast and the channel
+/// datastore that would have removed it with the channel.
+pub fn api_cleanup(channel_id: &str) {
+    let _in_use = UseCount::acquire();
+    REGISTRY.remove_by_id(channel_id);
+    channel::run_destroy_hooks(channel_id);
 }

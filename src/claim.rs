@@ -4,6 +4,7 @@ use crate::app::{REGISTRY, STATS};
 use crate::broadcast::registry::ClaimOutcome;
 use crate::broadcast::stats::ClaimAnswer;
 use crate::events;
+use crate::host::module::UseCount;
 use crate::host::{log, stasis};
 
 /// A claim for the broadcast of `channel_id` by `application`.
@@ -12,6 +13,8 @@ use crate::host::{log, stasis};
 /// claimant is answered "not found" and the race stays open for the others;
 /// a call that is already taken answers 409 to everyone.
 pub fn claim(channel_id: &str, application: &str) -> ClaimOutcome {
+    // The module stays loaded while a claim is inside it.
+    let _in_use = UseCount::acquire();
     if channel_id.is_empty() || application.is_empty() {
         STATS.claim(ClaimAnswer::NotFound);
         return ClaimOutcome::NotFound;

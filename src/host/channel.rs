@@ -166,6 +166,50 @@ impl Drop for DeferDtmf<'_> {
     }
 }
 
+/// What runs when a channel marked with [`Channel::on_destroy`] goes away.
+pub type DestroyHook = Box<dyn FnOnce() + Send>;
+
+impl Channel<'_> {
+    /// Runs `hook` when the channel is destroyed (or when
+    /// [`run_destroy_hooks`] is called for it first), through a channel
+    /// datastore. False when the datastore could not be made (`hook` dropped
+    /// unrun).
+    pub fn on_destroy(&self, hook: DestroyHook) -> bool {
+        let data = Box::into_raw(Box::new(hook)).cast::<c_void>();
+        // SAFETY: valid channel for 'call; on success the datastore owns
+        // `data` and hands it to `destroy_hook` exactly once.
+        if unsafe { ffi::sbshim_channel_attach_broadcast_datastore(self.raw.as_ptr(), data) } == 0 {
+            return true;
+        }
+        // SAFETY: not taken by the shim: still ours, made by Box::into_raw above.
+        drop(unsafe { Box::from_raw(data.cast::<DestroyHook>()) });
+        false
+    }
+}
+
+/// Runs now, and removes, the destroy hooks of the channel with this unique
+/// id (if it still exists).
+pub fn run_destroy_hooks(unique_id: &str) {
+    let unique_id = super::cstring(unique_id);
+    // SAFETY: NUL-terminated id; the shim looks the channel up, detaches its
+    // datastores under the channel lock and frees them after releasing it.
+    unsafe { ffi::sbshim_channel_detach_broadcast_datastores(unique_id.as_ptr()) };
+}
+
+/// The datastore's destroy callback (called by the entry point in `entry`).
+///
+/// # Safety
+/// `data` is the pointer given to the datastore by [`Channel::on_destroy`],
+/// passed here once.
+pub unsafe fn destroy_hook(data: *mut c_void) {
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: per the contract, made by Box::into_raw in `on_destroy`, once.
+    let hook = unsafe { Box::from_raw(data.cast::<DestroyHook>()) };
+    hook();
+}
+
 /// `ast_channel_lock` held for the guard's lifetime.
 #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
 struct ChannelLock<'a> {

@@ -81,9 +81,15 @@ unsafe extern "C" fn api_broadcast_wait(chan: *mut ffi::ast_channel, timeout_ms:
 
 unsafe extern "C" fn api_broadcast_cleanup(channel_id: *const c_char) {
     let channel_id = super::string_from(channel_id);
-    guarded("stasis_app_broadcast_cleanup", (), || {
-        app::REGISTRY.remove_by_id(&channel_id);
-    });
+    guarded("stasis_app_broadcast_cleanup", (), || app::api_cleanup(&channel_id));
+}
+
+/// Destroy callback of the channel datastore that ties an optional-API
+/// broadcast to its channel (src/shim.c).
+#[no_mangle]
+pub unsafe extern "C" fn sbrs_broadcast_datastore_destroy(data: *mut std::ffi::c_void) {
+    // SAFETY: Asterisk passes the datastore's data, set by Channel::on_destroy, once.
+    guarded("broadcast datastore destroy", (), || unsafe { super::channel::destroy_hook(data) });
 }
 
 /// The five functions of stasis_app_broadcast.h, under the names its users look up.
