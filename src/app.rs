@@ -87,7 +87,9 @@ fn start<'r>(
         }
         Err(error) => return Err(StartError::Filter { pattern: pattern.to_owned(), error }),
     };
-    let offered: Vec<String> = stasis::application_names()
+    let registered = stasis::application_names();
+    events::LIVENESS.retain_registered(&registered);
+    let offered: Vec<String> = registered
         .into_iter()
         .filter(|name| filter.as_ref().is_none_or(|filter| filter.matches(name)))
         .collect();

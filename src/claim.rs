@@ -5,7 +5,7 @@ use crate::broadcast::registry::ClaimOutcome;
 use crate::broadcast::stats::ClaimAnswer;
 use crate::events;
 use crate::host::module::UseCount;
-use crate::host::{log, stasis};
+use crate::host::log;
 
 /// A claim for the broadcast of `channel_id` by `application`.
 ///
@@ -19,8 +19,11 @@ pub fn claim(channel_id: &str, application: &str) -> ClaimOutcome {
         STATS.claim(ClaimAnswer::NotFound);
         return ClaimOutcome::NotFound;
     }
-    // Asked of Stasis before taking the registry lock (never call Asterisk under it).
-    let registered = stasis::is_registered(application);
+    // Asked of Stasis before taking the registry lock (never call Asterisk
+    // under it). An application registered but inactive (its WebSocket has
+    // closed; it stays registered while it has channels) counts as not
+    // registered: Stasis would refuse it the channel.
+    let registered = events::can_receive(application);
     let result = REGISTRY.claim_if(channel_id, application, |spec| {
         spec.claim_policy.allows(registered, spec.offered.iter().any(|name| name == application))
     });
@@ -42,7 +45,7 @@ pub fn claim(channel_id: &str, application: &str) -> ClaimOutcome {
             let why = if registered {
                 "the call was not offered to it (claim_policy=offered)"
             } else {
-                "no Stasis application of that name is registered"
+                "no active Stasis application of that name is registered"
             };
             log::notice(&format!("Claim for channel {channel_id} by '{application}' rejected: {why}"));
         }
@@ -50,7 +53,12 @@ pub fn claim(channel_id: &str, application: &str) -> ClaimOutcome {
     if let Some(notice) = result.notice {
         match events::call_claimed(&notice.channel_id, &notice.winner) {
             Some(event) => {
-                events::send_to_each(&notice.offered, &event);
+                // Only to those still able to receive it: an offered
+                // application that has gone since would only make Stasis
+                // log a warning (or drop it, if inactive).
+                let reachable: Vec<String> =
+                    notice.offered.iter().filter(|name| events::can_receive(name)).cloned().collect();
+                events::send_to_each(&reachable, &event);
             }
             None => log::warning(&format!("Channel {channel_id}: could not build the CallClaimed event")),
         }

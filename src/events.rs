@@ -1,7 +1,11 @@
 //! The ARI events this module sends, built field for field as the C
 //! reference builds them so existing ARI clients read them unchanged.
 
+use std::sync::LazyLock;
+
+use crate::broadcast::liveness::Liveness;
 use crate::host::channel::Channel;
+use crate::host::stasis::{self, Delivery};
 use crate::host::json::Json;
 
 /// `CallBroadcast`: type, timestamp, channel, caller, called.
@@ -26,10 +30,27 @@ pub fn call_claimed(channel_id: &str, winner: &str) -> Option<Json> {
     complete.then_some(event)
 }
 
-/// Sends `event` to each application, each its own copy.
+/// Sends `event` to each application, each its own copy, and remembers which
+/// were found inactive (see [`crate::broadcast::liveness`]).
 pub fn send_to_each(applications: &[String], event: &Json) -> usize {
     applications
         .iter()
-        .filter(|application| event.deep_copy().is_some_and(|copy| crate::host::stasis::send(application, &copy)))
+        .filter(|application| {
+            let Some(copy) = event.deep_copy() else { return false };
+            let delivery = stasis::send(application, &copy);
+            if delivery != Delivery::NotRegistered {
+                LIVENESS.record(application, delivery == Delivery::Delivered);
+            }
+            delivery == Delivery::Delivered
+        })
         .count()
 }
+
+/// Whether `application` can take a call now: registered, and not found
+/// inactive by the last event sent to it.
+pub fn can_receive(application: &str) -> bool {
+    stasis::is_registered(application) && !LIVENESS.is_known_inactive(application)
+}
+
+/// Applications known inactive, for [`can_receive`].
+pub static LIVENESS: LazyLock<Liveness> = LazyLock::new(Liveness::new);
