@@ -10,6 +10,8 @@
 #   make test-matrix the integration suites and an ari-client race on every
 #                   Asterisk version: Debian's 22.10.1 plus each release tarball
 #                   in ASTERISK_SOURCES, built from source (MATRIX_VERSIONS to choose)
+#   make soak       the chaos soak (tests/soak.rs) on the runtime: SOAK_CALLS
+#                   (default 5000), SOAK_SEED, SOAK_RUNTIME_SECS
 #   make bench      ours vs the C reference vs plain Stasis(), same Asterisk, one run
 #                   (BENCH_QUICK=1: a short smoke run; results in target/bench-quick/)
 #   make install    install into an Asterisk (DESTDIR, ASTMODDIR, ASTDATADIR, ASTETCDIR)
@@ -71,7 +73,7 @@ ASTERISK_SOURCES ?= $(abspath $(CURDIR)/../shared/asterisk-src)
 export ASTERISK_SOURCES
 MATRIX_VERSIONS  ?=
 
-.PHONY: all build setup nodejs node-deps python3-venv py-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
+.PHONY: soak all build setup nodejs node-deps python3-venv py-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
 
 all: build
 
@@ -147,6 +149,12 @@ test: runtime build $(FAULT_MODULE) node-deps py-deps
 
 test-matrix: setup node-deps
 	scripts/test-matrix.sh $(MATRIX_VERSIONS)
+
+SOAK_CALLS ?= 5000
+SOAK_SEED  ?= 1
+soak: runtime build
+	SOAK_CALLS=$(SOAK_CALLS) SOAK_SEED=$(SOAK_SEED) STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) \
+		$(CARGO) test --release --test soak -- --nocapture
 
 demo: runtime build
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) $(CARGO) run --release --example demo

@@ -46,7 +46,7 @@ fn main() {
         .clang_arg("-D_GNU_SOURCE")
         .allowlist_function("sbshim_.*")
         .allowlist_function(
-            "ast_channel_(name|uniqueid)|ast_check_hangup|ast_safe_sleep_conditional",
+            "ast_channel_(name|uniqueid)|ast_check_hangup|ast_safe_sleep_conditional|ast_channel_defer_dtmf|ast_channel_timer",
         )
         .allowlist_function("pbx_builtin_(setvar|getvar)_helper|ast_unregister_application")
         .allowlist_function("stasis_app_(exec|send)")

@@ -52,6 +52,19 @@ struct ast_channel *sbshim_channel_get_by_uniqueid(const char *uniqueid);
 /* Queues a null frame: wakes a thread blocked in ast_waitfor() on the channel. */
 int sbshim_channel_wake(struct ast_channel *chan);
 
+/* Ends ast_channel_defer_dtmf(): clears the flag and re-arms the channel's
+ * alert for each digit frame left on its read queue (ast_read consumed their
+ * alerts while skipping them), so the next reader picks them up. */
+void sbshim_channel_undefer_dtmf(struct ast_channel *chan);
+
+/* A channel datastore for broadcasts started through the optional API:
+ * `data` (owned by Rust) goes to sbrs_broadcast_datastore_destroy when the
+ * channel is destroyed or the datastore detached. attach returns 0, or -1
+ * (data not taken). detach frees every such datastore on the channel with
+ * this uniqueid, if it still exists. */
+int sbshim_channel_attach_broadcast_datastore(struct ast_channel *chan, void *data);
+void sbshim_channel_detach_broadcast_datastores(const char *uniqueid);
+
 /* Asterisk's optional API, where the headers have it (OPTIONAL_API in
  * buildopts.h); no-ops otherwise. */
 void sbshim_optional_api_provide(const char *symname, void (*impl)(void));

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 cache=${STASIS_BROADCAST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/res_stasis_broadcast_rs}
-suites=${MATRIX_SUITES:-"foundation feature endpoint api_docs operations install ari_client multi_server agents"}
+suites=${MATRIX_SUITES:-"foundation feature endpoint api_docs operations install ari_client multi_server agents optional_api reliability"}
 cargo=${CARGO:-cargo}
 
 versions=("$@")

@@ -2,7 +2,7 @@
 
 use std::ffi::CStr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::broadcast::args::parse_app_args;
@@ -12,7 +12,7 @@ use crate::broadcast::shuffle::shuffled;
 use crate::broadcast::stats::Ending;
 use crate::config::{FilterErrorPolicy, Settings};
 use crate::events;
-use crate::host::channel::{self, Channel, ChannelRef, SleepEnd};
+use crate::host::channel::{self, Channel, ChannelRef, SleepEnd, TiePayload};
 use crate::host::module::{self, UseCount};
 use crate::host::{log, stasis};
 use crate::state::ModuleState;
@@ -83,7 +83,9 @@ fn start<'r>(
         }
         Err(error) => return Err(StartError::Filter { pattern: pattern.to_owned(), error }),
     };
-    let offered: Vec<String> = stasis::application_names()
+    let registered = stasis::application_names();
+    state.liveness.retain_registered(&registered);
+    let offered: Vec<String> = registered
         .into_iter()
         .filter(|name| filter.as_ref().is_none_or(|filter| filter.matches(name)))
         .collect();
@@ -102,7 +104,7 @@ fn start<'r>(
         waker,
     );
     // Registered before the first event leaves, so no claim can arrive first.
-    events::send_to_each(&offered, &event);
+    events::send_to_each(&state.liveness, &offered, &event);
     log::debug(1, || format!("Channel {}: offered to {} application(s)", channel.name(), offered.len()));
     Ok(active)
 }
@@ -223,7 +225,7 @@ fn inject_fault(_channel: &Channel<'_>) {}
 
 /// `stasis_app_broadcast_channel`: 0 when the broadcast started, -1 otherwise.
 pub fn api_broadcast_channel(
-    state: &ModuleState,
+    state: &Arc<ModuleState>,
     channel: &Channel<'_>,
     timeout_ms: i32,
     filter: Option<&str>,
@@ -234,8 +236,16 @@ pub fn api_broadcast_channel(
     let waker = Arc::new(UniqueIdWaker { unique_id: channel.unique_id(), _in_use: UseCount::acquire() });
     match start(state, channel, &state.settings.current(), timeout, filter, flags & SUPPRESS_CLAIMED == 0, waker) {
         Ok(active) => {
-            // The caller removes it with stasis_app_broadcast_cleanup.
-            active.detach();
+            // The caller removes it with stasis_app_broadcast_cleanup; should
+            // it never do so, the broadcast goes with the channel.
+            let generation = active.detach();
+            let tie = Tie::new(state, channel.unique_id(), generation);
+            if channel.tie(Box::new(tie)).is_err() {
+                log::warning(&format!(
+                    "Channel {}: could not tie the broadcast to the channel; it lasts until stasis_app_broadcast_cleanup",
+                    channel.name()
+                ));
+            }
             0
         }
         Err(error) => {
@@ -245,9 +255,57 @@ pub fn api_broadcast_channel(
     }
 }
 
+/// What ties an optional-API broadcast to its channel (a channel datastore,
+/// see [`Channel::tie`]): when the channel goes before its caller called
+/// `stasis_app_broadcast_cleanup`, [`channel_gone`] removes the broadcast.
+/// Counted in `ModuleState::ties` from birth to drop; unload refuses while
+/// any exists, so none outlives the state. It reaches the state through a
+/// weak reference rather than [`crate::state::get`], which answers `None`
+/// while an unload is deciding: a channel destroyed then still has its
+/// broadcast removed.
+struct Tie {
+    state: Weak<ModuleState>,
+    channel_id: String,
+    generation: u64,
+}
+
+impl Tie {
+    fn new(state: &Arc<ModuleState>, channel_id: String, generation: u64) -> Tie {
+        state.ties.fetch_add(1, Ordering::SeqCst);
+        Tie { state: Arc::downgrade(state), channel_id, generation }
+    }
+}
+
+impl Drop for Tie {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.upgrade() {
+            state.ties.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The tie datastore of a channel was freed (channel destroyed, or
+/// [`api_cleanup`]): removes the broadcast it was made for, unless that one
+/// is gone already or a later broadcast has taken the channel's place.
+pub fn channel_gone(payload: TiePayload) {
+    let Ok(tie) = payload.downcast::<Tie>() else { return };
+    let Some(state) = tie.state.upgrade() else { return };
+    if state.registry.remove_generation(&tie.channel_id, tie.generation) {
+        log::verbose(
+            3,
+            &format!("Channel {} is gone: removed the broadcast its caller never cleaned up", tie.channel_id),
+        );
+    }
+}
+
 /// `stasis_app_broadcast_wait`: 0 when claimed within the timeout, -1 otherwise.
 pub fn api_wait(state: &ModuleState, channel: &Channel<'_>, timeout_ms: i32) -> i32 {
+    let _in_use = UseCount::acquire();
     let unique_id = channel.unique_id();
+    // No broadcast to wait for: answer at once, as upstream does.
+    if !state.registry.contains(&unique_id) {
+        return -1;
+    }
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     let claimed = || state.registry.is_claimed_by_id(&unique_id);
     if channel.sleep_until(timeout, &claimed, state.callbacks.sleep_condition) == SleepEnd::Condition {
@@ -262,9 +320,12 @@ pub fn api_winner(state: &ModuleState, channel_id: &str) -> Option<String> {
     state.registry.settle_by_id(channel_id)
 }
 
-/// `stasis_app_broadcast_cleanup`: forgets the broadcast.
+/// `stasis_app_broadcast_cleanup`: removes the broadcast and the channel
+/// datastore that would have removed it with the channel.
 pub fn api_cleanup(state: &ModuleState, channel_id: &str) {
+    let _in_use = UseCount::acquire();
     state.registry.remove_by_id(channel_id);
+    channel::untie(channel_id);
 }
 
 /// The C implementation that Asterisk 20.20+/22.10+/23.4+ ships. Running both

@@ -3,7 +3,8 @@
 use crate::broadcast::registry::ClaimOutcome;
 use crate::broadcast::stats::ClaimAnswer;
 use crate::events;
-use crate::host::{log, stasis};
+use crate::host::log;
+use crate::host::module::UseCount;
 use crate::state::ModuleState;
 
 /// A claim for the broadcast of `channel_id` by `application`.
@@ -12,12 +13,17 @@ use crate::state::ModuleState;
 /// claimant is answered "not found" and the race stays open for the others;
 /// a call that is already taken answers 409 to everyone.
 pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimOutcome {
+    // The module stays loaded while a claim is inside it.
+    let _in_use = UseCount::acquire();
     if channel_id.is_empty() || application.is_empty() {
         state.stats.claim(ClaimAnswer::NotFound);
         return ClaimOutcome::NotFound;
     }
-    // Asked of Stasis before taking the registry lock (never call Asterisk under it).
-    let registered = stasis::is_registered(application);
+    // Asked of Stasis before taking the registry lock (never call Asterisk
+    // under it). An application registered but inactive (its WebSocket has
+    // closed; it stays registered while it has channels) counts as not
+    // registered: Stasis would refuse it the channel.
+    let registered = events::can_receive(&state.liveness, application);
     let result = state.registry.claim_if(channel_id, application, |spec| {
         spec.claim_policy.allows(registered, spec.offered.iter().any(|name| name == application))
     });
@@ -39,7 +45,7 @@ pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimO
             let why = if registered {
                 "the call was not offered to it (claim_policy=offered)"
             } else {
-                "no Stasis application of that name is registered"
+                "no active Stasis application of that name is registered"
             };
             log::notice(&format!("Claim for channel {channel_id} by '{application}' rejected: {why}"));
         }
@@ -47,7 +53,12 @@ pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimO
     if let Some(notice) = result.notice {
         match events::call_claimed(&notice.channel_id, &notice.winner) {
             Some(event) => {
-                events::send_to_each(&notice.offered, &event);
+                // Only to those still able to receive it: an offered
+                // application that has gone since would only make Stasis
+                // log a warning (or drop it, if inactive).
+                let reachable: Vec<String> =
+                    notice.offered.iter().filter(|name| events::can_receive(&state.liveness, name)).cloned().collect();
+                events::send_to_each(&state.liveness, &reachable, &event);
             }
             None => log::warning(&format!("Channel {channel_id}: could not build the CallClaimed event")),
         }

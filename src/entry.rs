@@ -13,7 +13,7 @@ use std::ffi::{c_int, c_uint};
 use crate::broadcast::registry::ClaimOutcome;
 use crate::endpoint::{self, Handlers};
 use crate::guard::guarded;
-use crate::host::channel::{ChannelArg, ConditionArg};
+use crate::host::channel::{ChannelArg, ConditionArg, TieArg};
 use crate::host::cli::{self as host_cli, ArgsArg, CliAnswer, EntryArg};
 use crate::host::http::{self, HttpRequest, SessionArg, UriArg, VariablesArg};
 use crate::host::module::{AsteriskString, OptionalFunction};
@@ -131,6 +131,20 @@ extern "C" fn api_broadcast_cleanup(channel_id: CStrArg<'_>) {
     guarded("stasis_app_broadcast_cleanup", (), || {
         if let Some(state) = state::get() {
             app::api_cleanup(&state, &channel_id);
+        }
+    });
+}
+
+/// Destroy callback of the channel datastore that ties an optional-API
+/// broadcast to its channel (`src/shim.c`): the channel is gone, or
+/// `stasis_app_broadcast_cleanup` detached it. The datastore holds a
+/// reference to this module until after this returns. The payload reaches
+/// the state by itself (see `app::channel_gone`), also during an unload.
+#[no_mangle]
+pub extern "C" fn sbrs_broadcast_datastore_destroy(data: TieArg) {
+    guarded("broadcast datastore destroy", (), || {
+        if let Some(payload) = data.take() {
+            app::channel_gone(payload);
         }
     });
 }

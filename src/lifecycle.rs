@@ -2,6 +2,7 @@
 //! everything as one unit in a fixed order, undo what was done when a step
 //! fails, and on unload unregister everything and drop the state.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +80,16 @@ pub fn unload() -> i32 {
         log::warning(&format!("res_stasis_broadcast_rs: {live} broadcast(s) in progress; not unloading"));
         return -1;
     }
+    // A channel datastore of an optional-API broadcast (which Asterisk's use
+    // count covers too, but not a forced unload) would call into the module
+    // when its channel goes.
+    let ties = state.ties.load(Ordering::SeqCst);
+    if ties > 0 {
+        log::warning(&format!(
+            "res_stasis_broadcast_rs: {ties} channel(s) still tied to an optional-API broadcast; not unloading"
+        ));
+        return -1;
+    }
     // No HTTP thread may be inside the module when it goes away.
     if !state.endpoint.stop() {
         return -1;
@@ -97,8 +108,11 @@ pub fn unload() -> i32 {
     }
     drop(state);
     let Some(state) = state::take() else { return 0 };
-    let live = state.registry.len();
-    if live > 0 || !state::wait_sole_owner(&state, HOLDERS_LIMIT) {
+    // Counted again once no callback holds the state any more: one that
+    // started a broadcast (or tied one to its channel) just before the take
+    // has returned by then.
+    let busy = |state: &ModuleState| state.registry.len() + state.ties.load(Ordering::SeqCst) > 0;
+    if busy(&state) || !state::wait_sole_owner(&state, HOLDERS_LIMIT) || busy(&state) {
         log::warning("res_stasis_broadcast_rs: a broadcast or a callback is still running; not unloading");
         state.registrations().cli = cli::register(&crate::cli::COMMANDS, state.callbacks.cli);
         state.endpoint.start(state.settings.current().claim_endpoint);

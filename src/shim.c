@@ -19,6 +19,7 @@
 #include "asterisk/channel.h"
 #include "asterisk/cli.h"
 #include "asterisk/config.h"
+#include "asterisk/datastore.h"
 #include "asterisk/frame.h"
 #include "asterisk/http.h"
 #include "asterisk/options.h"
@@ -142,6 +143,75 @@ struct ast_channel *sbshim_channel_get_by_uniqueid(const char *uniqueid)
 int sbshim_channel_wake(struct ast_channel *chan)
 {
 	return ast_queue_frame(chan, &ast_null_frame);
+}
+
+void sbshim_channel_undefer_dtmf(struct ast_channel *chan)
+{
+	struct ast_frame *f;
+	int held = 0;
+
+	ast_channel_lock(chan);
+	ast_channel_undefer_dtmf(chan);
+	/* While deferred, ast_read consumed the alert of each digit frame it left
+	 * on the queue: give them back, or the next reader never wakes for them. */
+	AST_LIST_TRAVERSE(ast_channel_readq(chan), f, frame_list) {
+		if (f->frametype == AST_FRAME_DTMF_BEGIN || f->frametype == AST_FRAME_DTMF_END) {
+			held++;
+		}
+	}
+	if (ast_channel_alert_writable(chan)) {
+		while (held-- > 0 && !ast_channel_alert_write(chan)) {
+		}
+	}
+	ast_channel_unlock(chan);
+}
+
+/* Implemented in Rust (src/entry.rs), behind the panic guard. */
+void sbrs_broadcast_datastore_destroy(void *data);
+
+/* Marks a channel whose broadcast was started through the optional API: when
+ * the channel goes, so does a broadcast its caller never cleaned up. The
+ * datastore holds a reference to this module until it is freed. */
+static const struct ast_datastore_info sbshim_broadcast_datastore = {
+	.type = "res_stasis_broadcast_rs",
+	.destroy = sbrs_broadcast_datastore_destroy,
+};
+
+int sbshim_channel_attach_broadcast_datastore(struct ast_channel *chan, void *data)
+{
+	struct ast_datastore *datastore = ast_datastore_alloc(&sbshim_broadcast_datastore, NULL);
+
+	if (!datastore) {
+		return -1;
+	}
+	datastore->data = data;
+	ast_channel_lock(chan);
+	ast_channel_datastore_add(chan, datastore);
+	ast_channel_unlock(chan);
+	return 0;
+}
+
+void sbshim_channel_detach_broadcast_datastores(const char *uniqueid)
+{
+	struct ast_channel *chan = sbshim_channel_get_by_uniqueid(uniqueid);
+	struct ast_datastore *datastore;
+
+	if (!chan) {
+		return;
+	}
+	for (;;) {
+		ast_channel_lock(chan);
+		datastore = ast_channel_datastore_find(chan, &sbshim_broadcast_datastore, NULL);
+		if (datastore) {
+			ast_channel_datastore_remove(chan, datastore);
+		}
+		ast_channel_unlock(chan);
+		if (!datastore) {
+			break;
+		}
+		ast_datastore_free(datastore);
+	}
+	ast_channel_unref(chan);
 }
 
 /* An Asterisk built without the OPTIONAL_API compile option (menuselect)

@@ -10,10 +10,11 @@
 //! refuses. The slot itself is the only static that holds anything, and it
 //! holds nothing between an unload and the next load.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::broadcast::liveness::Liveness;
 use crate::broadcast::registry::Registry;
 use crate::broadcast::stats::Stats;
 use crate::config;
@@ -46,6 +47,11 @@ pub struct ModuleState {
     pub registry: Registry,
     /// What the module did since it was loaded.
     pub stats: Stats,
+    /// Applications the last event sent to them found inactive.
+    pub liveness: Liveness,
+    /// Optional-API broadcasts tied to their channel by a datastore not yet
+    /// freed (see `app::api_broadcast_channel`): unload waits for none.
+    pub ties: Arc<AtomicUsize>,
     /// stasis_broadcast.conf as new broadcasts use it.
     pub settings: config::Current,
     /// The module-served claim and API-description endpoints.
@@ -61,6 +67,8 @@ impl ModuleState {
         ModuleState {
             registry: Registry::new(),
             stats: Stats::new(),
+            liveness: Liveness::new(),
+            ties: Arc::new(AtomicUsize::new(0)),
             settings: config::Current::default(),
             endpoint: Endpoint::new(callbacks.endpoint),
             callbacks,

@@ -252,6 +252,26 @@ impl Registry {
         }
     }
 
+    /// Whether a broadcast is registered for `channel_id`.
+    pub fn contains(&self, channel_id: &str) -> bool {
+        self.lock().entries.contains_key(channel_id)
+    }
+
+    /// Removes `channel_id`'s broadcast if it is still the one numbered
+    /// `generation` (see [`Active::detach`]).
+    pub fn remove_generation(&self, channel_id: &str, generation: u64) -> bool {
+        let removed = {
+            let mut state = self.lock();
+            let current = state.entries.get(channel_id).is_some_and(|entry| entry.generation == generation);
+            if current {
+                state.entries.remove(channel_id)
+            } else {
+                None
+            }
+        };
+        removed.is_some()
+    }
+
     /// Removes `channel_id`'s broadcast, whichever started it.
     pub fn remove_by_id(&self, channel_id: &str) -> bool {
         let removed = self.lock().entries.remove(channel_id);
@@ -318,8 +338,11 @@ impl Active<'_> {
 
     /// Keeps the broadcast registered after this handle is gone: for the
     /// optional API, whose caller removes it with `stasis_app_broadcast_cleanup`.
-    pub fn detach(self) {
+    /// Returns its generation, for [`Registry::remove_generation`].
+    pub fn detach(self) -> u64 {
+        let generation = self.generation;
         std::mem::forget(self);
+        generation
     }
 }
 
@@ -494,6 +517,18 @@ mod tests {
         assert_eq!(registry.settle_by_id("c1").as_deref(), Some("x"));
         assert!(registry.remove_by_id("c1"));
         assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn remove_generation_spares_a_later_broadcast_on_the_channel() {
+        let registry = Registry::new();
+        let first = registry.begin(spec("c1", &[], false), Arc::new(CondvarWake::default())).detach();
+        assert!(registry.contains("c1"));
+        let second = registry.begin(spec("c1", &[], false), Arc::new(CondvarWake::default())).detach();
+        assert!(!registry.remove_generation("c1", first));
+        assert!(registry.contains("c1"));
+        assert!(registry.remove_generation("c1", second));
+        assert!(!registry.contains("c1"));
     }
 
     #[test]

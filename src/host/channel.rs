@@ -1,6 +1,7 @@
 //! Channels: a borrowed `Channel` valid for one callback, an owned
 //! `ChannelRef` that holds a reference and can wake the channel's thread.
 
+use std::any::Any;
 use std::ffi::{c_char, c_int, c_void};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -136,10 +137,13 @@ impl<'call> Channel<'call> {
     /// Services the channel until `done()` is true, `timeout` passes, or it
     /// hangs up. Incoming frames are read (voice is dropped, control frames
     /// are kept for whoever reads next), so an answered channel's queue never
-    /// grows; `done()` is re-checked every time the channel is woken, which
-    /// [`ChannelRef::wake`] does from another thread. Asterisk asks through
-    /// `condition`, which answers with [`ConditionArg::done`].
+    /// grows; DTMF is deferred (Asterisk leaves the digits queued, in order,
+    /// for whoever reads after us: the winner's Stasis session). `done()` is
+    /// re-checked every time the channel is woken, which [`ChannelRef::wake`]
+    /// does from another thread. Asterisk asks through `condition`, which
+    /// answers with [`ConditionArg::done`].
     pub fn sleep_until(&self, timeout: Duration, done: &dyn Fn() -> bool, condition: Condition) -> SleepEnd {
+        let _digits_kept = DeferDtmf::new(self);
         let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
         let mut closure: &dyn Fn() -> bool = done;
         let data = (&mut closure as *mut &dyn Fn() -> bool).cast::<c_void>();
@@ -157,6 +161,98 @@ impl<'call> Channel<'call> {
         } else {
             SleepEnd::TimedOut
         }
+    }
+}
+
+/// DTMF deferred on the channel for the guard's lifetime: `ast_read` leaves
+/// digit frames on the read queue (and queues those the driver delivers),
+/// while every other frame is read as usual. Only undone by the guard that
+/// set it, so a caller that had already deferred DTMF keeps it deferred.
+struct DeferDtmf<'a> {
+    channel: &'a Channel<'a>,
+    set_here: bool,
+}
+
+impl<'a> DeferDtmf<'a> {
+    fn new(channel: &'a Channel<'a>) -> Self {
+        // With only deferred digits left on its read queue, ast_read disables
+        // the channel's timer without checking there is one: a channel made
+        // while no timing module was loaded has none, and deferring would
+        // crash Asterisk. Such a channel keeps the old behaviour (digits read
+        // and dropped with the voice).
+        // SAFETY: valid channel for 'call; the timer is set when the channel
+        // is allocated and only released when it is destroyed.
+        if unsafe { ffi::ast_channel_timer(channel.raw.as_ptr()) }.is_null() {
+            return DeferDtmf { channel, set_here: false };
+        }
+        // SAFETY: valid channel for 'call; ast_channel_defer_dtmf locks it and
+        // returns whether the flag was already set.
+        let already = unsafe { ffi::ast_channel_defer_dtmf(channel.raw.as_ptr()) } != 0;
+        DeferDtmf { channel, set_here: !already }
+    }
+}
+
+impl Drop for DeferDtmf<'_> {
+    fn drop(&mut self) {
+        if self.set_here {
+            // SAFETY: valid channel; clears the flag set in `new` (under the
+            // channel lock) and re-arms the alert for the digits it kept.
+            unsafe { ffi::sbshim_channel_undefer_dtmf(self.channel.raw.as_ptr()) };
+        }
+    }
+}
+
+/// What a channel tie carries: any value of the module's, handed back when
+/// the tie ends.
+pub type TiePayload = Box<dyn Any + Send>;
+
+impl Channel<'_> {
+    /// Ties `payload` to the channel through a channel datastore: it comes
+    /// back, once, to the datastore's destroy callback (the entry point
+    /// `sbrs_broadcast_datastore_destroy`, through [`TieArg::take`]) when the
+    /// channel is destroyed, or when [`untie`] is called for it first. While
+    /// the datastore exists Asterisk holds a reference to this module
+    /// (`ast_datastore_alloc` takes one on `AST_MODULE_SELF`, released after
+    /// the destroy callback returns), so a plain `module unload` is refused.
+    /// `Err(payload)` when the datastore could not be made.
+    pub fn tie(&self, payload: TiePayload) -> Result<(), TiePayload> {
+        let data = Box::into_raw(Box::new(payload)).cast::<c_void>();
+        // SAFETY: valid channel for 'call; on success the datastore owns
+        // `data` and hands it to the destroy callback exactly once.
+        if unsafe { ffi::sbshim_channel_attach_broadcast_datastore(self.raw.as_ptr(), data) } == 0 {
+            return Ok(());
+        }
+        // SAFETY: not taken by the shim: still ours, made by Box::into_raw above.
+        Err(*unsafe { Box::from_raw(data.cast::<TiePayload>()) })
+    }
+}
+
+/// Ends now every tie of the channel with this unique id (if it still
+/// exists): each payload goes to the destroy callback before this returns.
+pub fn untie(unique_id: &str) {
+    let unique_id = super::cstring(unique_id);
+    // SAFETY: NUL-terminated id; the shim looks the channel up, detaches its
+    // datastores under the channel lock and frees them after releasing it.
+    unsafe { ffi::sbshim_channel_detach_broadcast_datastores(unique_id.as_ptr()) };
+}
+
+/// The argument of the tie datastore's destroy callback: made only by
+/// Asterisk, which passes each datastore's data once.
+#[repr(transparent)]
+pub struct TieArg {
+    data: *mut c_void,
+}
+
+impl TieArg {
+    /// The payload given to [`Channel::tie`].
+    pub fn take(self) -> Option<TiePayload> {
+        if self.data.is_null() {
+            return None;
+        }
+        // SAFETY: a TieArg only comes from Asterisk, as the data of a tie
+        // datastore, which Channel::tie made with Box::into_raw and which
+        // Asterisk hands to the destroy callback once; `self` is consumed.
+        Some(*unsafe { Box::from_raw(self.data.cast::<TiePayload>()) })
     }
 }
 

@@ -35,12 +35,34 @@ pub fn is_registered(name: &str) -> bool {
     unsafe { ffi::sbshim_stasis_app_is_registered(name.as_ptr()) != 0 }
 }
 
+/// What became of an event given to [`send`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// An active application's handler took it (ARI stamps `application` on it).
+    Delivered,
+    /// Registered, but its handler is gone (WebSocket closed): dropped by Stasis.
+    Inactive,
+    /// No application of that name.
+    NotRegistered,
+}
+
 /// `stasis_app_send`: delivers an event to one application's WebSocket.
-pub fn send(application: &str, event: &Json) -> bool {
-    let application = super::cstring(application);
+/// `event` must be this application's own copy: whether its handler ran is
+/// read back from it.
+pub fn send(application: &str, event: &Json) -> Delivery {
+    let name = super::cstring(application);
     // SAFETY: both pointers are valid for the call; stasis_app_send takes its
     // own reference to the message if it keeps it.
-    unsafe { ffi::stasis_app_send(application.as_ptr(), event.as_ptr()) == 0 }
+    if unsafe { ffi::stasis_app_send(name.as_ptr(), event.as_ptr()) } != 0 {
+        return Delivery::NotRegistered;
+    }
+    // ARI's handler (res_ari_events / ari_websockets) sets "application" on the
+    // message it is given; Stasis calls no handler for an inactive application.
+    if event.string_member("application").is_some() {
+        Delivery::Delivered
+    } else {
+        Delivery::Inactive
+    }
 }
 
 /// `stasis_app_exec`: runs the channel in the application until it leaves

@@ -1,0 +1,183 @@
+//! The optional API of stasis_app_broadcast.h, called by a C module the way
+//! Asterisk's own app_stasis_broadcast.c calls it: tests/cmodule/test_broadcast_api.c,
+//! built here with `cc` against the headers the module under test was built
+//! with (ASTERISK_INCLUDE_DIR, else asterisk-headers/, else /usr/include) and
+//! loaded into the real Asterisk next to our module.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const OURS: &str = "res_stasis_broadcast_rs.so";
+const TEST_MODULE: &str = "test_broadcast_api.so";
+
+/// `run` does broadcast_channel + wait + winner + stasis_app_exec + cleanup;
+/// `start` only broadcast_channel (no cleanup, ever) and hangs up after `W`
+/// seconds; `wait` calls wait with no broadcast; `claim` calls claim_channel.
+/// Each copies its results into `API_<uniqueid>`.
+const DIALPLAN: &str = "[api]
+exten => run,1,BroadcastApiRun(${T})
+ same => n,Set(GLOBAL(API_${UNIQUEID})=${API_START}|${API_WAIT}|${API_WINNER}|${API_EXEC})
+ same => n,Hangup()
+exten => start,1,BroadcastApiStart(5000)
+ same => n,Set(GLOBAL(API_${UNIQUEID})=${API_START})
+ same => n,Wait(${W})
+ same => n,Hangup()
+exten => wait,1,BroadcastApiWait(2000)
+ same => n,Set(GLOBAL(API_${UNIQUEID})=${API_WAIT}|${API_WAIT_MS})
+ same => n,Hangup()
+exten => claim,1,BroadcastApiClaim(${CID},${CAPP})
+ same => n,Set(GLOBAL(API_${UNIQUEID})=${API_CLAIM})
+ same => n,Hangup()
+";
+
+/// Where build.rs takes the headers from, in the same order.
+fn include_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ASTERISK_INCLUDE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("asterisk-headers");
+    if local.join("asterisk/module.h").is_file() {
+        return local;
+    }
+    PathBuf::from("/usr/include")
+}
+
+/// Builds the C test module once per test binary.
+fn test_module() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cmodule/test_broadcast_api.c");
+            let include = include_dir();
+            let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cmodule-{}", std::process::id()));
+            std::fs::create_dir_all(&out_dir).expect("create cmodule dir");
+            let output = out_dir.join(TEST_MODULE);
+            let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+            let status = Command::new(&compiler)
+                .args(["-shared", "-fPIC", "-O1", "-g", "-Wall", "-Werror", "-Wno-unused-function"])
+                .arg(format!("-I{}", include.display()))
+                .arg("-o")
+                .arg(&output)
+                .arg(&source)
+                .status()
+                .unwrap_or_else(|e| panic!("run {compiler}: {e}"));
+            assert!(status.success(), "{compiler} failed to build {} against {}", source.display(), include.display());
+            output
+        })
+        .clone()
+}
+
+fn boot() -> Asterisk {
+    Asterisk::start(
+        AsteriskConfig::new(ours()).dialplan(DIALPLAN).module_file(TEST_MODULE, test_module()).load(TEST_MODULE),
+    )
+}
+
+fn api_result(ast: &Asterisk, id: &str, timeout: Duration) -> Option<String> {
+    ast.wait_for_global(&format!("API_{id}"), timeout)
+}
+
+fn broadcasts_line(ast: &Asterisk) -> String {
+    let out = ast.cli("stasis broadcast show broadcasts");
+    out.lines().rev().find(|l| l.contains("active broadcast")).unwrap_or("").trim().to_owned()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// broadcast_channel, wait, winner, stasis_app_exec, cleanup: the claim made
+/// over HTTP wins, the winner gets the channel, everything is cleaned up.
+#[test]
+fn broadcast_wait_winner_cleanup_with_a_claim() {
+    let ast = boot();
+    let app = ast.connect_app("alpha");
+    let id = ast.originate(OriginateSpec::new("run", "api").var("T", "5000"));
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast through the optional API");
+    let r = app.claim(&id);
+    assert_eq!(r.status, 204, "{}", r.body);
+    app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart for the winner");
+    // While the winner holds the channel, the broadcast is still registered: 409.
+    assert_eq!(ast.claim(&id, "alpha").status, 409);
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(api_result(&ast, &id, 5 * SECOND).as_deref(), Some("0|0|alpha|0"));
+    wait_until("broadcast removed by cleanup", 5 * SECOND, || broadcasts_line(&ast) == "0 active broadcast(s)");
+    assert_eq!(ast.claim(&id, "alpha").status, 404);
+}
+
+/// Without a claim: wait returns -1 after the timeout, winner is NULL.
+#[test]
+fn broadcast_wait_winner_cleanup_without_a_claim() {
+    let ast = boot();
+    let app = ast.connect_app("alpha");
+    let started = Instant::now();
+    let id = ast.originate(OriginateSpec::new("run", "api").var("T", "400"));
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    assert_eq!(api_result(&ast, &id, 5 * SECOND).as_deref(), Some("0|-1||"));
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    wait_until("broadcast removed by cleanup", 5 * SECOND, || broadcasts_line(&ast) == "0 active broadcast(s)");
+}
+
+/// stasis_app_claim_channel from C: 0 for the first claim, -2 once claimed,
+/// -1 for a channel with no broadcast.
+#[test]
+fn claim_channel_return_codes() {
+    let ast = boot();
+    let app = ast.connect_app("alpha");
+    let id = ast.originate(OriginateSpec::new("run", "api").var("T", "5000"));
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    let claim = |cid: &str| {
+        let claimer = ast.originate(OriginateSpec::new("claim", "api").var("CID", cid).var("CAPP", "alpha"));
+        api_result(&ast, &claimer, 5 * SECOND)
+    };
+    assert_eq!(claim(&id).as_deref(), Some("0"));
+    app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart after a claim made from C");
+    assert_eq!(claim(&id).as_deref(), Some("-2"));
+    assert_eq!(claim("no-such-channel").as_deref(), Some("-1"));
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(api_result(&ast, &id, 5 * SECOND).as_deref(), Some("0|0|alpha|0"));
+}
+
+/// wait with no broadcast on the channel returns -1 at once (as upstream),
+/// instead of sleeping the whole timeout.
+#[test]
+fn wait_without_a_broadcast_returns_at_once() {
+    let ast = boot();
+    let id = ast.originate(OriginateSpec::new("wait", "api"));
+    let result = api_result(&ast, &id, 5 * SECOND).expect("BroadcastApiWait result");
+    let (code, ms) = result.split_once('|').expect("code|ms");
+    assert_eq!(code, "-1", "{result}");
+    let ms: u64 = ms.parse().expect("elapsed ms");
+    assert!(ms < 200, "wait without a broadcast took {ms} ms (timeout 2000)");
+}
+
+/// A caller that starts a broadcast and never cleans up: when the channel
+/// goes, so does the broadcast (claims for it get 404) and the module can be
+/// unloaded.
+#[test]
+fn a_broadcast_never_cleaned_up_goes_with_its_channel() {
+    let ast = boot();
+    let app = ast.connect_app("alpha");
+    let id = ast.originate(OriginateSpec::new("start", "api").var("W", "1"));
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    assert_eq!(api_result(&ast, &id, 5 * SECOND).as_deref(), Some("0"));
+    assert_eq!(broadcasts_line(&ast), "1 active broadcast(s)");
+    wait_until("channel gone", 5 * SECOND, || ast.ari().get(&format!("/channels/{id}")).status == 404);
+    wait_until("broadcast removed with its channel", 5 * SECOND, || broadcasts_line(&ast) == "0 active broadcast(s)");
+    let r = ast.claim(&id, "alpha");
+    assert_eq!(r.status, 404, "claim for a channel that is gone: {}", r.body);
+    drop(app);
+    let out = ast.cli(&format!("module unload {OURS}"));
+    assert!(out.contains("Unloaded"), "module unload after an abandoned broadcast: {out}\n{}", ast.diagnostics());
+    assert!(!is_running(&ast, OURS));
+    assert!(ast.is_running());
+}
