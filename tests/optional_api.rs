@@ -181,3 +181,35 @@ fn a_broadcast_never_cleaned_up_goes_with_its_channel() {
     assert!(!is_running(&ast, OURS));
     assert!(ast.is_running());
 }
+
+/// The use count column of `module show like NAME`.
+fn use_count(ast: &Asterisk, name: &str) -> u32 {
+    let line = module_line(ast, name).unwrap_or_default();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let running = words.iter().position(|word| *word == "Running").expect("a Running column");
+    words[running - 1].parse().unwrap_or_else(|_| panic!("use count in {line:?}"))
+}
+
+/// While a channel carries the datastore that ties a never-cleaned-up
+/// broadcast to it, the module stays loaded: the datastore holds a reference
+/// to it (on top of the broadcast's own), and even a forced unload is
+/// refused, since the datastore would call into the module when the channel
+/// goes. Once the channel is gone, both are released and unload works.
+#[test]
+fn a_tied_channel_keeps_the_module_loaded() {
+    let ast = boot();
+    let base = use_count(&ast, OURS);
+    let id = ast.originate(OriginateSpec::new("start", "api").var("W", "30"));
+    assert_eq!(api_result(&ast, &id, 5 * SECOND).as_deref(), Some("0"));
+    assert_eq!(use_count(&ast, OURS), base + 2, "the broadcast and its channel datastore each hold the module");
+    for command in ["module unload", "module unload -f"] {
+        let out = ast.cli(&format!("{command} {OURS}"));
+        assert!(!out.contains("Unloaded"), "{command} while a channel is tied: {out}");
+        assert!(is_running(&ast, OURS), "{command} while a channel is tied left it not running");
+    }
+    assert_eq!(ast.hangup(&id).status, 204);
+    wait_until("broadcast removed with its channel", 5 * SECOND, || broadcasts_line(&ast) == "0 active broadcast(s)");
+    wait_until("use count back", 5 * SECOND, || use_count(&ast, OURS) == base);
+    let out = ast.cli(&format!("module unload {OURS}"));
+    assert!(out.contains("Unloaded"), "module unload once the channel is gone: {out}\n{}", ast.diagnostics());
+}
