@@ -50,8 +50,8 @@ pub struct ModuleState {
     /// Applications the last event sent to them found inactive.
     pub liveness: Liveness,
     /// Optional-API broadcasts tied to their channel by a datastore not yet
-    /// freed (see `app::api_broadcast_channel`): unload waits for none.
-    pub ties: Arc<AtomicUsize>,
+    /// freed (see `app::Tie`): unload refuses while there is any.
+    pub ties: AtomicUsize,
     /// stasis_broadcast.conf as new broadcasts use it.
     pub settings: config::Current,
     /// The module-served claim and API-description endpoints.
@@ -68,7 +68,7 @@ impl ModuleState {
             registry: Registry::new(),
             stats: Stats::new(),
             liveness: Liveness::new(),
-            ties: Arc::new(AtomicUsize::new(0)),
+            ties: AtomicUsize::new(0),
             settings: config::Current::default(),
             endpoint: Endpoint::new(callbacks.endpoint),
             callbacks,
