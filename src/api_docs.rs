@@ -13,7 +13,7 @@
 //! `events.json` (never from a version number), and the entries are added
 //! to a `serde_json` value whose key order is the document's.
 
-use std::fmt;
+use std::{fmt, io};
 
 use serde_json::{json, Map, Value};
 
@@ -291,12 +291,25 @@ impl fmt::Display for Decision {
 /// The decision from Asterisk's `events.json` at `path`, as read (`Err`: why
 /// it could not be).
 pub fn decide(path: &str, text: Result<&str, String>) -> Decision {
-    let text = match text {
-        Ok(text) => text,
-        Err(why) => return Decision::Unusable(format!("cannot read {path}: {why}")),
-    };
-    let found = match scan::missing(text) {
+    match text {
+        Ok(text) => judge(path, scan::missing(serde_json::de::StrRead::new(text))),
+        Err(why) => Decision::Unusable(format!("cannot read {path}: {why}")),
+    }
+}
+
+/// [`decide`] from the file at `path`, read as it is parsed (the text is
+/// never held whole: see [`scan`]).
+pub fn decide_file(path: &str) -> Decision {
+    match std::fs::File::open(path) {
+        Ok(file) => judge(path, scan::missing(serde_json::de::IoRead::new(io::BufReader::with_capacity(4096, file)))),
+        Err(error) => Decision::Unusable(format!("cannot read {path}: {error}")),
+    }
+}
+
+fn judge(path: &str, found: Result<Option<Missing>, serde_json::Error>) -> Decision {
+    let found = match found {
         Ok(found) => found,
+        Err(error) if error.is_io() => return Decision::Unusable(format!("cannot read {path}: {error}")),
         Err(error) => return Decision::Unusable(format!("{path} is not valid JSON: {error}")),
     };
     match found {
@@ -309,7 +322,7 @@ pub fn decide(path: &str, text: Result<&str, String>) -> Decision {
 /// [`missing`] of a document's text, without making it a [`Value`].
 ///
 /// Load and reload decide from Asterisk's `events.json` (some 30 KiB of
-/// text); as a `serde_json::Value` it is about 200 KiB of small allocations,
+/// text, read through a 4 KiB buffer); as a `serde_json::Value` it is about 200 KiB of small allocations,
 /// all alive at once. Made in the thread that runs `module load` (a new
 /// remote-console thread each time, given one of glibc's per-thread malloc
 /// arenas in turn), that peak grew each arena's heap by some 100 KiB that
@@ -326,8 +339,8 @@ mod scan {
 
     use super::{Missing, CLAIM_PATH, EVENT_MODEL, MODELS};
 
-    pub fn missing(text: &str) -> Result<Option<Missing>, serde_json::Error> {
-        let mut deserializer = serde_json::Deserializer::from_str(text);
+    pub fn missing<'de, R: serde_json::de::Read<'de>>(read: R) -> Result<Option<Missing>, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::new(read);
         let found = Seed(Document).deserialize(&mut deserializer)?;
         deserializer.end()?;
         Ok(found)
@@ -832,10 +845,12 @@ mod tests {
         );
         for text in &texts {
             let doc: Value = serde_json::from_str(text).unwrap();
-            assert_eq!(scan::missing(text).unwrap(), missing(&doc), "{text}");
+            assert_eq!(scan::missing(serde_json::de::StrRead::new(text)).unwrap(), missing(&doc), "{text}");
+            let read = serde_json::de::IoRead::new(io::BufReader::with_capacity(3, text.as_bytes()));
+            assert_eq!(scan::missing(read).unwrap(), missing(&doc), "{text} read through a buffer");
         }
         for bad in ["{", "{\"models\": }", "[1,]", "{} {}", ""] {
-            assert!(scan::missing(bad).is_err(), "{bad}");
+            assert!(scan::missing(serde_json::de::StrRead::new(bad)).is_err(), "{bad}");
         }
     }
 
@@ -875,6 +890,22 @@ mod tests {
         assert!(decision.to_string().starts_with(&format!("cannot read {path}: No such file or directory;")));
         assert!(matches!(decide(path, Ok("{")), Decision::Unusable(why) if why.contains("not valid JSON")));
         assert!(matches!(decide(path, Ok("{}")), Decision::Unusable(why) if why.contains("no 'models'")));
+
+        let dir = std::env::temp_dir().join(format!("api-docs-decide-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(FILE_NAME);
+        let file = file.to_str().unwrap();
+        std::fs::write(file, &old_text).unwrap();
+        assert_eq!(decide_file(file), decide(path, Ok(&old_text)));
+        std::fs::write(file, new.to_string()).unwrap();
+        assert_eq!(decide_file(file), Decision::AsteriskHasThem);
+        std::fs::write(file, "{").unwrap();
+        assert!(matches!(decide_file(file), Decision::Unusable(why) if why.contains("not valid JSON")));
+        let gone = dir.join("gone.json");
+        let gone = gone.to_str().unwrap();
+        assert!(matches!(decide_file(gone), Decision::Unusable(why) if why.starts_with(&format!("cannot read {gone}: "))));
+        assert!(matches!(decide_file(dir.to_str().unwrap()), Decision::Unusable(why) if why.starts_with("cannot read")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
