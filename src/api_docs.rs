@@ -13,7 +13,7 @@
 //! `events.json` (never from a version number), and the entries are added
 //! to a `serde_json` value whose key order is the document's.
 
-use std::fmt;
+use std::{fmt, io};
 
 use serde_json::{json, Map, Value};
 
@@ -291,18 +291,328 @@ impl fmt::Display for Decision {
 /// The decision from Asterisk's `events.json` at `path`, as read (`Err`: why
 /// it could not be).
 pub fn decide(path: &str, text: Result<&str, String>) -> Decision {
-    let text = match text {
-        Ok(text) => text,
-        Err(why) => return Decision::Unusable(format!("cannot read {path}: {why}")),
-    };
-    let doc: Value = match serde_json::from_str(text) {
-        Ok(doc) => doc,
+    match text {
+        Ok(text) => judge(path, scan::missing(serde_json::de::StrRead::new(text))),
+        Err(why) => Decision::Unusable(format!("cannot read {path}: {why}")),
+    }
+}
+
+/// [`decide`] from the file at `path`, read as it is parsed (the text is
+/// never held whole: see [`scan`]).
+pub fn decide_file(path: &str) -> Decision {
+    match std::fs::File::open(path) {
+        Ok(file) => judge(path, scan::missing(serde_json::de::IoRead::new(io::BufReader::with_capacity(4096, file)))),
+        Err(error) => Decision::Unusable(format!("cannot read {path}: {error}")),
+    }
+}
+
+fn judge(path: &str, found: Result<Option<Missing>, serde_json::Error>) -> Decision {
+    let found = match found {
+        Ok(found) => found,
+        Err(error) if error.is_io() => return Decision::Unusable(format!("cannot read {path}: {error}")),
         Err(error) => return Decision::Unusable(format!("{path} is not valid JSON: {error}")),
     };
-    match missing(&doc) {
+    match found {
         None => Decision::Unusable(format!("{path} has no 'models' object or 'apis' list")),
         Some(missing) if missing.is_empty() => Decision::AsteriskHasThem,
         Some(missing) => Decision::Serve(missing),
+    }
+}
+
+/// [`missing`] of a document's text, without making it a [`Value`].
+///
+/// Load and reload decide from Asterisk's `events.json` (some 30 KiB of
+/// text, read through a 4 KiB buffer); as a `serde_json::Value` it is about 200 KiB of small allocations,
+/// all alive at once. Made in the thread that runs `module load` (a new
+/// remote-console thread each time, given one of glibc's per-thread malloc
+/// arenas in turn), that peak grew each arena's heap by some 100 KiB that
+/// glibc never trims (less than its 128 KiB trim threshold is left free at
+/// the top), so Asterisk's resident memory grew by ~2 MiB over the first
+/// few dozen unload/load cycles, until every arena had had its turn. These
+/// visitors look at each value while it is parsed and keep only the answer;
+/// the result is the same as `missing(&serde_json::from_str(text)?)`, the
+/// last of a repeated key counting as it does in a `Value`.
+mod scan {
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use super::{Missing, CLAIM_PATH, EVENT_MODEL, MODELS};
+
+    pub fn missing<'de, R: serde_json::de::Read<'de>>(read: R) -> Result<Option<Missing>, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::new(read);
+        let found = Seed(Document).deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(found)
+    }
+
+    /// What one JSON value is looked at for: what is made of an object, an
+    /// array or a string, and `other` for anything else (and, unless
+    /// overridden, for objects and arrays too, skipped without keeping them).
+    trait Look: Sized {
+        type Out;
+        fn other(&self) -> Self::Out;
+        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(self.other())
+        }
+        fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(self.other())
+        }
+        fn string(self, _text: &str) -> Self::Out {
+            self.other()
+        }
+    }
+
+    struct Seed<L>(L);
+
+    impl<'de, L: Look> DeserializeSeed<'de> for Seed<L> {
+        type Value = L::Out;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<L::Out, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de, L: Look> Visitor<'de> for Seed<L> {
+        type Value = L::Out;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<L::Out, E> {
+            Ok(self.0.other())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<L::Out, E> {
+            Ok(self.0.other())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<L::Out, E> {
+            Ok(self.0.other())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<L::Out, E> {
+            Ok(self.0.other())
+        }
+        fn visit_unit<E>(self) -> Result<L::Out, E> {
+            Ok(self.0.other())
+        }
+        fn visit_str<E>(self, text: &str) -> Result<L::Out, E> {
+            Ok(self.0.string(text))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<L::Out, A::Error> {
+            self.0.array(seq)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<L::Out, A::Error> {
+            self.0.object(map)
+        }
+    }
+
+    /// A string's position in a list (object keys, `subTypes` items).
+    struct OneOf(&'static [&'static str]);
+
+    impl Look for OneOf {
+        type Out = Option<usize>;
+        fn other(&self) -> Option<usize> {
+            None
+        }
+        fn string(self, text: &str) -> Option<usize> {
+            self.0.iter().position(|item| *item == text)
+        }
+    }
+
+    /// Whether a value is this string.
+    struct Is(&'static str);
+
+    impl Look for Is {
+        type Out = bool;
+        fn other(&self) -> bool {
+            false
+        }
+        fn string(self, text: &str) -> bool {
+            text == self.0
+        }
+    }
+
+    /// Whether a value is an object.
+    struct AnObject;
+
+    impl Look for AnObject {
+        type Out = bool;
+        fn other(&self) -> bool {
+            false
+        }
+        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(true)
+        }
+    }
+
+    /// The document: `None` unless an object with a `models` object and an
+    /// `apis` array.
+    struct Document;
+
+    impl Look for Document {
+        type Out = Option<Missing>;
+        fn other(&self) -> Option<Missing> {
+            None
+        }
+        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Missing>, A::Error> {
+            let (mut models, mut apis) = (None, None);
+            while let Some(key) = map.next_key_seed(Seed(OneOf(&["models", "apis"])))? {
+                match key {
+                    Some(0) => models = map.next_value_seed(Seed(Models))?,
+                    Some(_) => apis = map.next_value_seed(Seed(Apis))?,
+                    None => drop(map.next_value::<IgnoredAny>()?),
+                }
+            }
+            let (Some(models), Some(claim_operation)) = (models, apis) else { return Ok(None) };
+            let lacks = |found: [bool; 2]| MODELS.into_iter().zip(found).filter(|(_, f)| !f).map(|(m, _)| m).collect();
+            Ok(Some(Missing {
+                models: lacks(models.objects),
+                subtypes: models.subtypes.map(lacks).unwrap_or_default(),
+                claim_operation: !claim_operation,
+            }))
+        }
+    }
+
+    /// What `models` has of ours: which of [`MODELS`] are objects, and which
+    /// are among the `Event` model's `subTypes` (`None`: no such list).
+    struct ModelsFound {
+        objects: [bool; 2],
+        subtypes: Option<[bool; 2]>,
+    }
+
+    struct Models;
+
+    impl Look for Models {
+        type Out = Option<ModelsFound>;
+        fn other(&self) -> Option<ModelsFound> {
+            None
+        }
+        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<ModelsFound>, A::Error> {
+            const KEYS: [&str; 3] = [MODELS[0], MODELS[1], EVENT_MODEL];
+            let mut found = ModelsFound { objects: [false; 2], subtypes: None };
+            while let Some(key) = map.next_key_seed(Seed(OneOf(&KEYS)))? {
+                match key {
+                    Some(2) => found.subtypes = map.next_value_seed(Seed(EventModel))?,
+                    Some(n) => found.objects[n] = map.next_value_seed(Seed(AnObject))?,
+                    None => drop(map.next_value::<IgnoredAny>()?),
+                }
+            }
+            Ok(Some(found))
+        }
+    }
+
+    /// The `Event` model's `subTypes`, if it is an object that has that list.
+    struct EventModel;
+
+    impl Look for EventModel {
+        type Out = Option<[bool; 2]>;
+        fn other(&self) -> Option<[bool; 2]> {
+            None
+        }
+        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<[bool; 2]>, A::Error> {
+            let mut subtypes = None;
+            while let Some(key) = map.next_key_seed(Seed(OneOf(&["subTypes"])))? {
+                match key {
+                    Some(_) => subtypes = map.next_value_seed(Seed(SubTypes))?,
+                    None => drop(map.next_value::<IgnoredAny>()?),
+                }
+            }
+            Ok(subtypes)
+        }
+    }
+
+    /// Which of [`MODELS`] a list names.
+    struct SubTypes;
+
+    impl Look for SubTypes {
+        type Out = Option<[bool; 2]>;
+        fn other(&self) -> Option<[bool; 2]> {
+            None
+        }
+        fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<[bool; 2]>, A::Error> {
+            let mut found = [false; 2];
+            while let Some(item) = seq.next_element_seed(Seed(OneOf(&MODELS)))? {
+                if let Some(n) = item {
+                    found[n] = true;
+                }
+            }
+            Ok(Some(found))
+        }
+    }
+
+    /// `apis`, if a list: whether it has a POST operation on [`CLAIM_PATH`].
+    struct Apis;
+
+    impl Look for Apis {
+        type Out = Option<bool>;
+        fn other(&self) -> Option<bool> {
+            None
+        }
+        fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<bool>, A::Error> {
+            let mut any = false;
+            while let Some(claim) = seq.next_element_seed(Seed(Api))? {
+                any |= claim;
+            }
+            Ok(Some(any))
+        }
+    }
+
+    /// One resource: whether it is [`CLAIM_PATH`] with a POST operation.
+    struct Api;
+
+    impl Look for Api {
+        type Out = bool;
+        fn other(&self) -> bool {
+            false
+        }
+        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let (mut claim_path, mut post) = (false, false);
+            while let Some(key) = map.next_key_seed(Seed(OneOf(&["path", "operations"])))? {
+                match key {
+                    Some(0) => claim_path = map.next_value_seed(Seed(Is(CLAIM_PATH)))?,
+                    Some(_) => post = map.next_value_seed(Seed(Operations))?,
+                    None => drop(map.next_value::<IgnoredAny>()?),
+                }
+            }
+            Ok(claim_path && post)
+        }
+    }
+
+    /// `operations`: whether it is a list with a POST operation.
+    struct Operations;
+
+    impl Look for Operations {
+        type Out = bool;
+        fn other(&self) -> bool {
+            false
+        }
+        fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut any = false;
+            while let Some(post) = seq.next_element_seed(Seed(Post))? {
+                any |= post;
+            }
+            Ok(any)
+        }
+    }
+
+    /// One operation: whether its `httpMethod` is POST.
+    struct Post;
+
+    impl Look for Post {
+        type Out = bool;
+        fn other(&self) -> bool {
+            false
+        }
+        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut post = false;
+            while let Some(key) = map.next_key_seed(Seed(OneOf(&["httpMethod"])))? {
+                match key {
+                    Some(_) => post = map.next_value_seed(Seed(Is("POST")))?,
+                    None => drop(map.next_value::<IgnoredAny>()?),
+                }
+            }
+            Ok(post)
+        }
     }
 }
 
@@ -501,6 +811,49 @@ mod tests {
         assert_eq!(complete("{\"models\": "), None);
     }
 
+    /// `decide` scans the text; `add_entries` looks at the `Value`: the same
+    /// answer for every shape, repeated keys included (the last one counts).
+    #[test]
+    fn scanning_the_text_agrees_with_the_value() {
+        let mut complete_doc = old();
+        add_entries(&mut complete_doc);
+        let mut partial = old();
+        partial["models"]["CallClaimed"] = json!({"id": "CallClaimed"});
+        partial["models"]["Event"]["subTypes"] = json!(["CallClaimed", 7, null, {"CallBroadcast": 1}]);
+        partial["apis"].as_array_mut().unwrap().push(json!({"path": CLAIM_PATH, "operations": [{"httpMethod": "GET"}]}));
+        let mut texts: Vec<String> = [old(), complete_doc, partial].iter().map(Value::to_string).collect();
+        texts.extend(
+            [
+                "[1,2]",
+                "{}",
+                "7",
+                "\"models\"",
+                "null",
+                r#"{"models": [], "apis": []}"#,
+                r#"{"models": {}, "apis": {}}"#,
+                r#"{"models": {}, "apis": []}"#,
+                r#"{"models": {"CallBroadcast": [], "CallClaimed": "x", "Event": []}, "apis": [1, "a", null]}"#,
+                r#"{"models": {"Event": {"subTypes": "CallBroadcast"}}, "apis": [{"path": "/events/claim"}]}"#,
+                r#"{"models": {"Event": {"subTypes": ["CallBroadcast"], "subTypes": []}}, "apis": []}"#,
+                r#"{"models": {"CallBroadcast": {}, "CallBroadcast": 1}, "models": {"CallClaimed": {}}, "apis": []}"#,
+                r#"{"models": {}, "apis": [{"path": "\/events\/claim", "operations": [{"httpMethod": "P\u004fST"}]}]}"#,
+                r#"{"models": {}, "apis": [{"operations": [{"httpMethod": "POST"}], "path": "/events/claim", "path": "/x"}]}"#,
+                r#"{"models": {}, "apis": [{"path": "/events/claim", "operations": {"httpMethod": "POST"}}]}"#,
+                r#"{"apis": [{"path": "/events/claim", "operations": [{}, {"httpMethod": "POST", "x": [[{}]]}]}], "models": {"CallClaimed": {"a": [1.5, -2, true]}}}"#,
+            ]
+            .map(str::to_owned),
+        );
+        for text in &texts {
+            let doc: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(scan::missing(serde_json::de::StrRead::new(text)).unwrap(), missing(&doc), "{text}");
+            let read = serde_json::de::IoRead::new(io::BufReader::with_capacity(3, text.as_bytes()));
+            assert_eq!(scan::missing(read).unwrap(), missing(&doc), "{text} read through a buffer");
+        }
+        for bad in ["{", "{\"models\": }", "[1,]", "{} {}", ""] {
+            assert!(scan::missing(serde_json::de::StrRead::new(bad)).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn complete_keeps_the_document_s_order_and_text() {
         let text = r#"{"z":1,"models":{"Event":{"id":"Event","subTypes":[]}},"a":"é/\u0001","apis":[]}"#;
@@ -537,6 +890,22 @@ mod tests {
         assert!(decision.to_string().starts_with(&format!("cannot read {path}: No such file or directory;")));
         assert!(matches!(decide(path, Ok("{")), Decision::Unusable(why) if why.contains("not valid JSON")));
         assert!(matches!(decide(path, Ok("{}")), Decision::Unusable(why) if why.contains("no 'models'")));
+
+        let dir = std::env::temp_dir().join(format!("api-docs-decide-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(FILE_NAME);
+        let file = file.to_str().unwrap();
+        std::fs::write(file, &old_text).unwrap();
+        assert_eq!(decide_file(file), decide(path, Ok(&old_text)));
+        std::fs::write(file, new.to_string()).unwrap();
+        assert_eq!(decide_file(file), Decision::AsteriskHasThem);
+        std::fs::write(file, "{").unwrap();
+        assert!(matches!(decide_file(file), Decision::Unusable(why) if why.contains("not valid JSON")));
+        let gone = dir.join("gone.json");
+        let gone = gone.to_str().unwrap();
+        assert!(matches!(decide_file(gone), Decision::Unusable(why) if why.starts_with(&format!("cannot read {gone}: "))));
+        assert!(matches!(decide_file(dir.to_str().unwrap()), Decision::Unusable(why) if why.starts_with("cannot read")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

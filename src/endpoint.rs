@@ -168,8 +168,7 @@ impl Endpoint {
     /// own `rest-api/events.json`, logged when the decision changes.
     fn decide_docs(&self) -> bool {
         let path = format!("{}/rest-api/{}", system::data_dir(), api_docs::FILE_NAME);
-        let text = std::fs::read_to_string(&path).map_err(|error| error.to_string());
-        let decision = api_docs::decide(&path, text.as_deref().map_err(Clone::clone));
+        let decision = api_docs::decide_file(&path);
         let previous = read(&self.docs);
         if previous.as_ref() != Some(&decision) {
             let line = format!("API description: {}", docs_summary(&decision));

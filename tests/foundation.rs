@@ -27,18 +27,38 @@ fn fifty_unload_load_cycles_keep_asterisk_up_and_small() {
         assert!(loaded.contains("Loaded"), "cycle {n}: {loaded}");
         assert!(is_running(&asterisk, OURS), "cycle {n}: not running after load");
     };
-    // Warm-up: the first cycles settle allocator arenas and Asterisk's own caches.
+    // What a load allocates and unload frees still leaves pages resident:
+    // each `asterisk -rx` command runs in a new thread, which glibc gives one
+    // of its per-thread malloc arenas (up to 8 per core; with none free, the
+    // next in turn), and an arena keeps the pages its peak touched (glibc
+    // trims an arena's heap only when 128 KiB or more is free at its top).
+    // So the first cycles grow Asterisk by (arenas) x (what one load touches
+    // at once) and then it stays flat: about 16 x 24 KiB for this module on
+    // 2 cores (16 x 8 KiB for app_playtones.so), 16 x ~100 KiB when load
+    // still parsed ARI's events.json into a serde_json::Value. The first
+    // window bounds that warm-up; a leak grows every cycle, so the second
+    // window, after the arenas have had their turn, bounds it per cycle
+    // (under 10 KiB). Leaks the size of a few allocations are
+    // tests/valgrind.rs's to find.
     for n in 0..5 {
         cycle(n);
     }
-    let before = asterisk.rss_kib().expect("resident memory of Asterisk");
+    let start = asterisk.rss_kib().expect("resident memory of Asterisk");
     for n in 0..50 {
         cycle(n);
     }
-    let after = asterisk.rss_kib().expect("resident memory of Asterisk");
-    let growth = after.saturating_sub(before);
-    println!("unload/load x50: Asterisk RSS {before} KiB -> {after} KiB (growth {growth} KiB)");
-    assert!(growth < 2048, "resident memory grew by {growth} KiB over 50 cycles");
+    let middle = asterisk.rss_kib().expect("resident memory of Asterisk");
+    for n in 50..100 {
+        cycle(n);
+    }
+    let end = asterisk.rss_kib().expect("resident memory of Asterisk");
+    let (warm_up, steady) = (middle.saturating_sub(start), end.saturating_sub(middle));
+    println!(
+        "unload/load x50 twice: Asterisk RSS {start} KiB -> {middle} KiB -> {end} KiB \
+         (growth {warm_up} KiB, then {steady} KiB)"
+    );
+    assert!(warm_up < 2048, "resident memory grew by {warm_up} KiB over the first 50 cycles");
+    assert!(steady < 512, "resident memory grew by {steady} KiB over the next 50 cycles");
     assert!(asterisk.is_running());
     assert_eq!(asterisk.ari().get("/asterisk/info").status, 200, "ARI still answers");
     let log = asterisk.log();
