@@ -30,6 +30,7 @@ pub struct Callbacks {
     pub optional_api: [OptionalFunction; 5],
     pub cli: cli::Handler,
     pub scrape: prometheus::Scrape,
+    pub prometheus_unloading: prometheus::Unloading,
     pub sleep_condition: Condition,
     pub endpoint: Handlers,
 }
