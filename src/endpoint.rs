@@ -285,8 +285,8 @@ impl Endpoint {
             None => "not started".into(),
             Some(decision) => {
                 let state = match decision.served {
-                    Served::Ari if module::is_loaded(c"res_ari_events.so") => String::new(),
-                    Served::Ari => "; but res_ari_events.so is not loaded, so nothing serves it".into(),
+                    Served::Ari if module::is_running(c"res_ari_events.so") => String::new(),
+                    Served::Ari => "; but res_ari_events.so is not running, so nothing serves it".into(),
                     Served::Module if http::is_linked() && ari_legacy::is_available() => {
                         "; handler linked, credentials checked by ARI itself".into()
                     }
