@@ -202,6 +202,13 @@ fn claim_policy_registered_offered_and_any() {
     let mark = ast.log_mark();
     assert_eq!(support.claim(&id).status, 404, "support was not offered the call");
     assert!(ast.wait_for_log_since(mark, "rejected: the call was not offered to it (claim_policy=offered)", 2 * SECOND));
+    // A client can repeat it at will: one NOTICE per 10 s, the rest at debug.
+    let mark = ast.log_mark();
+    for _ in 0..3 {
+        assert_eq!(support.claim(&id).status, 404, "still refused");
+    }
+    let notices = ast.log_since(mark).lines().filter(|l| l.contains("NOTICE") && l.contains("rejected:")).count();
+    assert_eq!(notices, 0, "{}", ast.log_since(mark));
     assert_eq!(sales.claim(&id).status, 204);
     assert_eq!(support.claim(&id).status, 409, "a taken call answers 409 to everyone");
     sales.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
