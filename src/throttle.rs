@@ -16,6 +16,11 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    #[cfg_attr(test, allow(dead_code))] // its one user is not built for unit tests
+    pub const fn new() -> Throttle {
+        Throttle { last: AtomicU64::new(0), suppressed: AtomicU64::new(0) }
+    }
+
     /// `Some(held back since the last line)` if a line may be logged now;
     /// `None` (and one more held back) if not.
     #[cfg_attr(test, allow(dead_code))] // its one user is not built for unit tests
