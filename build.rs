@@ -59,7 +59,7 @@ fn main() {
         .allowlist_type("ast_variable|sbshim_config_status")
         // The struct only: res_prometheus's functions are looked up at run time,
         // so the module loads whether or not res_prometheus is there.
-        .allowlist_type("prometheus_callback")
+        .allowlist_type("prometheus_callback|prometheus_metrics_provider")
         .allowlist_type("ast_cli_entry|ast_cli_args|ast_json_encoding_format")
         .allowlist_type("ast_cli_command")
         // The module-served claim endpoint: HTTP, ACLs, crypt, version.

@@ -23,6 +23,11 @@ struct ast_str;
 struct ast_module *sbshim_module_self(void);
 void sbshim_module_ref(void);
 void sbshim_module_unref(void);
+/* Runs fn(data) if the module `name` (e.g. "res_prometheus.so") is running,
+ * i.e. loaded and not declined, while the loader's module list is locked:
+ * the module cannot start unloading before fn returns. Returns whether fn
+ * ran. Takes the module-list lock: for load/reload/unload, not per call. */
+int sbshim_with_running_module(const char *name, void (*fn)(void *), void *data);
 
 /* Logging: the message is always passed through "%s". */
 void sbshim_log(int level, const char *file, int line, const char *function, const char *message);

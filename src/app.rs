@@ -185,16 +185,24 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
 /// Loading Asterisk's own C module by hand after this one is up takes the
 /// optional API over: res_ari_events then sends claims there and every
 /// broadcast of this module times out. Say so, at most once a minute.
+///
+/// Every call looks, so the first call after such a load says so; but not in
+/// Asterisk's module list (ast_module_check would take its lock, and a
+/// `core reload` or a slow unload would then hold every new call): in the
+/// process's list of shared objects, which a present module is in. Within a
+/// minute of the last error it does not look at all.
 fn warn_if_c_implementation_loaded(state: &ModuleState, channel_name: &str) {
-    let loaded = c_implementation_loaded();
-    if loaded.is_empty() {
-        return;
-    }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
     let logged = &state.c_implementation_logged;
     let last = logged.load(Ordering::Relaxed);
-    if now.saturating_sub(last) < 60
-        || logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    if now.saturating_sub(last) < 60 {
+        return;
+    }
+    let loaded = c_implementation_mapped();
+    if loaded.is_empty() {
+        return;
+    }
+    if logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
     {
         return;
     }
@@ -332,11 +340,23 @@ pub fn api_cleanup(state: &ModuleState, channel_id: &str) {
 /// would split one call's claims between two registries.
 pub const C_IMPLEMENTATION: [&CStr; 2] = [c"res_stasis_broadcast.so", c"app_stasis_broadcast.so"];
 
-/// Which of Asterisk's own C modules for this feature are loaded.
-pub fn c_implementation_loaded() -> Vec<String> {
+/// Which of Asterisk's own C modules for this feature are running (a
+/// declined one takes nothing over). Takes Asterisk's module-list lock: for
+/// load, which holds it already.
+pub fn c_implementation_running() -> Vec<String> {
     C_IMPLEMENTATION
         .iter()
-        .filter(|name| module::is_loaded(name))
+        .filter(|name| module::is_running(name))
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Which of them are mapped into the process (loaded, running or declined).
+/// For every call: none of Asterisk's locks (see `module::is_mapped`).
+pub fn c_implementation_mapped() -> Vec<String> {
+    C_IMPLEMENTATION
+        .iter()
+        .filter(|name| module::is_mapped(name))
         .map(|name| name.to_string_lossy().into_owned())
         .collect()
 }

@@ -47,7 +47,13 @@ pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimO
             } else {
                 "no active Stasis application of that name is registered"
             };
-            log::notice(&format!("Claim for channel {channel_id} by '{application}' rejected: {why}"));
+            // Any ARI user can send these at will: one NOTICE per interval.
+            let line = format!("Claim for channel {channel_id} by '{application}' rejected: {why}");
+            match state.claim_refusal_logged.allow() {
+                Some(0) => log::notice(&line),
+                Some(held_back) => log::notice(&format!("{line} ({held_back} similar since the last, at debug level)")),
+                None => log::debug(1, || line),
+            }
         }
     }
     if let Some(notice) = result.notice {

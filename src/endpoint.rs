@@ -30,6 +30,20 @@ use crate::host::http::{self, HttpRequest, RequestBody};
 use crate::host::json::Json;
 use crate::host::sorcery::{Observer, Watch};
 use crate::host::{ari_legacy, log, module, sorcery, system};
+use crate::throttle::Throttle;
+
+/// The NOTICEs a request causes (an Origin that matches no allowed origin,
+/// as ARI logs it): any client can send such requests at will, so one line
+/// per interval, the rest at debug.
+static REQUEST_NOTICES: Throttle = Throttle::new();
+
+fn log_request_notice(notice: &str) {
+    match REQUEST_NOTICES.allow() {
+        Some(0) => log::notice(notice),
+        Some(held_back) => log::notice(&format!("{notice} ({held_back} similar since the last, at debug level)")),
+        None => log::debug(1, || notice.to_owned()),
+    }
+}
 
 const ARI_CONF: &str = "ari.conf";
 
@@ -285,8 +299,8 @@ impl Endpoint {
             None => "not started".into(),
             Some(decision) => {
                 let state = match decision.served {
-                    Served::Ari if module::is_loaded(c"res_ari_events.so") => String::new(),
-                    Served::Ari => "; but res_ari_events.so is not loaded, so nothing serves it".into(),
+                    Served::Ari if module::is_running(c"res_ari_events.so") => String::new(),
+                    Served::Ari => "; but res_ari_events.so is not running, so nothing serves it".into(),
                     Served::Module if http::is_linked() && ari_legacy::is_available() => {
                         "; handler linked, credentials checked by ARI itself".into()
                     }
@@ -389,7 +403,7 @@ fn docs_with(request: &HttpRequest<'_>, directory: &impl Directory<Arc<Acl>>) {
         }
     };
     for notice in &notices {
-        log::notice(notice);
+        log_request_notice(notice);
     }
     let params = match body {
         RequestBody::Form(mut form) => {
@@ -524,7 +538,7 @@ fn body_field(member: Option<Option<String>>) -> BodyField {
 
 fn respond(request: &HttpRequest<'_>, response: &Response) {
     for notice in &response.notices {
-        log::notice(notice);
+        log_request_notice(notice);
     }
     let body = response.message.as_deref().map(http::ari_message_body).unwrap_or_default();
     if response.close {

@@ -36,6 +36,7 @@ fn callbacks() -> Callbacks {
         ],
         cli: cli_handler,
         scrape: prometheus_scrape,
+        prometheus_unloading,
         sleep_condition,
         endpoint: Handlers { claim: claim_http, docs: docs_http, ari_observer: ari_config_loaded },
     }
@@ -227,6 +228,15 @@ extern "C" fn prometheus_scrape(output: OutputArg<'_>) {
     guarded("Prometheus scrape", (), || {
         if let Some(state) = state::get() {
             output.append(&metrics::render(&state));
+        }
+    });
+}
+
+/// res_prometheus's unload_module: it is about to go (see host::prometheus).
+extern "C" fn prometheus_unloading() {
+    guarded("res_prometheus unloading", (), || {
+        if let Some(state) = state::get() {
+            metrics::forget(&state);
         }
     });
 }

@@ -53,5 +53,6 @@ mod host;
 mod lifecycle;
 #[cfg(not(test))]
 mod metrics;
+mod throttle;
 #[cfg(not(test))]
 mod state;

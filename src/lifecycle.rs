@@ -24,7 +24,7 @@ pub fn load(callbacks: Callbacks) -> i32 {
         guard::remove_panic_hook();
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
-    let loaded = app::c_implementation_loaded();
+    let loaded = app::c_implementation_running();
     if !loaded.is_empty() {
         log::error(&format!(
             "res_stasis_broadcast_rs declined: Asterisk's own C implementation is loaded ({}). \

@@ -49,6 +49,39 @@ struct ast_module *sbshim_module_self(void)
 	return AST_MODULE_SELF;
 }
 
+struct sbshim_running_call {
+	const char *name;
+	void (*fn)(void *);
+	void *data;
+	int ran;
+};
+
+/* Called by ast_update_module_list_data for each module, with the module
+ * list locked. */
+static int sbshim_running_entry(const char *module, const char *description, int usecnt,
+	const char *status, const char *like, enum ast_module_support_level support_level, void *data)
+{
+	struct sbshim_running_call *call = data;
+
+	(void) description;
+	(void) usecnt;
+	(void) like;
+	(void) support_level;
+	if (!call->ran && !strcasecmp(module, call->name) && !strcmp(status, "Running")) {
+		call->ran = 1;
+		call->fn(call->data);
+	}
+	return 0;
+}
+
+int sbshim_with_running_module(const char *name, void (*fn)(void *), void *data)
+{
+	struct sbshim_running_call call = { name, fn, data, 0 };
+
+	ast_update_module_list_data(sbshim_running_entry, name, &call);
+	return call.ran;
+}
+
 void sbshim_module_ref(void)
 {
 	ast_module_ref(AST_MODULE_SELF);
@@ -476,9 +509,17 @@ AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,
 	.load = load_module,
 	.unload = unload_module,
 	.reload = reload_module,
-	.load_pri = AST_MODPRI_APP_DEPEND,
+	/* After AST_MODPRI_DEFAULT, res_prometheus's priority, so that at start-up
+	 * a configured res_prometheus is running when this module registers its
+	 * metrics. res_prometheus is deliberately not an optional module: the
+	 * loader fails a module whose optional module is present but declined
+	 * (module_deps_process_reqlist only skips an optional module that is
+	 * absent), which is res_prometheus without prometheus.conf; and the
+	 * reference the loader takes on an optional module is only taken at load.
+	 * See src/host/prometheus.rs for how the metrics follow res_prometheus. */
+	.load_pri = AST_MODPRI_DEFAULT + 1,
 	.requires = "res_stasis,res_ari,res_http_websocket",
-	/* Loaded first when configured: res_prometheus so the metrics can register,
-	 * the C implementation so this module sees it and declines. */
-	.optional_modules = "res_ari_events,res_prometheus,res_stasis_broadcast,app_stasis_broadcast",
+	/* Loaded first when configured: the C implementation so this module sees
+	 * it and declines. */
+	.optional_modules = "res_ari_events,res_stasis_broadcast,app_stasis_broadcast",
 );

@@ -22,6 +22,7 @@ use crate::endpoint::{Endpoint, Handlers};
 use crate::host::channel::Condition;
 use crate::host::module::{AppExec, OptionalFunction};
 use crate::host::{cli, prometheus};
+use crate::throttle::Throttle;
 
 /// The functions Asterisk calls, as `crate::entry` hands them down: what the
 /// module registers is passed to Asterisk from here.
@@ -30,6 +31,7 @@ pub struct Callbacks {
     pub optional_api: [OptionalFunction; 5],
     pub cli: cli::Handler,
     pub scrape: prometheus::Scrape,
+    pub prometheus_unloading: prometheus::Unloading,
     pub sleep_condition: Condition,
     pub endpoint: Handlers,
 }
@@ -59,6 +61,8 @@ pub struct ModuleState {
     pub callbacks: Callbacks,
     /// Seconds (since the epoch) of the last "C implementation loaded" error.
     pub c_implementation_logged: AtomicU64,
+    /// The NOTICE for a claim refused by claim_policy.
+    pub claim_refusal_logged: Throttle,
     registrations: Mutex<Registrations>,
 }
 
@@ -73,6 +77,7 @@ impl ModuleState {
             endpoint: Endpoint::new(callbacks.endpoint),
             callbacks,
             c_implementation_logged: AtomicU64::new(0),
+            claim_refusal_logged: Throttle::default(),
             registrations: Mutex::new(Registrations::default()),
         }
     }

@@ -202,6 +202,13 @@ fn claim_policy_registered_offered_and_any() {
     let mark = ast.log_mark();
     assert_eq!(support.claim(&id).status, 404, "support was not offered the call");
     assert!(ast.wait_for_log_since(mark, "rejected: the call was not offered to it (claim_policy=offered)", 2 * SECOND));
+    // A client can repeat it at will: one NOTICE per 10 s, the rest at debug.
+    let mark = ast.log_mark();
+    for _ in 0..3 {
+        assert_eq!(support.claim(&id).status, 404, "still refused");
+    }
+    let notices = ast.log_since(mark).lines().filter(|l| l.contains("NOTICE") && l.contains("rejected:")).count();
+    assert_eq!(notices, 0, "{}", ast.log_since(mark));
     assert_eq!(sales.claim(&id).status, 204);
     assert_eq!(support.claim(&id).status, 409, "a taken call answers 409 to everyone");
     sales.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
@@ -464,17 +471,108 @@ fn metrics_appear_at_asterisks_prometheus_endpoint() {
     // Asterisk's own metrics are still there beside ours.
     assert!(text.contains("asterisk_core_uptime_seconds"), "{text}");
 
-    // res_prometheus cannot go away under the registered callback: as one of
-    // our optional modules it is held while this module runs.
-    let out = ast.cli("module unload res_prometheus.so");
-    assert!(out.contains("Unable to unload resource res_prometheus.so"), "{out}");
-    assert!(is_running(&ast, "res_prometheus.so"));
-
     // Unloading removes them; loading again brings them back, from zero.
     ast.cli("module unload res_stasis_broadcast_rs.so");
     assert!(!scrape(&ast).contains("asterisk_stasis_broadcast_"), "metrics left after unload");
     ast.cli("module load res_stasis_broadcast_rs.so");
     assert_eq!(metric(&scrape(&ast), "asterisk_stasis_broadcast_started_total"), 0.0);
+}
+
+fn prometheus_config(load_prometheus: bool, conf: Option<&str>) -> AsteriskConfig {
+    let config = PROMETHEUS_MODULES
+        .iter()
+        .filter(|module| load_prometheus || **module != "res_prometheus.so")
+        .fold(AsteriskConfig::new(ours()).dialplan(DIALPLAN), |config, module| config.load(module));
+    match conf {
+        Some(conf) => config.file("prometheus.conf", conf),
+        None => config,
+    }
+}
+
+fn settings_metrics(ast: &Asterisk) -> String {
+    value_after(&ast.cli("stasis broadcast show settings"), "Prometheus metrics:")
+}
+
+fn answered_call_succeeds(ast: &Asterisk) {
+    let sales = ast.connect_app("sales");
+    let id = call(ast, "5000");
+    sales.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("offered");
+    assert_eq!(sales.claim(&id).status, 204);
+    sales.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(result(ast, &id).as_deref(), Some("SUCCESS"));
+}
+
+/// res_prometheus without prometheus.conf declines to load (its config
+/// cannot be processed). It stays in the module list, "Not Running": the
+/// module must load beside it, at start-up and by `module load`.
+#[test]
+fn a_declined_res_prometheus_does_not_keep_the_module_from_loading() {
+    let ast = Asterisk::start(prometheus_config(true, None));
+    assert!(module_line(&ast, "res_prometheus.so").is_some(), "res_prometheus is not even present");
+    assert!(!is_running(&ast, "res_prometheus.so"), "res_prometheus did not decline");
+    assert!(is_running(&ast, "res_stasis_broadcast_rs.so"), "{}", ast.log());
+    assert!(!ast.log().contains("due to dependencies"), "{}", ast.log());
+    assert_eq!(settings_metrics(&ast), "not registered (res_prometheus not running at load or reload)");
+    answered_call_succeeds(&ast);
+
+    ast.cli("module unload res_stasis_broadcast_rs.so");
+    assert!(!is_running(&ast, "res_stasis_broadcast_rs.so"));
+    ast.cli("module load res_stasis_broadcast_rs.so");
+    assert!(is_running(&ast, "res_stasis_broadcast_rs.so"), "{}", ast.log());
+    ast.cli("module reload res_stasis_broadcast_rs.so");
+    assert_eq!(settings_metrics(&ast), "not registered (res_prometheus not running at load or reload)");
+}
+
+/// res_prometheus loaded after the module, unloaded under it, loaded again:
+/// the module registers at its reload, forgets the registration when
+/// res_prometheus unloads (no pointer into it kept), and registers again at
+/// its next reload.
+#[test]
+fn metrics_follow_res_prometheus_loaded_later_unloaded_and_loaded_again() {
+    let ast = Asterisk::start(prometheus_config(false, Some(PROMETHEUS_CONF)));
+    assert!(!is_running(&ast, "res_prometheus.so"));
+    assert_eq!(settings_metrics(&ast), "not registered (res_prometheus not running at load or reload)");
+
+    // Loaded later: the metrics come with the module's reload.
+    ast.cli("module load res_prometheus.so");
+    assert!(is_running(&ast, "res_prometheus.so"), "{}", ast.log());
+    assert!(!scrape(&ast).contains("asterisk_stasis_broadcast_"));
+    ast.cli("module reload res_stasis_broadcast_rs.so");
+    assert_eq!(settings_metrics(&ast), "registered with res_prometheus");
+    assert_eq!(metric(&scrape(&ast), "asterisk_stasis_broadcast_started_total"), 0.0);
+
+    // Unloaded under the module: allowed, and the module lets go first.
+    let mark = ast.log_mark();
+    ast.cli("module unload res_prometheus.so");
+    assert!(!is_running(&ast, "res_prometheus.so"), "{}", ast.log_since(mark));
+    assert!(ast.log_since(mark).contains("res_prometheus is unloading; Prometheus metrics unregistered"));
+    assert_eq!(settings_metrics(&ast), "not registered (res_prometheus not running at load or reload)");
+    // Nothing of the module calls into the unloaded res_prometheus: a reload,
+    // then an unload and load of the module (which unregister what is
+    // registered) leave Asterisk running.
+    ast.cli("module reload res_stasis_broadcast_rs.so");
+    ast.cli("module unload res_stasis_broadcast_rs.so");
+    ast.cli("module load res_stasis_broadcast_rs.so");
+    assert!(ast.is_running(), "Asterisk died:\n{}", ast.log_since(mark));
+    assert!(is_running(&ast, "res_stasis_broadcast_rs.so"));
+
+    // Loaded again: back at the module's next reload, counting what ran meanwhile.
+    ast.cli("module load res_prometheus.so");
+    assert!(is_running(&ast, "res_prometheus.so"), "{}", ast.log_since(mark));
+    assert!(!scrape(&ast).contains("asterisk_stasis_broadcast_"));
+    answered_call_succeeds(&ast);
+    ast.cli("module reload res_stasis_broadcast_rs.so");
+    assert_eq!(settings_metrics(&ast), "registered with res_prometheus");
+    let text = scrape(&ast);
+    assert_eq!(metric(&text, "asterisk_stasis_broadcast_ended_total{outcome=\"claimed\"}"), 1.0);
+
+    // And the module's own unload takes them away, res_prometheus staying.
+    ast.cli("module unload res_stasis_broadcast_rs.so");
+    assert!(!scrape(&ast).contains("asterisk_stasis_broadcast_"));
+    ast.cli("module unload res_prometheus.so");
+    assert!(!is_running(&ast, "res_prometheus.so"));
+    assert!(ast.is_running(), "Asterisk died:\n{}", ast.log_since(mark));
 }
 
 #[test]
@@ -483,7 +581,7 @@ fn without_res_prometheus_the_module_works_and_says_metrics_are_off() {
     assert!(!is_running(&ast, "res_prometheus.so"));
     assert_eq!(
         value_after(&ast.cli("stasis broadcast show settings"), "Prometheus metrics:"),
-        "not registered (res_prometheus not loaded at load or reload)"
+        "not registered (res_prometheus not running at load or reload)"
     );
     let sales = ast.connect_app("sales");
     let id = call(&ast, "5000");

@@ -35,10 +35,49 @@ impl Drop for UseCount {
     }
 }
 
-/// Whether Asterisk has the module `name` (e.g. "res_stasis_broadcast.so") loaded.
-pub fn is_loaded(name: &CStr) -> bool {
-    // SAFETY: NUL-terminated name; ast_module_check only reads it.
-    unsafe { ffi::ast_module_check(name.as_ptr()) != 0 }
+extern "C" fn nothing(_data: *mut std::ffi::c_void) {}
+
+/// Whether the module `name` is running: loaded and not declined. Takes
+/// Asterisk's module-list lock (recursively, from load/reload/unload, which
+/// already hold it): not for every call.
+pub fn is_running(name: &CStr) -> bool {
+    // SAFETY: NUL-terminated name; `nothing` ignores its argument.
+    unsafe { ffi::sbshim_with_running_module(name.as_ptr(), Some(nothing), std::ptr::null_mut()) != 0 }
+}
+
+struct MappedSearch<'a> {
+    file_name: &'a [u8],
+    found: bool,
+}
+
+extern "C" fn mapped_entry(info: *mut libc::dl_phdr_info, _size: usize, data: *mut std::ffi::c_void) -> c_int {
+    // SAFETY: `data` is the MappedSearch given to dl_iterate_phdr below, and
+    // `info` the dynamic linker's entry, both valid for this call.
+    let (search, info) = unsafe { (&mut *(data as *mut MappedSearch<'_>), &*info) };
+    if info.dlpi_name.is_null() {
+        return 0;
+    }
+    // SAFETY: dlpi_name is a NUL-terminated path owned by the dynamic linker.
+    let path = unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes();
+    let base = path.rsplit(|byte| *byte == b'/').next().unwrap_or(path);
+    if base == search.file_name {
+        search.found = true;
+        return 1;
+    }
+    0
+}
+
+/// Whether a shared object of this file name (e.g. "res_stasis_broadcast.so")
+/// is mapped in the process: what a module present in Asterisk is, running
+/// or declined. Takes none of Asterisk's locks, only the dynamic linker's
+/// list lock for the walk (not held while modules load or unload): cheap
+/// enough for every call, and never waits for a `core reload` or a slow
+/// module unload.
+pub fn is_mapped(file_name: &CStr) -> bool {
+    let mut search = MappedSearch { file_name: file_name.to_bytes(), found: false };
+    // SAFETY: `mapped_entry` only reads the entries, and `search` outlives the walk.
+    unsafe { libc::dl_iterate_phdr(Some(mapped_entry), &mut search as *mut MappedSearch<'_> as *mut std::ffi::c_void) };
+    search.found
 }
 
 /// A function offered to other modules through Asterisk's optional API.
