@@ -325,26 +325,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// The headers a client acts on, names lower-case, in order.
-fn significant_headers(response: &Response) -> Vec<(String, String)> {
-    const NAMES: [&str; 8] = [
-        "www-authenticate",
-        "allow",
-        "content-type",
-        "access-control-allow-origin",
-        "access-control-allow-credentials",
-        "access-control-allow-methods",
-        "access-control-allow-headers",
-        "connection",
-    ];
-    response
-        .headers
-        .iter()
-        .filter(|(name, _)| NAMES.contains(&name.to_ascii_lowercase().as_str()))
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
-        .collect()
-}
-
 /// A raw HTTP exchange on its own connection: status line, lower-case header
 /// names, body.
 fn raw(asterisk: &Asterisk, request: &str) -> (String, Vec<(String, String)>, String) {

@@ -416,26 +416,6 @@ fn matrix_cases(facts: &AriFacts) -> Vec<Case> {
     cases
 }
 
-/// The headers a client acts on, names lower-case, in order.
-fn significant_headers(response: &Response) -> Vec<(String, String)> {
-    const NAMES: [&str; 8] = [
-        "www-authenticate",
-        "allow",
-        "content-type",
-        "access-control-allow-origin",
-        "access-control-allow-credentials",
-        "access-control-allow-methods",
-        "access-control-allow-headers",
-        "connection",
-    ];
-    response
-        .headers
-        .iter()
-        .filter(|(name, _)| NAMES.contains(&name.to_ascii_lowercase().as_str()))
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
-        .collect()
-}
-
 fn send(asterisk: &Asterisk, case: &Case) -> Response {
     let headers: Vec<(&str, &str)> = case.headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
     asterisk.ari().raw(case.method, &case.path, &headers, case.body.as_deref())

@@ -98,3 +98,23 @@ pub fn reference_or_ours() -> Implementation {
         Implementation::Ours
     }
 }
+
+/// The headers a client acts on, names lower-case, in order.
+pub fn significant_headers(response: &Response) -> Vec<(String, String)> {
+    const NAMES: [&str; 8] = [
+        "www-authenticate",
+        "allow",
+        "content-type",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "connection",
+    ];
+    response
+        .headers
+        .iter()
+        .filter(|(name, _)| NAMES.contains(&name.to_ascii_lowercase().as_str()))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+        .collect()
+}
