@@ -442,6 +442,26 @@ enum AriSide {
     Probe,
 }
 
+impl AriSide {
+    /// ARI's side and the instance whose claims the module serves, as the runtime allows.
+    fn boot(facts: &AriFacts) -> (AriSide, Asterisk) {
+        if facts.claim_route {
+            let (ari, module) = boot_both();
+            (AriSide::Route(Box::new(ari)), module)
+        } else {
+            (AriSide::Probe, boot(Mode::Module))
+        }
+    }
+
+    /// Every instance a configuration change must reach: ARI's (if apart) and the module's.
+    fn instances<'a>(&'a self, module: &'a Asterisk) -> Vec<&'a Asterisk> {
+        match self {
+            AriSide::Route(ari) => vec![ari, module],
+            AriSide::Probe => vec![module],
+        }
+    }
+}
+
 #[test]
 fn credential_matrix_answers_as_ari_does() {
     let facts = AriFacts::of_runtime();
@@ -794,16 +814,8 @@ fn reload_ari(asterisk: &Asterisk, facts: &AriFacts) -> String {
 #[test]
 fn ari_conf_changes_apply_alike_after_aris_reload() {
     let facts = AriFacts::of_runtime();
-    let (ari_side, module) = if facts.claim_route {
-        let (ari, module) = boot_both();
-        (AriSide::Route(Box::new(ari)), module)
-    } else {
-        (AriSide::Probe, boot(Mode::Module))
-    };
-    let instances: Vec<&Asterisk> = match &ari_side {
-        AriSide::Route(ari) => vec![ari, &module],
-        AriSide::Probe => vec![&module],
-    };
+    let (ari_side, module) = AriSide::boot(&facts);
+    let instances = ari_side.instances(&module);
     let rewrite = |general: &str, users: &str| {
         for asterisk in &instances {
             write_ari_conf(asterisk, general, users);
@@ -924,16 +936,8 @@ fn password_rotation_follows_aris_reload_without_reloading_the_module() {
 #[test]
 fn http_prefix_is_honoured() {
     let facts = AriFacts::of_runtime();
-    let (ari_side, module) = if facts.claim_route {
-        let (ari, module) = boot_both();
-        (AriSide::Route(Box::new(ari)), module)
-    } else {
-        (AriSide::Probe, boot(Mode::Module))
-    };
-    let instances: Vec<&Asterisk> = match &ari_side {
-        AriSide::Route(ari) => vec![ari, &module],
-        AriSide::Probe => vec![&module],
-    };
+    let (ari_side, module) = AriSide::boot(&facts);
+    let instances = ari_side.instances(&module);
     for asterisk in instances {
         let port = asterisk.http_port();
         std::fs::write(
