@@ -12,6 +12,9 @@
 #                   in ASTERISK_SOURCES, built from source (MATRIX_VERSIONS to choose)
 #   make soak       the chaos soak (tests/soak.rs) on the runtime: SOAK_CALLS
 #                   (default 5000), SOAK_SEED, SOAK_RUNTIME_SECS
+#   make soak-valgrind the same soak with Asterisk under valgrind memcheck, then
+#                   module unload; valgrind's report must not name the module
+#                   (SOAK_VALGRIND_CALLS, default 300; needs the Debian runtime's valgrind)
 #   make bench      ours vs the C reference vs plain Stasis(), same Asterisk, one run
 #                   (BENCH_QUICK=1: a short smoke run; results in target/bench-quick/)
 #   make install    install into an Asterisk (DESTDIR, ASTMODDIR, ASTDATADIR, ASTETCDIR)
@@ -73,7 +76,7 @@ ASTERISK_SOURCES ?= $(abspath $(CURDIR)/../shared/asterisk-src)
 export ASTERISK_SOURCES
 MATRIX_VERSIONS  ?=
 
-.PHONY: soak all build setup nodejs node-deps python3-venv py-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
+.PHONY: soak soak-valgrind all build setup nodejs node-deps python3-venv py-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
 
 all: build
 
@@ -154,6 +157,11 @@ SOAK_CALLS ?= 5000
 SOAK_SEED  ?= 1
 soak: runtime build
 	SOAK_CALLS=$(SOAK_CALLS) SOAK_SEED=$(SOAK_SEED) STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) \
+		$(CARGO) test --release --test soak -- --nocapture
+
+soak-valgrind: runtime build
+	SOAK_VALGRIND=1 SOAK_CALLS=$(or $(SOAK_VALGRIND_CALLS),300) SOAK_SEED=$(SOAK_SEED) \
+		STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) \
 		$(CARGO) test --release --test soak -- --nocapture
 
 demo: runtime build

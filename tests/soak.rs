@@ -3,7 +3,10 @@
 //!
 //! Knobs (environment): `SOAK_CALLS` (default 40, `make soak` sets more),
 //! `SOAK_SEED` (default 1; the same seed replays the same choices),
-//! `SOAK_RUNTIME_SECS` (stop starting calls after this long; default 1800).
+//! `SOAK_RUNTIME_SECS` (stop starting calls after this long; no limit unless
+//! set), `SOAK_VALGRIND=1` (Asterisk under valgrind memcheck; at the end the
+//! module is unloaded and valgrind's report must name it in no leak and no
+//! invalid access; only where the runtime has valgrind).
 //!
 //! Per call: at most one 204; StasisStart only for the application that got
 //! it; the call ends; STASISSTATUS agrees with what happened; no 5xx.
@@ -114,19 +117,36 @@ fn race(ast: &Asterisk, apps: &[AriApp], id: &str, who: &[usize]) -> Vec<(usize,
     })
 }
 
+/// Unloads the module, stops Asterisk and judges valgrind's report.
+fn unload_under_valgrind(ast: Asterisk) {
+    let module = "res_stasis_broadcast_rs.so";
+    let answer = ast.cli(&format!("module unload {module}"));
+    let deadline = Instant::now() + 60 * SECOND;
+    while module_line(&ast, module).is_some() {
+        assert!(Instant::now() < deadline, "module not unloaded: {answer}\n{}", ast.diagnostics());
+        std::thread::sleep(200 * MS);
+    }
+    let (exit, report) = ast.stop_with_valgrind_report();
+    let verdict = memcheck::Verdict::of(&report);
+    println!("soak: valgrind (Asterisk exit {exit:?}): {}", verdict.summary());
+    verdict.assert_clean();
+}
+
 #[test]
 fn chaos_soak() {
     let calls: usize = env_or("SOAK_CALLS", 40);
     let seed: u64 = env_or("SOAK_SEED", 1);
-    let runtime = Duration::from_secs(env_or("SOAK_RUNTIME_SECS", 1800));
+    let runtime: Option<Duration> = std::env::var("SOAK_RUNTIME_SECS").ok().and_then(|v| v.parse().ok()).map(Duration::from_secs);
+    let valgrind = env_or("SOAK_VALGRIND", 0u8) == 1;
+    // Everything runs 20-50 times slower under valgrind: waits stretch by this.
+    let slow: u32 = if valgrind { 20 } else { 1 };
     let mut rng = Rng(seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let ast = Asterisk::start(
-        AsteriskConfig::new(ours())
-            .dialplan(DIALPLAN)
-            .load("res_timing_timerfd.so")
-            .http_general("sessionlimit = 1000")
-            .label("soak"),
-    );
+    let config = AsteriskConfig::new(ours())
+        .dialplan(DIALPLAN)
+        .load("res_timing_timerfd.so")
+        .http_general("sessionlimit = 1000")
+        .label("soak");
+    let ast = Asterisk::start(if valgrind { config.under_valgrind() } else { config });
     let mut apps: Vec<AriApp> = (0..RACERS).map(|n| ast.connect_app(&format!("racer{n}"))).collect();
     let began = Instant::now();
     let mut outcomes: BTreeMap<(Scenario, String), usize> = BTreeMap::new();
@@ -134,19 +154,21 @@ fn chaos_soak() {
     let mut done = 0;
 
     for call in 0..calls {
-        if began.elapsed() > runtime {
+        if runtime.is_some_and(|limit| began.elapsed() > limit) {
+            println!("soak: SOAK_RUNTIME_SECS reached after {call} of {calls} calls");
             break;
         }
         let scenario = SCENARIOS[rng.below(SCENARIOS.len() as u64) as usize];
         let timeout_ms = match scenario {
             Scenario::Timeout => 50 + rng.below(250),
-            _ => 3000,
+            // Long enough for every racer to claim, also under valgrind.
+            _ => 3000 * slow.min(5) as u64,
         };
         let id = ast.originate(OriginateSpec::new("100", "incoming").var("SB", &format!("{timeout_ms},^racer,,yes")));
         let mut statuses: Vec<(String, u16)> = Vec::new();
         let mut hung_up = false;
         let mut continued = false;
-        let offered = apps[0].wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).is_some();
+        let offered = apps[0].wait_for_channel_event("CallBroadcast", &id, 5 * slow * SECOND).is_some();
         if !offered && scenario != Scenario::Timeout {
             violations.push(format!("call {call} ({scenario:?}) {id}: no CallBroadcast"));
         }
@@ -188,8 +210,8 @@ fn chaos_soak() {
                 statuses.push(("racer-dropper".into(), r.status));
                 drop(dropper);
                 // If it got the channel into Stasis, nobody can continue it now.
-                std::thread::sleep(200 * MS);
-                if ast.ari().get(&format!("/channels/{id}")).status == 200 && final_status(&ast, &id, 500 * MS).is_none() {
+                std::thread::sleep(200 * slow * MS);
+                if ast.ari().get(&format!("/channels/{id}")).status == 200 && final_status(&ast, &id, 500 * slow * MS).is_none() {
                     ast.hangup(&id);
                     hung_up = true;
                 }
@@ -226,7 +248,7 @@ fn chaos_soak() {
         // The winner (if still connected) gets StasisStart and lets the call go on.
         if let Some(name) = &winner {
             if let Some(app) = apps.iter().find(|a| a.name() == name) {
-                if app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).is_some() {
+                if app.wait_for_channel_event("StasisStart", &id, 5 * slow * SECOND).is_some() {
                     if !hung_up {
                         continued = ast.continue_channel(&id).status == 204;
                     }
@@ -235,7 +257,7 @@ fn chaos_soak() {
                 }
             }
         }
-        let status = final_status(&ast, &id, 10 * SECOND);
+        let status = final_status(&ast, &id, 10 * slow * SECOND);
         if status.is_none() {
             // Make sure it ends, and say that it did not by itself.
             ast.hangup(&id);
@@ -257,7 +279,7 @@ fn chaos_soak() {
                 violations.push(format!("call {call} {id}: StasisStart to {} which did not win", app.name()));
             }
         }
-        if !channel_gone(&ast, &id, 10 * SECOND) {
+        if !channel_gone(&ast, &id, 10 * slow * SECOND) {
             ast.hangup(&id);
             violations.push(format!("call {call} {id}: channel still there"));
         }
@@ -283,4 +305,8 @@ fn chaos_soak() {
     }
     println!("soak: {} invariant violation(s)", violations.len());
     assert!(violations.is_empty(), "{}\n{}", violations.join("\n"), ast.diagnostics());
+    if valgrind {
+        drop(apps);
+        unload_under_valgrind(ast);
+    }
 }

@@ -30,44 +30,6 @@ exten => 100,1,StasisBroadcast(${SB})
 /// Generous: everything is 20-50 times slower under valgrind.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// valgrind's report as records: each starts at a line that is not a stack
-/// frame and runs to the next blank line.
-fn records(report: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in report.lines() {
-        // "==123== text": keep what follows the pid prefix.
-        let text = line.split_once("== ").map_or("", |(_, rest)| rest);
-        if text.trim().is_empty() {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-            continue;
-        }
-        current.push_str(text);
-        current.push('\n');
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-fn is_leak(record: &str) -> bool {
-    let first = record.lines().next().unwrap_or_default();
-    first.contains("are definitely lost") || first.contains("are indirectly lost")
-}
-
-fn is_invalid_access(record: &str) -> bool {
-    let first = record.lines().next().unwrap_or_default();
-    first.starts_with("Invalid read") || first.starts_with("Invalid write") || first.starts_with("Invalid free")
-        || first.starts_with("Jump to the invalid address")
-}
-
-fn names_module(record: &str) -> bool {
-    record.contains("res_stasis_broadcast_rs")
-}
-
 #[test]
 fn unload_leaves_nothing_behind_under_valgrind() {
     let began = Instant::now();
@@ -140,22 +102,8 @@ fn unload_leaves_nothing_behind_under_valgrind() {
     }
     let (exit, report) = ast.stop_with_valgrind_report();
     eprintln!("valgrind: whole run {:?}, exit {exit:?}", began.elapsed());
-    assert!(report.contains("HEAP SUMMARY"), "valgrind's report is incomplete:\n{report}");
 
-    let records = records(&report);
-    let leaks: Vec<&String> = records.iter().filter(|r| is_leak(r) && names_module(r)).collect();
-    let invalid: Vec<&String> = records.iter().filter(|r| is_invalid_access(r) && names_module(r)).collect();
-    let all_leaks = records.iter().filter(|r| is_leak(r)).count();
-    eprintln!(
-        "valgrind: {} leak record(s) in all, {} naming the module; {} invalid access(es) naming the module",
-        all_leaks,
-        leaks.len(),
-        invalid.len()
-    );
-    assert!(
-        leaks.is_empty() && invalid.is_empty(),
-        "valgrind found the module's memory left behind or misused:\n{}\n{}",
-        leaks.iter().map(|r| r.as_str()).collect::<Vec<_>>().join("\n"),
-        invalid.iter().map(|r| r.as_str()).collect::<Vec<_>>().join("\n")
-    );
+    let verdict = memcheck::Verdict::of(&report);
+    eprintln!("valgrind: {}", verdict.summary());
+    verdict.assert_clean();
 }

@@ -64,6 +64,7 @@ pub fn is_running(asterisk: &Asterisk, name: &str) -> bool {
 }
 
 pub mod docs;
+pub mod memcheck;
 pub mod servers;
 
 /// The first release of each branch that ships Asterisk's own C implementation
