@@ -17,7 +17,9 @@
 #                       source (`make install`, `make install-headers`): the
 #                       source layout, modules in /usr/lib/asterisk/modules;
 #                       asterisk-include/ in it holds only Asterisk's headers,
-#                       for ASTERISK_INCLUDE_DIR
+#                       for ASTERISK_INCLUDE_DIR; etc/asterisk holds the
+#                       release's sample configuration, as `make samples`
+#                       leaves it (the stock configuration a new user starts from)
 #
 # Only the modules the tests load are built, plus res_prometheus and res_crypto.
 set -euo pipefail
@@ -31,7 +33,28 @@ root="$cache/asterisk-$version"
 stamp="$root/.asterisk-ready"
 log() { echo "asterisk-source $version: $*"; }
 
+find_tarball() {
+    local sources=${ASTERISK_SOURCES:?set ASTERISK_SOURCES to the directory holding asterisk-$version.tar.xz}
+    tarball=""
+    for ext in tar.xz tar.gz tar.bz2; do
+        [ -f "$sources/asterisk-$version.$ext" ] && tarball="$sources/asterisk-$version.$ext" && break
+    done
+    [ -n "$tarball" ] || { echo "asterisk-source: no asterisk-$version.tar.{xz,gz,bz2} in $sources" >&2; exit 1; }
+}
+
 if [ -f "$stamp" ] && [ -x "$root/usr/sbin/asterisk" ]; then
+    # Roots made before the sample configuration was part of them get it here.
+    if [ ! -f "$root/etc/asterisk/modules.conf" ]; then
+        find_tarball
+        samples=$(mktemp -d)
+        tar -xf "$tarball" -C "$samples" "asterisk-$version/configs/samples"
+        mkdir -p "$root/etc/asterisk"
+        for f in "$samples/asterisk-$version/configs/samples/"*.sample; do
+            n=$(basename "$f"); cp "$f" "$root/etc/asterisk/${n%.sample}"
+        done
+        rm -rf "$samples"
+        log "sample configuration installed in $root/etc/asterisk"
+    fi
     log "ready at $root"
     exit 0
 fi
@@ -39,12 +62,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "asterisk-source: building an Asterisk root needs root (debootstrap, chroot)" >&2
     exit 1
 fi
-sources=${ASTERISK_SOURCES:?set ASTERISK_SOURCES to the directory holding asterisk-$version.tar.xz}
-tarball=""
-for ext in tar.xz tar.gz tar.bz2; do
-    [ -f "$sources/asterisk-$version.$ext" ] && tarball="$sources/asterisk-$version.$ext" && break
-done
-[ -n "$tarball" ] || { echo "asterisk-source: no asterisk-$version.tar.{xz,gz,bz2} in $sources" >&2; exit 1; }
+find_tarball
 
 . "$here/archive.sh"
 
@@ -126,6 +144,7 @@ done
 make -j$(nproc) >/usr/src/make.log 2>&1 || { grep -B5 -A5 -m5 'error' /usr/src/make.log; tail -40 /usr/src/make.log; exit 1; }
 make install >/usr/src/install.log 2>&1 || { tail -40 /usr/src/install.log; exit 1; }
 make install-headers >>/usr/src/install.log 2>&1
+make samples >>/usr/src/install.log 2>&1
 grep -q OPTIONAL_API /usr/include/asterisk/buildopts.h || { echo "OPTIONAL_API missing from the build options"; exit 1; }
 SCRIPT
 if ! chroot "$root.partial" bash /usr/src/build-asterisk.sh; then

@@ -311,3 +311,96 @@ fn install_and_uninstall_follow_the_asterisk_directory_variables() {
     make("uninstall", &dest, &vars);
     assert!(dest.files().is_empty(), "uninstall with the same variables removes them: {:?}", dest.files());
 }
+
+/// `StasisBroadcast` into `RESULT_<uniqueid>`, for the stock-configuration boot.
+const STOCK_DIALPLAN: &str = "[incoming]
+exten => 100,1,StasisBroadcast(10000,^stock-,,yes)
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n,Hangup()
+";
+
+/// Boots on the runtime's stock configuration (`prometheus.conf` kept or
+/// removed) and checks what a new user would: the module runs whatever
+/// res_prometheus did, a call offered to two applications is claimed by one,
+/// and reload and unload work. (The documentation is the installed tree's
+/// business: see the tests above.)
+fn run_on_stock_configuration(stock: &Path, keep_prometheus_conf: bool) {
+    // The stock files, minus prometheus.conf when asked: res_prometheus then
+    // declines to load, as on a source build without `make samples`' file.
+    let copy = std::env::temp_dir().join(format!("sbtest-stock-etc-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&copy);
+    fs::create_dir_all(&copy).unwrap();
+    for entry in fs::read_dir(stock).unwrap().flatten() {
+        let name = entry.file_name();
+        if entry.path().is_file() && (keep_prometheus_conf || name != "prometheus.conf") {
+            fs::copy(entry.path(), copy.join(&name)).unwrap();
+        }
+    }
+    let config = AsteriskConfig::new(ours())
+        .stock_configuration(&copy)
+        .dialplan(STOCK_DIALPLAN)
+        .tolerate_load_failures()
+        .label(if keep_prometheus_conf { "stock" } else { "stock-no-prometheus-conf" });
+    let ast = Asterisk::start(config);
+    let _ = fs::remove_dir_all(&copy);
+    let boot_log = ast.log();
+    assert!(
+        is_running(&ast, OURS),
+        "{OURS} is not running on the stock configuration:\n{}\n{}",
+        module_line(&ast, OURS).unwrap_or_default(),
+        boot_log.lines().filter(|l| l.contains("res_stasis_broadcast")).collect::<Vec<_>>().join("\n")
+    );
+    let prometheus = module_line(&ast, "res_prometheus.so");
+    eprintln!("stock (prometheus.conf kept: {keep_prometheus_conf}): res_prometheus: {prometheus:?}");
+    if !keep_prometheus_conf {
+        assert!(prometheus.is_some(), "res_prometheus is not even present in this runtime");
+        assert!(!is_running(&ast, "res_prometheus.so"), "res_prometheus did not decline without configuration");
+    }
+    let autoloaded = ast.cli("module show").lines().filter(|l| l.contains(".so")).count();
+    eprintln!("stock: {autoloaded} modules loaded");
+    assert!(autoloaded > BASE_MODULES.len() + 10, "autoload did not load the stock set ({autoloaded} modules)");
+
+    // A call offered to two applications: one 204, one 409, StasisStart for the winner.
+    let first = ast.connect_app("stock-first");
+    let second = ast.connect_app("stock-second");
+    let id = ast.originate(OriginateSpec::new("100", "incoming"));
+    for app in [&first, &second] {
+        assert!(
+            app.wait_for_channel_event("CallBroadcast", &id, 10 * SECOND).is_some(),
+            "{} got no CallBroadcast\n{}",
+            app.name(),
+            ast.diagnostics()
+        );
+    }
+    assert_eq!(second.claim(&id).status, 204);
+    assert_eq!(first.claim(&id).status, 409);
+    assert!(second.wait_for_channel_event("StasisStart", &id, 10 * SECOND).is_some());
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(ast.wait_for_global(&format!("RESULT_{id}"), 10 * SECOND).as_deref(), Some("SUCCESS"));
+
+    let mark = ast.log_mark();
+    let reloaded = ast.cli(&format!("module reload {OURS}"));
+    assert!(!ast.log_since(mark).contains("ERROR"), "{reloaded}\n{}", ast.log_since(mark));
+    assert!(is_running(&ast, OURS));
+    drop((first, second));
+    ast.cli(&format!("module unload {OURS}"));
+    assert!(module_line(&ast, OURS).is_none(), "{OURS} did not unload:\n{}", ast.diagnostics());
+}
+
+/// The configuration a new user starts from: Debian's `/etc/asterisk` in the
+/// packaged runtime, `make samples` in one built from source (autoload=yes,
+/// every module the installation has). Once as shipped, once without
+/// `prometheus.conf`, where res_prometheus declines to load: neither may keep
+/// the module from loading or working.
+#[test]
+fn loads_and_works_on_the_stock_configuration_with_autoload() {
+    let runtime = Runtime::locate();
+    let stock = runtime.host_path(ETCDIR);
+    assert!(
+        stock.join("modules.conf").is_file(),
+        "{} has no stock configuration in {ETCDIR} (scripts/runtime.sh and scripts/asterisk-source.sh put it there)",
+        runtime.asterisk_version()
+    );
+    run_on_stock_configuration(&stock, true);
+    run_on_stock_configuration(&stock, false);
+}

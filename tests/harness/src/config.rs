@@ -132,6 +132,7 @@ pub struct AsteriskConfig {
     pub(crate) install_tree: Option<InstallTree>,
     pub(crate) own_rest_api: bool,
     pub(crate) valgrind: bool,
+    pub(crate) stock_etc: Option<PathBuf>,
 }
 
 impl AsteriskConfig {
@@ -154,7 +155,21 @@ impl AsteriskConfig {
             install_tree: None,
             own_rest_api: false,
             valgrind: false,
+            stock_etc: None,
         }
+    }
+
+    /// Starts from a stock configuration directory (host path): every file
+    /// in it is copied into the instance's `etc/` (a `.sample` suffix
+    /// dropped, as `make samples` does), its `modules.conf` kept as it is
+    /// (autoload and all) with only the harness's `load`/`noload` lines
+    /// added. The harness then writes just what it must own: directories
+    /// (`asterisk.conf`), the HTTP port, ARI users, the log files it reads and
+    /// the dialplan. Everything else (cdr, manager, res_prometheus, …) is
+    /// the stock file's.
+    pub fn stock_configuration(mut self, dir: impl Into<PathBuf>) -> AsteriskConfig {
+        self.stock_etc = Some(dir.into());
+        self
     }
 
     /// Runs Asterisk under valgrind memcheck (`--leak-check=full`, definite

@@ -871,14 +871,22 @@ fn prepare_dir(
             layout.moddir_in_root, layout.datadir_in_root, config.options
         ),
     ));
-    let mut modules = String::from("[modules]\nautoload = no\n");
+    let mut module_lines = String::new();
     for m in config.load_list(runtime) {
-        modules.push_str(&format!("load => {m}\n"));
+        module_lines.push_str(&format!("load => {m}\n"));
     }
     for m in config.noload_list(runtime) {
-        modules.push_str(&format!("noload => {m}\n"));
+        module_lines.push_str(&format!("noload => {m}\n"));
     }
-    files.push(("modules.conf".into(), modules));
+    let stock = config.stock_etc.as_deref().map(|from| copy_stock_configuration(from, &dir.join("etc")));
+    match &stock {
+        // The stock [modules] section (autoload=yes and its noloads) plus ours.
+        Some(stock_modules) => files.push((
+            "modules.conf".into(),
+            stock_modules.replacen("[modules]\n", &format!("[modules]\n{module_lines}"), 1),
+        )),
+        None => files.push(("modules.conf".into(), format!("[modules]\nautoload = no\n{module_lines}"))),
+    }
     files.push((
         "http.conf".into(),
         format!(
@@ -922,6 +930,10 @@ fn prepare_dir(
     ] {
         files.push((f.into(), String::new()));
     }
+    if stock.is_some() {
+        // Keep the stock files the harness would otherwise blank.
+        files.retain(|(n, _)| OWNED_IN_STOCK.contains(&n.as_str()));
+    }
     for (name, content) in &config.files {
         files.retain(|(n, _)| n != name);
         files.push((name.clone(), content.clone()));
@@ -931,6 +943,31 @@ fn prepare_dir(
         fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
     }
     overlay
+}
+
+/// The files the harness writes over a stock configuration: what it must
+/// own to run and observe the instance.
+const OWNED_IN_STOCK: &[&str] =
+    &["asterisk.conf", "modules.conf", "http.conf", "ari.conf", "logger.conf", "extensions.conf"];
+
+/// Copies a stock configuration directory into `etc` (dropping `.sample`
+/// suffixes) and returns its `modules.conf`, with line endings normalised.
+fn copy_stock_configuration(from: &Path, etc: &Path) -> String {
+    let entries = fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+    for e in entries.flatten() {
+        let path = e.path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        let name = name.strip_suffix(".sample").unwrap_or(&name).to_owned();
+        fs::copy(&path, etc.join(&name)).unwrap_or_else(|err| panic!("copy {}: {err}", path.display()));
+    }
+    let modules = etc.join("modules.conf");
+    let text = fs::read_to_string(&modules)
+        .unwrap_or_else(|e| panic!("the stock configuration {} has no modules.conf: {e}", from.display()));
+    assert!(text.contains("[modules]"), "{} has no [modules] section", modules.display());
+    text.replace("\r\n", "\n")
 }
 
 /// Minimal tone set so `Playtones(ring)` and friends work.
