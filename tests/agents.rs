@@ -16,14 +16,12 @@
 
 mod common;
 
+use common::child::*;
 use common::servers::*;
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const ARI_CLIENT_VERSION: &str = "2.2.0";
@@ -96,141 +94,30 @@ impl Lang {
     }
 }
 
-/// What an agent printed: stdout as JSON lines, stderr as text.
-#[derive(Default)]
-struct Transcript {
-    lines: Vec<Value>,
-    stderr: String,
-    /// stdout closed: the agent has exited (or is about to).
-    closed: bool,
-}
-
-fn render(t: &Transcript) -> String {
-    let mut s: String = t.lines.iter().map(|v| format!("{v}\n")).collect();
-    if !t.stderr.trim().is_empty() {
-        s.push_str(&format!("---- stderr ----\n{}\n", t.stderr.trim_end()));
-    }
-    s
-}
-
-/// A running agent. Dropping it (also while a test panics) sends SIGTERM and
-/// kills it if it has not exited within 2 s; the kernel sends it SIGTERM if
-/// the test binary dies first.
+/// A running agent: its language and the process (see `JsonLinesChild`
+/// for how it is stopped, also when a test fails).
 struct Agent {
     lang: Lang,
-    child: Child,
-    shared: Arc<(Mutex<Transcript>, Condvar)>,
-    readers: Vec<std::thread::JoinHandle<()>>,
+    process: JsonLinesChild,
 }
 
 impl Agent {
     fn spawn(lang: Lang, urls: &[String]) -> Agent {
         let mut command = lang.command();
-        command.args(urls).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("start the {lang:?} agent: {e}"));
-        let shared = Arc::new((Mutex::new(Transcript::default()), Condvar::new()));
-        let (stdout, stderr) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-        let (out, err) = (shared.clone(), shared.clone());
-        let readers = vec![
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    let value = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "event": "unparsed", "line": line }));
-                    out.0.lock().unwrap_or_else(|e| e.into_inner()).lines.push(value);
-                    out.1.notify_all();
-                }
-                out.0.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
-                out.1.notify_all();
-            }),
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = BufReader::new(stderr).read_to_string(&mut text);
-                err.0.lock().unwrap_or_else(|e| e.into_inner()).stderr.push_str(&text);
-                err.1.notify_all();
-            }),
-        ];
-        Agent { lang, child, shared, readers }
-    }
-
-    fn lines(&self) -> Vec<Value> {
-        self.shared.0.lock().unwrap_or_else(|e| e.into_inner()).lines.clone()
-    }
-
-    fn transcript(&self) -> String {
-        render(&self.shared.0.lock().unwrap_or_else(|e| e.into_inner()))
+        command.args(urls);
+        Agent { lang, process: JsonLinesChild::spawn(&format!("{lang:?} agent"), command) }
     }
 
     fn has_exited(&self) -> bool {
-        self.shared.0.lock().unwrap_or_else(|e| e.into_inner()).closed
-    }
-
-    /// Waits until `done` holds for the lines so far; panics with the transcript after `timeout`.
-    fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&[Value]) -> bool) {
-        let deadline = Instant::now() + timeout;
-        let mut t = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
-        while !done(&t.lines) {
-            assert!(!t.closed, "{:?} agent, {what}: it exited first\n{}", self.lang, render(&t));
-            let now = Instant::now();
-            assert!(now < deadline, "{:?} agent, {what}: not within {timeout:?}\n{}", self.lang, render(&t));
-            t = self.shared.1.wait_timeout(t, (deadline - now).min(Duration::from_millis(100))).unwrap_or_else(|e| e.into_inner()).0;
-        }
-    }
-
-    /// Sends SIGTERM (unless `signal` is false) and waits up to 10 s for the
-    /// exit and the last of its output.
-    fn finish(mut self, signal: bool) -> (ExitStatus, Transcript) {
-        if signal {
-            // SAFETY: signalling the child we started and have not reaped.
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the agent") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "{:?} agent still running 10 s later\n{}", self.lang, self.transcript());
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        for reader in self.readers.drain(..) {
-            reader.join().expect("agent output reader");
-        }
-        let transcript = std::mem::take(&mut *self.shared.0.lock().unwrap_or_else(|e| e.into_inner()));
-        (status, transcript)
+        self.process.has_exited()
     }
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: as in `finish`.
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while self.child.try_wait().ok().flatten().is_none() {
-                if Instant::now() >= deadline {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        if std::thread::panicking() {
-            eprintln!("---- {:?} agent output ----\n{}", self.lang, self.transcript());
-        }
+impl std::ops::Deref for Agent {
+    type Target = JsonLinesChild;
+    fn deref(&self) -> &JsonLinesChild {
+        &self.process
     }
-}
-
-/// The agent's lines about one channel with that `event`.
-fn about<'a>(lines: &'a [Value], event: &str, channel: &str) -> Vec<&'a Value> {
-    lines.iter().filter(|v| v["event"] == event && v["channel"] == channel).collect()
 }
 
 /// Starts `langs` against `server_count` servers, places `calls_per_server`
@@ -343,8 +230,8 @@ fn serve_calls(label: &str, langs: &[Lang], server_count: usize, calls_per_serve
     let mut wins = Vec::new();
     for agent in agents {
         let lang = agent.lang;
-        let (status, transcript) = agent.finish(true);
-        let all = render(&transcript);
+        let (status, transcript) = agent.process.finish(Stop::Terminate);
+        let all = transcript.render();
         let lines = &transcript.lines;
         let bad: Vec<&Value> = lines.iter().filter(|v| ["error", "unparsed", "disconnected"].contains(&v["event"].as_str().unwrap_or(""))).collect();
         assert!(bad.is_empty(), "{lang:?} agent reported problems: {bad:?}\n{all}");
@@ -394,8 +281,8 @@ fn agents_refuse_servers_that_share_an_entity_id() {
     let servers = start_servers(1, "same-id");
     let url = servers[0].asterisk.base_url();
     for lang in [Lang::Node, Lang::Python] {
-        let (status, transcript) = Agent::spawn(lang, &[url.clone(), format!("{url}/")]).finish(false);
-        let all = render(&transcript);
+        let (status, transcript) = Agent::spawn(lang, &[url.clone(), format!("{url}/")]).process.finish(Stop::Wait);
+        let all = transcript.render();
         assert!(!status.success(), "{lang:?} agent accepted two servers with one entity id\n{all}");
         assert!(transcript.stderr.contains("share the entity id 02:00:00:00:00:01"), "{lang:?} agent's reason\n{all}");
         assert!(!transcript.lines.iter().any(|v| v["event"] == "connected"), "{lang:?} agent connected anyway\n{all}");

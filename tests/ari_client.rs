@@ -15,13 +15,12 @@
 
 mod common;
 
+use common::child::*;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const APPS: [&str; 3] = ["acl-alpha", "acl-bravo", "acl-charlie"];
@@ -62,133 +61,16 @@ fn require_node_and_ari_client() {
     );
 }
 
-/// What the node process printed, line by line (stdout as JSON, stderr as text).
-#[derive(Default)]
-struct Transcript {
-    lines: Vec<Value>,
-    stderr: String,
-}
-
-/// The running `race.js`. Dropping it (also while a test panics) closes its
-/// stdin, which makes it exit, and kills it if it has not within a second.
-struct NodeRace {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    shared: Arc<(Mutex<Transcript>, Condvar)>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl NodeRace {
-    fn spawn(asterisk: &Asterisk, apps: &[&str]) -> NodeRace {
-        let mut child = Command::new("node")
-            .arg(node_dir().join("race.js"))
-            .args([asterisk.base_url().as_str(), "test", "test"])
-            .args(apps)
-            .current_dir(node_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start node race.js: {e}"));
-        let shared = Arc::new((Mutex::new(Transcript::default()), Condvar::new()));
-        let stdout = child.stdout.take().expect("stdout piped");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let out = shared.clone();
-        let err = shared.clone();
-        let readers = vec![
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    let value = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "event": "unparsed", "line": line }));
-                    out.0.lock().unwrap_or_else(|e| e.into_inner()).lines.push(value);
-                    out.1.notify_all();
-                }
-            }),
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = BufReader::new(stderr).read_to_string(&mut text);
-                err.0.lock().unwrap_or_else(|e| e.into_inner()).stderr.push_str(&text);
-                err.1.notify_all();
-            }),
-        ];
-        NodeRace { stdin: child.stdin.take(), child, shared, readers }
-    }
-
-    /// Waits until `done` holds for the lines so far; panics with the
-    /// transcript after `timeout`, or at once if node reported a crash.
-    fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&[Value]) -> bool) {
-        let deadline = Instant::now() + timeout;
-        let mut t = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
-        while !done(&t.lines) {
-            if t.lines.iter().any(|v| v["event"] == "fatal") {
-                panic!("{what}: node crashed first\n{}", render(&t));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                panic!("{what}: not seen within {timeout:?}\n{}", render(&t));
-            }
-            t = self.shared.1.wait_timeout(t, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-        }
-    }
-
-    fn lines(&self) -> Vec<Value> {
-        self.shared.0.lock().unwrap_or_else(|e| e.into_inner()).lines.clone()
-    }
-
-    fn transcript(&self) -> String {
-        render(&self.shared.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Closes stdin and waits (10 s at most) for the process to exit and its
-    /// output to be read; returns the exit status and every line.
-    fn finish(mut self) -> (ExitStatus, Transcript) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for node") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                panic!("node did not exit within 10 s of its stdin closing\n{}", self.transcript());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        for reader in self.readers.drain(..) {
-            reader.join().expect("node output reader");
-        }
-        let transcript = std::mem::take(&mut *self.shared.0.lock().unwrap_or_else(|e| e.into_inner()));
-        (status, transcript)
-    }
-}
-
-impl Drop for NodeRace {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while self.child.try_wait().ok().flatten().is_none() {
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if std::thread::panicking() {
-            eprintln!("---- node race.js output ----\n{}", self.transcript());
-        }
-    }
-}
-
-fn render(t: &Transcript) -> String {
-    let mut s: String = t.lines.iter().map(|v| format!("{v}\n")).collect();
-    if !t.stderr.trim().is_empty() {
-        s.push_str(&format!("---- stderr ----\n{}\n", t.stderr.trim_end()));
-    }
-    s
-}
-
-/// Lines about one channel with that `event`.
-fn about<'a>(lines: &'a [Value], event: &str, channel: &str) -> Vec<&'a Value> {
-    lines.iter().filter(|v| v["event"] == event && v["channel"] == channel).collect()
+/// Starts `race.js` for `apps` against `asterisk`; it exits when its stdin
+/// closes, and says `fatal` if ari-client threw.
+fn spawn_race(asterisk: &Asterisk, apps: &[&str]) -> JsonLinesChild {
+    let mut command = Command::new("node");
+    command
+        .arg(node_dir().join("race.js"))
+        .args([asterisk.base_url().as_str(), "test", "test"])
+        .args(apps)
+        .current_dir(node_dir());
+    JsonLinesChild::spawn("node race.js", command).fatal_event("fatal")
 }
 
 fn race(config: AsteriskConfig) {
@@ -196,7 +78,7 @@ fn race(config: AsteriskConfig) {
     let asterisk = Asterisk::start(config.dialplan(DIALPLAN));
     println!("{}", asterisk.runtime().asterisk_version());
     let started = Instant::now();
-    let node = NodeRace::spawn(&asterisk, &APPS);
+    let node = spawn_race(&asterisk, &APPS);
     node.wait_until("every application ready", Duration::from_secs(30), |lines| {
         lines.iter().filter(|v| v["event"] == "ready").count() == APPS.len()
     });
@@ -229,9 +111,9 @@ fn race(config: AsteriskConfig) {
     let calls_took = calls_started.elapsed();
 
     // Exact counts only once node has exited: a late extra line cannot hide.
-    let (status, transcript) = node.finish();
+    let (status, transcript) = node.finish(Stop::CloseStdin);
     let lines = &transcript.lines;
-    let all = render(&transcript);
+    let all = transcript.render();
     let mut wins: BTreeMap<&str, usize> = APPS.iter().map(|a| (*a, 0)).collect();
     for (n, id) in ids.iter().enumerate() {
         let offered: Vec<&str> = about(lines, "CallBroadcast", id).iter().filter_map(|v| v["app"].as_str()).collect();
