@@ -1076,10 +1076,11 @@ fn a_panic_while_serving_a_claim_answers_500_and_the_next_claim_works() {
     let id = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", "10000"));
     app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
     let mark = asterisk.log_mark();
-    let r = asterisk.claim(&id, "inject-panic");
+    inject_panic(&asterisk, "claim endpoint");
+    let r = asterisk.claim(&id, "claimer");
     // What res_ari_events answers when the claim function fails unexpectedly.
     assert_eq!((r.status, r.json()["message"].as_str()), (500, Some("Failed to claim channel")), "{}", r.body);
-    assert!(asterisk.wait_for_log_since(mark, "panic in claim endpoint", 5 * SECOND));
+    assert_panic_logged(&asterisk, mark, "claim endpoint");
     assert!(asterisk.is_running());
     assert_eq!(asterisk.claim(&id, "claimer").status, 204);
     app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");

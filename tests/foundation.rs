@@ -76,45 +76,112 @@ exten => 100,1,StasisBroadcast(100)
  same => n,Hangup()
 ";
 
-const PANIC_DIALPLAN: &str = "[incoming]
-exten => 100,1,Set(STASISBROADCAST_INJECT_PANIC=${INJECT})
- same => n,StasisBroadcast(100)
+/// `100@incoming` broadcasts for `${SB}` ms and records STASISSTATUS.
+const WAIT_DIALPLAN: &str = "[incoming]
+exten => 100,1,StasisBroadcast(${SB})
  same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
  same => n,Hangup()
 exten => h,1,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
 ";
 
-#[test]
-fn a_panic_in_the_application_is_logged_and_fails_only_that_call() {
-    let asterisk = Asterisk::start(AsteriskConfig::new(Broadcaster::Ours(fault_module())).dialplan(PANIC_DIALPLAN));
-    let mark = asterisk.log_mark();
-    let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("INJECT", "yes"));
-    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("FAILED"));
-    assert!(asterisk.wait_for_log_since(mark, "panic: fault injection: StasisBroadcast asked to panic", 5 * SECOND));
-    let log = asterisk.log_since(mark);
-    assert!(log.contains("ERROR"), "logged at ERROR:\n{log}");
-    assert!(log.contains("panic in StasisBroadcast"), "{log}");
-    assert!(asterisk.is_running(), "Asterisk survived the panic");
+fn fault_instance() -> Asterisk {
+    Asterisk::start(AsteriskConfig::new(Broadcaster::Ours(fault_module())).dialplan(WAIT_DIALPLAN))
+}
 
-    // The next call through the same entry point works.
-    let call = asterisk.originate(OriginateSpec::new("100", "incoming"));
-    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("TIMEOUT"));
+/// A call broadcast for `timeout_ms` that nobody claims; its STASISSTATUS.
+fn unclaimed_call(asterisk: &Asterisk, timeout_ms: u32) -> Option<String> {
+    let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", &timeout_ms.to_string()));
+    asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND)
+}
+
+/// Asterisk still answers, and the module still runs calls.
+fn still_serving(asterisk: &Asterisk) {
+    assert!(asterisk.is_running(), "Asterisk died:\n{}", asterisk.diagnostics());
+    assert_eq!(asterisk.ari().get("/asterisk/info").status, 200, "ARI answers");
+    assert_eq!(unclaimed_call(asterisk, 100).as_deref(), Some("TIMEOUT"));
+}
+
+#[test]
+fn a_panic_in_the_application_or_its_wait_fails_only_that_call() {
+    let asterisk = fault_instance();
+    // In StasisBroadcast(): the call continues with STASISSTATUS=FAILED.
+    let mark = asterisk.log_mark();
+    inject_panic(&asterisk, "StasisBroadcast");
+    assert_eq!(unclaimed_call(&asterisk, 100).as_deref(), Some("FAILED"));
+    assert_panic_logged(&asterisk, mark, "StasisBroadcast");
+    still_serving(&asterisk);
+
+    // In the condition Asterisk polls while the channel waits: the wait ends
+    // (0, its failure value) and the call goes on unclaimed, long before its 60 s.
+    let mark = asterisk.log_mark();
+    inject_panic(&asterisk, "sleep condition");
+    assert_eq!(unclaimed_call(&asterisk, 60000).as_deref(), Some("TIMEOUT"));
+    assert_panic_logged(&asterisk, mark, "sleep condition");
+    still_serving(&asterisk);
+}
+
+#[test]
+fn a_panic_in_load_reload_or_unload_leaves_the_module_as_it_was() {
+    let asterisk = fault_instance();
+    // unload_module: refused (-1); the module keeps running.
+    let mark = asterisk.log_mark();
+    inject_panic(&asterisk, "unload_module");
+    let out = asterisk.cli(&format!("module unload {OURS}"));
+    assert!(!out.contains("Unloaded"), "{out}");
+    assert_panic_logged(&asterisk, mark, "unload_module");
+    assert!(is_running(&asterisk, OURS));
+    still_serving(&asterisk);
+
+    // reload_module: declined; the module keeps running with its settings.
+    let mark = asterisk.log_mark();
+    inject_panic(&asterisk, "reload_module");
+    asterisk.cli(&format!("module reload {OURS}"));
+    assert_panic_logged(&asterisk, mark, "reload_module");
+    assert!(is_running(&asterisk, OURS));
+    still_serving(&asterisk);
+
+    // load_module: declined; nothing registered; the next load works.
+    let out = asterisk.cli(&format!("module unload {OURS}"));
+    assert!(out.contains("Unloaded"), "{out}");
+    let mark = asterisk.log_mark();
+    inject_panic(&asterisk, "load_module");
+    let out = asterisk.cli(&format!("module load {OURS}"));
+    assert_panic_logged(&asterisk, mark, "load_module");
+    assert!(!is_running(&asterisk, OURS), "running after a load that panicked: {out}");
+    assert!(!asterisk.cli("core show applications like StasisBroadcast").contains("StasisBroadcast"), "application left registered");
+    assert_eq!(asterisk.ari().get("/asterisk/info").status, 200, "ARI answers");
+    let out = asterisk.cli(&format!("module load {OURS}"));
+    assert!(is_running(&asterisk, OURS), "the next load: {out}\n{}", asterisk.log_since(mark));
+    still_serving(&asterisk);
+    assert!(!asterisk.log().contains("did not register itself"), "a load found the module still mapped");
+}
+
+/// The CLI handler answers CLI_FAILURE; ARI's configuration observer does
+/// nothing (ARI reloads all the same).
+#[test]
+fn a_panic_in_a_cli_command_or_the_ari_observer_fails_only_that_call() {
+    let asterisk = fault_instance();
+    let mark = asterisk.log_mark();
+    inject_panic(&asterisk, "CLI command");
+    let out = asterisk.cli("stasis broadcast show stats");
+    assert!(!out.contains("started:"), "the command that panicked printed its answer: {out}");
+    assert_panic_logged(&asterisk, mark, "CLI command");
+    let out = asterisk.cli("stasis broadcast show stats");
+    assert!(out.contains("started:"), "the next command: {out}");
+
+    let mark = asterisk.log_mark();
+    inject_panic(&asterisk, "ARI configuration observer");
+    asterisk.cli("module reload res_ari.so");
+    assert_panic_logged(&asterisk, mark, "ARI configuration observer");
+    still_serving(&asterisk);
 }
 
 #[test]
 fn a_panic_in_a_claim_answers_500_and_the_next_claim_works() {
-    let dialplan = "[incoming]
-exten => 100,1,StasisBroadcast(10000)
- same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
- same => n,Hangup()
-";
-    let asterisk = Asterisk::start(AsteriskConfig::new(Broadcaster::Ours(fault_module())).dialplan(dialplan));
+    let asterisk = fault_instance();
     let app = asterisk.connect_app("claimer");
-    let call = asterisk.originate(OriginateSpec::new("100", "incoming"));
+    let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", "10000"));
     app.wait_for_channel_event("CallBroadcast", &call, 5 * SECOND).expect("CallBroadcast");
-    let mark = asterisk.log_mark();
-    let panicked = asterisk.claim(&call, "inject-panic");
-    assert_eq!(panicked.status, 500, "{}", panicked.body);
     // ARI's own route calls the optional API where it exists (20.20+/22.10+/23.4+);
     // elsewhere the module's own HTTP handler serves the claim.
     let entry_point = if asterisk.runtime().at_least(C_IMPLEMENTATION_RELEASES) {
@@ -122,12 +189,55 @@ exten => 100,1,StasisBroadcast(10000)
     } else {
         "claim endpoint"
     };
-    assert!(asterisk.wait_for_log_since(mark, &format!("panic in {entry_point}"), 5 * SECOND), "{}", asterisk.log_since(mark));
+    let mark = asterisk.log_mark();
+    inject_panic(&asterisk, entry_point);
+    let panicked = asterisk.claim(&call, "claimer");
+    assert_eq!(panicked.status, 500, "{}", panicked.body);
+    assert_panic_logged(&asterisk, mark, entry_point);
     assert!(asterisk.is_running());
     assert_eq!(asterisk.claim(&call, "claimer").status, 204);
     app.wait_for_channel_event("StasisStart", &call, 5 * SECOND).expect("StasisStart after the claim");
     assert_eq!(asterisk.continue_channel(&call).status, 204);
     assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("SUCCESS"));
+}
+
+/// Each name src/entry.rs gives the panic guard (`guarded`, and
+/// `serve_http` for the HTTP handlers) is one a test injects a panic into.
+#[test]
+fn every_guarded_entry_point_has_a_fault_injection_test() {
+    let top = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let entry = std::fs::read_to_string(top.join("src/entry.rs")).expect("src/entry.rs");
+    let literal_after = |call: &str| -> Vec<String> {
+        entry
+            .split(call)
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split_once('"').map(|(name, _)| name.to_owned()))
+            .collect()
+    };
+    let names: Vec<String> = literal_after("guarded(").into_iter().chain(literal_after("serve_http(")).collect();
+    assert!(names.len() >= 17, "entry points found in src/entry.rs: {names:?}");
+    let tests: Vec<String> = std::fs::read_dir(top.join("tests"))
+        .expect("tests/")
+        .flatten()
+        .filter(|file| file.path().extension().is_some_and(|ext| ext == "rs"))
+        .map(|file| std::fs::read_to_string(file.path()).expect("test source"))
+        .filter(|text| text.contains("inject_panic("))
+        .collect();
+    let untested: Vec<&String> =
+        names.iter().filter(|name| !tests.iter().any(|text| text.contains(&format!("\"{name}\"")))).collect();
+    assert!(untested.is_empty(), "entry points no test injects a panic into: {untested:?}");
+}
+
+/// The hook is compiled into the fault-injection build only: the module
+/// users get has no trace of it.
+#[test]
+fn only_the_test_build_can_inject_panics() {
+    let contains = |path: std::path::PathBuf| {
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        bytes.windows(INJECT_PANIC.len()).any(|window| window == INJECT_PANIC.as_bytes())
+    };
+    assert!(contains(fault_module()), "the fault-injection build lacks its hook");
+    assert!(!contains(our_module()), "the module under test carries the fault-injection hook");
 }
 
 /// On a release without the C implementation (asserted by `reference_present`):

@@ -118,3 +118,58 @@ pub fn significant_headers(response: &Response) -> Vec<(String, String)> {
         .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
         .collect()
 }
+
+/// The global variable the fault-injection build reads at every entry point
+/// (src/guard.rs): the entry point it names panics once and clears it.
+pub const INJECT_PANIC: &str = "STASISBROADCAST_INJECT_PANIC";
+
+/// Makes `entry_point` (the name src/entry.rs gives `guarded`) panic the next
+/// time Asterisk calls it. Only the fault-injection build reacts.
+pub fn inject_panic(asterisk: &Asterisk, entry_point: &str) {
+    let r = asterisk.ari().post(&format!("/asterisk/variable?variable={INJECT_PANIC}&value={}", encode(entry_point)), None);
+    assert_eq!(r.status, 204, "set {INJECT_PANIC}={entry_point}: {}", r.body);
+}
+
+/// The line number of the one line of `file` (relative to the repository)
+/// that contains `needle`.
+pub fn source_line(file: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file)).expect(file);
+    let found: Vec<usize> =
+        text.lines().enumerate().filter(|(_, line)| line.contains(needle)).map(|(n, _)| n + 1).collect();
+    assert_eq!(found.len(), 1, "{file}: lines containing {needle:?}: {found:?}");
+    found[0]
+}
+
+/// An Asterisk log line at ERROR: (thread id, what follows "ERROR[tid][call id] ").
+fn error_line(line: &str) -> Option<(&str, &str)> {
+    let rest = &line[line.find("] ERROR[")? + "] ERROR[".len()..];
+    let (thread, rest) = rest.split_once(']')?;
+    let rest = match rest.strip_prefix("[C-") {
+        Some(call) => call.split_once(']')?.1,
+        None => rest,
+    };
+    Some((thread, rest.strip_prefix(' ')?))
+}
+
+/// Asserts that since `mark` exactly one injected panic in `entry_point` was
+/// caught and logged as the guard promises: at ERROR, by the thread that
+/// panicked, first the panic's message and source location (file:line of the
+/// `panic!` in src/guard.rs), then the guard's line naming the entry point.
+/// (Asterisk's log files give each line the source file of its `ast_log`,
+/// without the line number.)
+pub fn assert_panic_logged(asterisk: &Asterisk, mark: usize, entry_point: &str) {
+    let outcome = format!("panic in {entry_point}: the call failed safely, Asterisk keeps running");
+    let found = asterisk.wait_for_log_since(mark, &outcome, 5 * SECOND);
+    let log = asterisk.log_since(mark);
+    assert!(found, "{entry_point}: no {outcome:?} in the log:\n{log}");
+    let line = source_line("src/guard.rs", "panic!(\"fault injection: {entry_point} asked to panic\")");
+    let panicked = format!("src/guard.rs: panic at src/guard.rs:{line}: fault injection: {entry_point} asked to panic");
+    let caught = format!("src/guard.rs: {outcome}");
+    let errors: Vec<(&str, &str)> = log.lines().filter_map(error_line).collect();
+    let panics: Vec<usize> = (0..errors.len()).filter(|&n| errors[n].1 == panicked).collect();
+    assert_eq!(panics.len(), 1, "{entry_point}: want one ERROR line {panicked:?} since the mark:\n{log}");
+    let thread = errors[panics[0]].0;
+    let next = errors[panics[0] + 1..].iter().find(|(t, _)| *t == thread).map(|(_, text)| *text);
+    assert_eq!(next, Some(caught.as_str()), "{entry_point}: the ERROR after the panic's, thread {thread}:\n{log}");
+    assert_eq!(log.matches(&outcome).count(), 1, "{entry_point}: caught once:\n{log}");
+}
