@@ -7,23 +7,49 @@ use std::time::Duration;
 
 pub use asterisk_harness::*;
 
-/// The module under test: `$STASIS_BROADCAST_MODULE` (set by `make test`),
-/// else the `make` output at the top of the repository.
+/// The module under test: `$STASIS_BROADCAST_MODULE`, which `make test` and
+/// the version matrix set to what they have just built. There is no default:
+/// a module found lying around may be older than the sources under test.
 pub fn our_module() -> PathBuf {
-    let path = std::env::var_os("STASIS_BROADCAST_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("res_stasis_broadcast_rs.so"));
-    assert!(path.is_file(), "module not built at {}: run `make test` (or `make` first)", path.display());
+    built_module("STASIS_BROADCAST_MODULE", "the module")
+}
+
+/// The build with the fault-injection hook: `$STASIS_BROADCAST_FAULT_MODULE`
+/// (`make test` builds and sets it).
+pub fn fault_module() -> PathBuf {
+    built_module("STASIS_BROADCAST_FAULT_MODULE", "the fault-injection build")
+}
+
+/// The file `variable` names, which must be newer than every source it is built from.
+fn built_module(variable: &str, what: &str) -> PathBuf {
+    let path = std::env::var_os(variable).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{variable} is not set: run `make test`, which builds {what} and sets it (see README, Tests)")
+    });
+    let built = std::fs::metadata(&path)
+        .and_then(|meta| meta.modified())
+        .unwrap_or_else(|e| panic!("{variable}={}: {e}: run `make test`", path.display()));
+    let top = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // What cargo rebuilds the module for when it changes (build.rs and its rerun-if-changed).
+    let newest = ["src", "include", "build.rs"]
+        .iter()
+        .flat_map(|name| files_under(&top.join(name)))
+        .filter_map(|file| Some((std::fs::metadata(&file).ok()?.modified().ok()?, file)))
+        .max()
+        .expect("sources");
+    assert!(
+        built >= newest.0,
+        "{variable}={} is older than {}: stale build, run `make test`",
+        path.display(),
+        newest.1.display()
+    );
     path
 }
 
-/// The build with the fault-injection hook (`make test` builds it).
-pub fn fault_module() -> PathBuf {
-    let path = std::env::var_os("STASIS_BROADCAST_FAULT_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fault/release/libres_stasis_broadcast_rs.so"));
-    assert!(path.is_file(), "fault-injection build missing at {}: run `make test`", path.display());
-    path
+fn files_under(path: &std::path::Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(path) {
+        Ok(entries) => entries.flatten().flat_map(|entry| files_under(&entry.path())).collect(),
+        Err(_) => vec![path.to_path_buf()],
+    }
 }
 
 pub fn ours() -> Broadcaster {
