@@ -85,8 +85,9 @@ fn unload_load_cycles_with_calls_keep_asterisk_up_and_small() {
 
 const WARM_UP_CYCLES: usize = 40;
 const STEADY_CYCLES: usize = 60;
-/// Under 2 KiB per steady-state cycle.
-const STEADY_LIMIT_KIB: u64 = 2 * STEADY_CYCLES as u64;
+/// Under 3 KiB per steady-state cycle (measured without a leak: 28 to 36 KiB
+/// in all on 22.10.1, 80 KiB on 20.6.0).
+const STEADY_LIMIT_KIB: u64 = 3 * STEADY_CYCLES as u64;
 
 pub const TIMEOUT_DIALPLAN: &str = "[incoming]
 exten => 100,1,StasisBroadcast(100)
@@ -190,7 +191,15 @@ fn a_panic_in_a_cli_command_or_the_ari_observer_fails_only_that_call() {
     let mark = asterisk.log_mark();
     inject_panic(&asterisk, "ARI configuration observer");
     asterisk.cli("module reload res_ari.so");
-    assert_panic_logged(&asterisk, mark, "ARI configuration observer");
+    // ARI keeps its configuration in sorcery from 20.15, 21.10, 22.5 and 23.0;
+    // before, there is nothing to observe, and the observer never runs.
+    if asterisk.runtime().at_least(&[(20, 15), (21, 10), (22, 5), (23, 0)]) {
+        assert_panic_logged(&asterisk, mark, "ARI configuration observer");
+    } else {
+        assert!(asterisk.wait_for_log_since(mark, "Reloading module 'res_ari.so'", 5 * SECOND));
+        assert!(!asterisk.log_since(mark).contains("panic"), "{}", asterisk.log_since(mark));
+        assert_eq!(asterisk.global_var(INJECT_PANIC).as_deref(), Some("ARI configuration observer"), "observer called");
+    }
     still_serving(&asterisk);
 }
 
