@@ -45,8 +45,6 @@ void sbshim_free(void *p);
 /* Channels. */
 void sbshim_channel_ref(struct ast_channel *chan);
 void sbshim_channel_unref(struct ast_channel *chan);
-void sbshim_channel_lock(struct ast_channel *chan);
-void sbshim_channel_unlock(struct ast_channel *chan);
 /* Copies caller id number and dialplan extension with the channel locked. */
 void sbshim_channel_caller_and_exten(struct ast_channel *chan,
 	char *caller, size_t caller_len, char *exten, size_t exten_len);

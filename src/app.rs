@@ -123,7 +123,6 @@ fn log_start_error(channel_name: &str, error: &StartError) {
 /// `StasisBroadcast([timeout[,app_filter[,args[,notify_claimed]]]])`.
 pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     channel.set_variable(STATUS, "");
-    inject_fault(channel);
     let name = channel.name();
     warn_if_c_implementation_loaded(state, &name);
     // This call keeps these settings to its end, whatever a reload does meanwhile.
@@ -218,16 +217,6 @@ fn warn_if_c_implementation_loaded(state: &ModuleState, channel_name: &str) {
 pub fn after_panic(channel: &Channel<'_>) {
     channel.set_variable(STATUS, "FAILED");
 }
-
-#[cfg(feature = "fault-injection")]
-fn inject_fault(channel: &Channel<'_>) {
-    if channel.variable("STASISBROADCAST_INJECT_PANIC").is_some_and(|value| !value.is_empty()) {
-        panic!("fault injection: StasisBroadcast asked to panic on {}", channel.name());
-    }
-}
-
-#[cfg(not(feature = "fault-injection"))]
-fn inject_fault(_channel: &Channel<'_>) {}
 
 // The optional API of stasis_app_broadcast.h, with its return conventions.
 

@@ -333,10 +333,6 @@ impl Endpoint {
     /// on api-docs, then ARI's own answer for events.json with the module's
     /// entries added, in ARI's JSON format.
     pub fn serve_docs(&self, request: &HttpRequest<'_>) {
-        #[cfg(feature = "fault-injection")]
-        if request.query_params().iter().any(|(name, _)| name == "inject-panic") {
-            panic!("fault injection: API description request asked to panic");
-        }
         self.judged(request, Docs);
     }
 
@@ -568,10 +564,6 @@ impl Host<Arc<Acl>> for EndpointHost<'_, '_> {
     }
 
     fn claim(&mut self, channel_id: &str, application: &str) -> ClaimOutcome {
-        #[cfg(feature = "fault-injection")]
-        if application == "inject-panic" {
-            panic!("fault injection: claim of {channel_id} asked to panic");
-        }
         self.claim.map_or(ClaimOutcome::NotFound, |claim| claim(channel_id, application))
     }
 }

@@ -12,7 +12,7 @@ use std::ffi::{c_int, c_uint};
 
 use crate::broadcast::registry::ClaimOutcome;
 use crate::endpoint::{self, Handlers};
-use crate::guard::guarded;
+use crate::guard::{self, guarded};
 use crate::host::channel::{ChannelArg, ConditionArg, TieArg};
 use crate::host::cli::{self as host_cli, ArgsArg, CliAnswer, EntryArg};
 use crate::host::http::{self, HttpRequest, SessionArg, UriArg, VariablesArg};
@@ -46,7 +46,13 @@ fn callbacks() -> Callbacks {
 
 #[no_mangle]
 pub extern "C" fn load_module() -> c_int {
-    guarded("load_module", ffi::AST_MODULE_LOAD_DECLINE, || lifecycle::load(callbacks()))
+    // Before the guard: a panic anywhere in load is logged through Asterisk.
+    guard::install_panic_hook();
+    let loaded = guarded("load_module", ffi::AST_MODULE_LOAD_DECLINE, || lifecycle::load(callbacks()));
+    if loaded != ffi::AST_MODULE_LOAD_SUCCESS {
+        guard::remove_panic_hook();
+    }
+    loaded
 }
 
 #[no_mangle]
@@ -102,10 +108,6 @@ const CLAIM_INTERNAL_ERROR: c_int = -3;
 extern "C" fn api_claim_channel(channel_id: CStrArg<'_>, app_name: CStrArg<'_>) -> c_int {
     let (channel_id, application) = (channel_id.text(), app_name.text());
     guarded("stasis_app_claim_channel", CLAIM_INTERNAL_ERROR, || {
-        #[cfg(feature = "fault-injection")]
-        if application == "inject-panic" {
-            panic!("fault injection: claim of {channel_id} asked to panic");
-        }
         let Some(state) = state::get() else { return ClaimOutcome::NotFound.code() };
         claim::claim(&state, &channel_id, &application).code()
     })

@@ -11,7 +11,12 @@ use crate::host::log;
 
 /// Runs `body`; if it panics, logs and returns `failure`.
 pub fn guarded<R>(entry_point: &str, failure: R, body: impl FnOnce() -> R) -> R {
-    match panic::catch_unwind(AssertUnwindSafe(body)) {
+    let run = || {
+        #[cfg(feature = "fault-injection")]
+        fault_injection::panic_if_asked(entry_point);
+        body()
+    };
+    match panic::catch_unwind(AssertUnwindSafe(run)) {
         Ok(value) => value,
         Err(_) => {
             log::error(&format!("panic in {entry_point}: the call failed safely, Asterisk keeps running"));
@@ -40,8 +45,29 @@ fn log_panic(info: &PanicHookInfo<'_>) {
         .map(|text| (*text).to_owned())
         .or_else(|| info.payload().downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(non-string panic payload)".to_owned());
+    // The location in the text too: Asterisk's log files show a message's
+    // source file but not its line.
     match info.location() {
-        Some(location) => log::log_at(log::Level::Error, location, "panic", &format!("panic: {message}")),
+        Some(location) => log::log_at(
+            log::Level::Error,
+            location,
+            "panic",
+            &format!("panic at {}:{}: {message}", location.file(), location.line()),
+        ),
         None => log::error(&format!("panic: {message}")),
+    }
+}
+
+/// Test builds only (`--features fault-injection`, never the module users
+/// get): an entry point panics, once, when Asterisk's global variable
+/// STASISBROADCAST_INJECT_PANIC names it; the variable is cleared first.
+#[cfg(feature = "fault-injection")]
+mod fault_injection {
+    const VARIABLE: &str = "STASISBROADCAST_INJECT_PANIC";
+
+    pub fn panic_if_asked(entry_point: &str) {
+        if crate::host::system::take_global(VARIABLE, entry_point) {
+            panic!("fault injection: {entry_point} asked to panic");
+        }
     }
 }

@@ -17,11 +17,10 @@ use crate::{ffi, guard, metrics};
 /// taken (an HTTP request, a CLI command) to return.
 const HOLDERS_LIMIT: Duration = Duration::from_secs(5);
 
+/// Entered with the panic hook installed; the caller removes it unless this succeeds.
 pub fn load(callbacks: Callbacks) -> i32 {
-    guard::install_panic_hook();
     if !module::link_module_info() {
         log::error("res_stasis_broadcast_rs: module handle missing; declining");
-        guard::remove_panic_hook();
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
     let loaded = app::c_implementation_running();
@@ -32,7 +31,6 @@ pub fn load(callbacks: Callbacks) -> i32 {
              to modules.conf and restart, or unload them first",
             loaded.join(", ")
         ));
-        guard::remove_panic_hook();
         return ffi::AST_MODULE_LOAD_DECLINE;
     }
     let state = Arc::new(ModuleState::new(callbacks));
@@ -61,7 +59,6 @@ pub fn load(callbacks: Callbacks) -> i32 {
 /// A load that failed after the state was installed: nothing is registered.
 fn abandon() {
     drop(state::take());
-    guard::remove_panic_hook();
 }
 
 /// Idempotent. Refused while broadcasts are live (Asterisk's use count

@@ -134,16 +134,6 @@ void sbshim_channel_unref(struct ast_channel *chan)
 	ast_channel_unref(chan);
 }
 
-void sbshim_channel_lock(struct ast_channel *chan)
-{
-	ast_channel_lock(chan);
-}
-
-void sbshim_channel_unlock(struct ast_channel *chan)
-{
-	ast_channel_unlock(chan);
-}
-
 void sbshim_channel_caller_and_exten(struct ast_channel *chan,
 	char *caller, size_t caller_len, char *exten, size_t exten_len)
 {

@@ -810,9 +810,10 @@ fn a_panic_while_serving_events_json_answers_500_and_the_next_request_works() {
     write_json(&path, &without_entries(&read_json(&path)));
     reload_and_wait(&asterisk, "module (");
     let mark = asterisk.log_mark();
-    let r = get(&asterisk, &format!("{EVENTS}?inject-panic=1"));
+    inject_panic(&asterisk, "API description endpoint");
+    let r = get(&asterisk, EVENTS);
     assert_eq!((r.status, r.json()["message"].as_str()), (500, Some("Cannot serve the API description")), "{}", r.body);
-    assert!(asterisk.wait_for_log_since(mark, "panic in API description endpoint", 5 * SECOND));
+    assert_panic_logged(&asterisk, mark, "API description endpoint");
     assert!(asterisk.is_running());
     let r = get(&asterisk, EVENTS);
     assert_eq!(r.status, 200);

@@ -19,6 +19,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -1076,10 +1077,11 @@ fn a_panic_while_serving_a_claim_answers_500_and_the_next_claim_works() {
     let id = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", "10000"));
     app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
     let mark = asterisk.log_mark();
-    let r = asterisk.claim(&id, "inject-panic");
+    inject_panic(&asterisk, "claim endpoint");
+    let r = asterisk.claim(&id, "claimer");
     // What res_ari_events answers when the claim function fails unexpectedly.
     assert_eq!((r.status, r.json()["message"].as_str()), (500, Some("Failed to claim channel")), "{}", r.body);
-    assert!(asterisk.wait_for_log_since(mark, "panic in claim endpoint", 5 * SECOND));
+    assert_panic_logged(&asterisk, mark, "claim endpoint");
     assert!(asterisk.is_running());
     assert_eq!(asterisk.claim(&id, "claimer").status, 204);
     app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
@@ -1101,21 +1103,40 @@ fn unload_load_cycles_leave_no_handler_behind() {
         (404, "Resource not found")
     };
     let asterisk = boot(Mode::Module);
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    // Answers the request stream got so far: the module's (404, the channel
+    // is unknown) and ARI's own (the handler gone).
+    let (module_answers, ari_answers) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    // Each cycle waits, unloaded, for the stream to get ARI's answer, and,
+    // loaded again, the module's: the stream is seen to run through both.
+    let answered = |counter: &AtomicUsize, n: usize, what: &str| {
+        let (before, deadline) = (counter.load(SeqCst), Instant::now() + 10 * SECOND);
+        while counter.load(SeqCst) == before {
+            assert!(Instant::now() < deadline, "cycle {n}: the request stream got no {what} answer in 10 s");
+            std::thread::sleep(MS);
+        }
+    };
     let (statuses, cycles, refused) = std::thread::scope(|s| {
         let hammer = s.spawn(|| {
             let http = asterisk.ari();
             let auth = basic("test", "test");
             let mut seen = std::collections::BTreeMap::<(u16, String), usize>::new();
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while !stop.load(SeqCst) {
                 let r = http.raw("POST", &format!("{CLAIM_PATH}?{UNKNOWN}"), &[("Authorization", &auth)], None);
-                *seen.entry((r.status, r.json()["message"].as_str().unwrap_or(&r.body).to_owned())).or_default() += 1;
+                let message = r.json()["message"].as_str().unwrap_or(&r.body).to_owned();
+                if (r.status, message.as_str()) == (404, CHANNEL_NOT_FOUND) {
+                    module_answers.fetch_add(1, SeqCst);
+                } else if (r.status, message.as_str()) == (ari_status, ari_message) {
+                    ari_answers.fetch_add(1, SeqCst);
+                }
+                *seen.entry((r.status, message)).or_default() += 1;
             }
             seen
         });
         let mut cycles = 0;
         let mut refused = 0;
         for n in 0..20 {
+            answered(&module_answers, n, "module's");
             let deadline = Instant::now() + 10 * SECOND;
             loop {
                 let out = asterisk.cli(&format!("module unload {OURS}"));
@@ -1136,12 +1157,14 @@ fn unload_load_cycles_leave_no_handler_behind() {
             );
             assert_eq!(r.status, ari_status, "cycle {n}: after unload: {}", r.body);
             assert_eq!(r.json()["message"], ari_message);
+            answered(&ari_answers, n, "ARI's own");
             let out = asterisk.cli(&format!("module load {OURS}"));
             assert!(out.contains("Loaded"), "cycle {n}: {out}");
             assert!(handler_linked(&asterisk), "cycle {n}: handler not linked after load");
             cycles += 1;
         }
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        answered(&module_answers, cycles, "module's");
+        stop.store(true, SeqCst);
         (hammer.join().expect("hammer"), cycles, refused)
     });
     println!("{cycles} unload/load cycles ({refused} unloads refused while a request was in flight); answers seen: {statuses:?}");
@@ -1151,6 +1174,9 @@ fn unload_load_cycles_leave_no_handler_behind() {
             "unexpected answer during the cycles ({count}x): {status} {message}"
         );
     }
+    let (module_answers, ari_answers) = (module_answers.into_inner(), ari_answers.into_inner());
+    assert_eq!(module_answers + ari_answers, statuses.values().sum::<usize>(), "{statuses:?}");
+    assert!(module_answers > cycles && ari_answers >= cycles, "module's {module_answers}, ARI's {ari_answers}");
     assert!(asterisk.is_running());
     let log = asterisk.log();
     assert!(!log.contains("could not be completely unloaded"));
@@ -1159,8 +1185,144 @@ fn unload_load_cycles_leave_no_handler_behind() {
     assert_eq!((r.status, r.json()["message"].as_str()), (404, Some("Channel not found or not in broadcast state")));
 }
 
-/// 10,000 malformed or unauthenticated requests: each a 4xx, Asterisk up,
-/// its memory flat.
+/// A request written as raw bytes on its own connection, as no HTTP client
+/// would: in pieces, each followed by a pause, then `end`.
+struct Framing {
+    name: &'static str,
+    pieces: Vec<(Vec<u8>, Duration)>,
+    end: End,
+    /// Each answer, in order: its status line, and text its body contains.
+    answers: Vec<(&'static str, &'static str)>,
+}
+
+/// The well-formed claim of an unknown channel, as bytes: the module answers 404.
+fn claim_bytes(connection: &str) -> Vec<u8> {
+    format!(
+        "POST {CLAIM_PATH}?{UNKNOWN} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nConnection: {connection}\r\n\r\n",
+        basic("test", "test")
+    )
+    .into_bytes()
+}
+
+/// A claim with a JSON body whose framing says `content_length`.
+fn claim_with_body(content_length: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {CLAIM_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {content_length}\r\nConnection: close\r\n\r\n{body}",
+        basic("test", "test")
+    )
+    .into_bytes()
+}
+
+/// How the client ends its side of the connection.
+#[derive(Clone, Copy, PartialEq)]
+enum End {
+    /// Leaves it open, reading the answers (the server closes).
+    Open,
+    /// Closes its write side, then reads the answers.
+    CloseWrite,
+    /// Closes the connection without reading anything.
+    Vanish,
+}
+
+fn framing(name: &'static str, bytes: Vec<u8>, end: End, answers: &[(&'static str, &'static str)]) -> Framing {
+    Framing { name, pieces: vec![(bytes, Duration::ZERO)], end, answers: answers.to_vec() }
+}
+
+/// Malformed framing of the claim request, clients gone mid-request, and
+/// two well-formed ways to frame it no client library uses (pipelined, and
+/// last, trickled byte by byte with pauses).
+fn framings() -> Vec<Framing> {
+    let claim = claim_bytes("close");
+    // The module's answer, and Asterisk's HTTP server's to framing it refuses.
+    let not_found = ("HTTP/1.1 404 Not Found", CHANNEL_NOT_FOUND);
+    let refused = |why: &'static str| ("HTTP/1.1 400 Bad Request", why);
+    let bad_length = refused("<p>Invalid Content-Length in request!</p>");
+    let half = claim.len() / 2;
+    let mut trickled: Vec<(Vec<u8>, Duration)> = claim.iter().map(|byte| (vec![*byte], Duration::ZERO)).collect();
+    for at in [10, half, claim.len() - 3] {
+        trickled[at].1 = 5 * MS;
+    }
+    let mut pipelined = claim_bytes("keep-alive");
+    pipelined.extend(claim_bytes("close"));
+    let oversized_header = {
+        let mut bytes = claim.clone();
+        let padding = format!("X-Padding: {}\r\n", "a".repeat(64 * 1024));
+        let at = claim.len() - 2;
+        bytes.splice(at..at, padding.into_bytes());
+        bytes
+    };
+    vec![
+        framing("truncated body", claim_with_body("40", r#"{"channelId":"#), End::CloseWrite, &[refused("Error parsing request body")]),
+        framing("Content-Length not a number", claim_with_body("abc", "{}"), End::CloseWrite, &[bad_length]),
+        framing("negative Content-Length", claim_with_body("-5", "{}"), End::CloseWrite, &[bad_length]),
+        framing("oversized Content-Length", claim_with_body("99999999999999999999", "{}"), End::CloseWrite, &[bad_length]),
+        framing(
+            "Content-Length over Asterisk's limit",
+            claim_with_body("41000000", "{}"),
+            End::CloseWrite,
+            &[("HTTP/1.1 413 Request Entity Too Large", "Request body too large")],
+        ),
+        framing("oversized header", oversized_header, End::CloseWrite, &[refused("<p>Header line too long</p>")]),
+        framing("closed mid-headers", claim[..half].to_vec(), End::CloseWrite, &[refused("<p>Timeout</p>")]),
+        framing("gone before the body", claim_with_body("40", ""), End::Vanish, &[]),
+        framing("gone mid-headers", claim[..half].to_vec(), End::Vanish, &[]),
+        framing("pipelined", pipelined, End::Open, &[not_found, not_found]),
+        Framing { name: "trickled byte by byte", pieces: trickled, end: End::Open, answers: vec![not_found] },
+    ]
+}
+
+/// Sends `framing`; every answer read back, and the raw text.
+fn exchange(asterisk: &Asterisk, framing: &Framing) -> (Vec<(String, String)>, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", asterisk.http_port())).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    stream.set_read_timeout(Some(5 * SECOND)).expect("read timeout");
+    for (bytes, pause) in &framing.pieces {
+        // The server may close early (an answer to what it read so far).
+        if stream.write_all(bytes).is_err() {
+            break;
+        }
+        std::thread::sleep(*pause);
+    }
+    match framing.end {
+        End::Open => {}
+        End::CloseWrite => {
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+        }
+        End::Vanish => return (Vec::new(), String::new()),
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    (answers(&raw), String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// The answers in `raw`, one after the other: (status line, body).
+fn answers(mut raw: &[u8]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    while let Some(end) = raw.windows(4).position(|window| window == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        let length = head
+            .lines()
+            .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().to_owned()))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        let body_end = (end + 4 + length).min(raw.len());
+        let body = String::from_utf8_lossy(&raw[end + 4..body_end]).into_owned();
+        found.push((head.lines().next().unwrap_or_default().to_owned(), body));
+        raw = &raw[body_end..];
+    }
+    found
+}
+
+/// Whether `got` are the answers `framing` expects.
+fn answered_as_expected(framing: &Framing, got: &[(String, String)]) -> bool {
+    got.len() == framing.answers.len()
+        && got.iter().zip(&framing.answers).all(|((status, body), (want, text))| status == want && body.contains(text))
+}
+
+/// 10,000 requests: bad credentials, bad bodies and malformed HTTP framing
+/// (nearly half), each answered as it must be; Asterisk up, its memory flat.
 #[test]
 fn ten_thousand_bad_requests_keep_asterisk_up_and_small() {
     let facts = AriFacts::of_runtime();
@@ -1184,13 +1346,31 @@ fn ten_thousand_bad_requests_keep_asterisk_up_and_small() {
             case("read-only user", "POST", UNKNOWN, 403).auth("viewer", "v")
         },
     ];
-    let mut counts = std::collections::BTreeMap::<u16, usize>::new();
+    let all = framings();
+    // The slow sender (some 20 ms a request) goes in once every 100 requests.
+    let (slow, framings) = all.split_last().expect("framings");
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
     let mut fire = |n: usize| {
-        let kind = &kinds[n % kinds.len()];
-        let r = send(&asterisk, kind);
-        assert_eq!(r.status, kind.status, "request {n} ({}): {}", kind.name, r.body);
-        assert!((400..500).contains(&r.status));
-        *counts.entry(r.status).or_default() += 1;
+        let turn = n % (kinds.len() + framings.len());
+        let framing = match turn.checked_sub(kinds.len()) {
+            _ if n % 100 == 99 => Some(slow),
+            Some(framing) => Some(&framings[framing]),
+            None => None,
+        };
+        if let Some(framing) = framing {
+            let (got, raw) = exchange(&asterisk, framing);
+            assert!(answered_as_expected(framing, &got), "request {n} ({}): want {:?}, got:\n{raw}", framing.name, framing.answers);
+            *counts.entry(framing.name.to_owned()).or_default() += 1;
+        } else {
+            let kind = &kinds[turn];
+            let r = send(&asterisk, kind);
+            assert_eq!(r.status, kind.status, "request {n} ({}): {}", kind.name, r.body);
+            assert!((400..500).contains(&r.status));
+            if r.status == 404 {
+                assert_eq!(r.json()["message"], CHANNEL_NOT_FOUND, "request {n} ({})", kind.name);
+            }
+            *counts.entry(r.status.to_string()).or_default() += 1;
+        }
     };
     // Warm-up: allocator arenas, HTTP sessions, Asterisk's caches.
     for n in 0..1_000 {
@@ -1204,7 +1384,7 @@ fn ten_thousand_bad_requests_keep_asterisk_up_and_small() {
     let elapsed = started.elapsed();
     let after = asterisk.rss_kib().expect("resident memory of Asterisk");
     let growth = after.saturating_sub(before);
-    println!("10,000 bad requests in {elapsed:?}: statuses {counts:?}; Asterisk RSS {before} KiB -> {after} KiB (growth {growth} KiB)");
+    println!("10,000 bad requests in {elapsed:?}: {counts:?}; Asterisk RSS {before} KiB -> {after} KiB (growth {growth} KiB)");
     assert!(asterisk.is_running());
     assert!(growth < 2048, "resident memory grew by {growth} KiB");
     assert_eq!(asterisk.claim("no-such-channel", "x").status, 404, "still serving");

@@ -479,10 +479,14 @@ fn metrics_appear_at_asterisks_prometheus_endpoint() {
 }
 
 fn prometheus_config(load_prometheus: bool, conf: Option<&str>) -> AsteriskConfig {
+    prometheus_config_for(ours(), load_prometheus, conf)
+}
+
+fn prometheus_config_for(module: Broadcaster, load_prometheus: bool, conf: Option<&str>) -> AsteriskConfig {
     let config = PROMETHEUS_MODULES
         .iter()
         .filter(|module| load_prometheus || **module != "res_prometheus.so")
-        .fold(AsteriskConfig::new(ours()).dialplan(DIALPLAN), |config, module| config.load(module));
+        .fold(AsteriskConfig::new(module).dialplan(DIALPLAN), |config, module| config.load(module));
     match conf {
         Some(conf) => config.file("prometheus.conf", conf),
         None => config,
@@ -573,6 +577,36 @@ fn metrics_follow_res_prometheus_loaded_later_unloaded_and_loaded_again() {
     ast.cli("module unload res_prometheus.so");
     assert!(!is_running(&ast, "res_prometheus.so"));
     assert!(ast.is_running(), "Asterisk died:\n{}", ast.log_since(mark));
+}
+
+/// The fault-injection build: a scrape that panics leaves the module's
+/// metrics out of that answer only; res_prometheus's unload notice that
+/// panics leaves Asterisk running, res_prometheus unloaded, and the module
+/// still unloading and loading cleanly.
+#[test]
+fn a_panic_in_a_scrape_or_at_res_prometheus_unload_is_caught() {
+    let ast = Asterisk::start(prometheus_config_for(Broadcaster::Ours(fault_module()), true, Some(PROMETHEUS_CONF)));
+    assert_eq!(settings_metrics(&ast), "registered with res_prometheus");
+    let mark = ast.log_mark();
+    inject_panic(&ast, "Prometheus scrape");
+    let text = scrape(&ast);
+    assert_panic_logged(&ast, mark, "Prometheus scrape");
+    assert!(!text.contains("asterisk_stasis_broadcast_"), "the scrape that panicked still wrote: {text}");
+    assert!(text.contains("asterisk_core_uptime_seconds"), "Asterisk's own metrics are still there: {text}");
+    assert_eq!(metric(&scrape(&ast), "asterisk_stasis_broadcast_started_total"), 0.0, "the next scrape");
+
+    let mark = ast.log_mark();
+    inject_panic(&ast, "res_prometheus unloading");
+    ast.cli("module unload res_prometheus.so");
+    assert_panic_logged(&ast, mark, "res_prometheus unloading");
+    assert!(!is_running(&ast, "res_prometheus.so"));
+    answered_call_succeeds(&ast);
+    ast.cli("module reload res_stasis_broadcast_rs.so");
+    ast.cli("module unload res_stasis_broadcast_rs.so");
+    ast.cli("module load res_stasis_broadcast_rs.so");
+    assert!(ast.is_running(), "Asterisk died:\n{}", ast.log_since(mark));
+    assert!(is_running(&ast, "res_stasis_broadcast_rs.so"));
+    answered_call_succeeds(&ast);
 }
 
 #[test]

@@ -73,8 +73,12 @@ fn test_module() -> PathBuf {
 }
 
 fn boot() -> Asterisk {
+    boot_with(ours())
+}
+
+fn boot_with(module: Broadcaster) -> Asterisk {
     Asterisk::start(
-        AsteriskConfig::new(ours()).dialplan(DIALPLAN).module_file(TEST_MODULE, test_module()).load(TEST_MODULE),
+        AsteriskConfig::new(module).dialplan(DIALPLAN).module_file(TEST_MODULE, test_module()).load(TEST_MODULE),
     )
 }
 
@@ -212,4 +216,72 @@ fn a_tied_channel_keeps_the_module_loaded() {
     wait_until("use count back", 5 * SECOND, || use_count(&ast, OURS) == base);
     let out = ast.cli(&format!("module unload {OURS}"));
     assert!(out.contains("Unloaded"), "module unload once the channel is gone: {out}\n{}", ast.diagnostics());
+}
+
+/// Each function of the optional API, and the destroy callback of the
+/// datastore it ties to a channel, panicking once (the fault-injection
+/// build): the caller gets the function's failure value, Asterisk keeps
+/// running, and the next call works.
+#[test]
+fn a_panic_in_each_optional_api_function_gives_its_failure_value() {
+    let ast = boot_with(Broadcaster::Ours(fault_module()));
+    let app = ast.connect_app("alpha");
+    let panicking = |entry_point: &str, call: &dyn Fn() -> String| {
+        let mark = ast.log_mark();
+        inject_panic(&ast, entry_point);
+        let result = call();
+        assert_panic_logged(&ast, mark, entry_point);
+        assert!(ast.is_running(), "{entry_point}: Asterisk died\n{}", ast.diagnostics());
+        result
+    };
+    let run = |timeout_ms: &str| ast.originate(OriginateSpec::new("run", "api").var("T", timeout_ms));
+    let result = |id: &str| api_result(&ast, id, 10 * SECOND).unwrap_or_else(|| panic!("no result for {id}"));
+
+    // broadcast_channel: -1 (the caller goes no further), nothing offered.
+    let outcome = panicking("stasis_app_broadcast_channel", &|| result(&run("5000")));
+    assert_eq!(outcome, "-1|||");
+    assert_eq!(app.count_type("CallBroadcast"), 0, "offered although broadcast_channel failed");
+
+    // wait: -1 at once, not after the broadcast's 60 s; cleanup then removes it.
+    let outcome = panicking("stasis_app_broadcast_wait", &|| result(&run("60000")));
+    assert_eq!(outcome, "0|-1||");
+    wait_until("broadcast removed by cleanup", 5 * SECOND, || broadcasts_line(&ast) == "0 active broadcast(s)");
+
+    // winner: NULL although the claim won, so the caller does not run stasis_app_exec.
+    let outcome = panicking("stasis_app_broadcast_winner", &|| {
+        let id = run("5000");
+        app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+        assert_eq!(app.claim(&id).status, 204);
+        result(&id)
+    });
+    assert_eq!(outcome, "0|0||");
+
+    // claim_channel from C: -3, which res_ari_events answers with 500; the next claim wins.
+    let id = run("5000");
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    let claim = || {
+        let claimer = ast.originate(OriginateSpec::new("claim", "api").var("CID", &id).var("CAPP", "alpha"));
+        result(&claimer)
+    };
+    assert_eq!(panicking("stasis_app_claim_channel", &claim), "-3");
+    assert_eq!(claim(), "0");
+    app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart after the claim");
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(result(&id), "0|0|alpha|0");
+
+    // cleanup: does nothing; the broadcast goes with its channel instead (the datastore).
+    let outcome = panicking("stasis_app_broadcast_cleanup", &|| result(&run("200")));
+    assert_eq!(outcome, "0|-1||");
+    wait_until("broadcast removed with its channel", 5 * SECOND, || broadcasts_line(&ast) == "0 active broadcast(s)");
+
+    // The datastore's destroy callback: nothing to return; Asterisk goes on.
+    panicking("broadcast datastore destroy", &|| result(&run("200")));
+
+    // And the whole API still works.
+    let id = run("5000");
+    app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    assert_eq!(app.claim(&id).status, 204);
+    app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
+    assert_eq!(ast.continue_channel(&id).status, 204);
+    assert_eq!(result(&id), "0|0|alpha|0");
 }

@@ -113,15 +113,6 @@ impl<'call> Channel<'call> {
         unsafe { ffi::pbx_builtin_setvar_helper(self.raw.as_ptr(), name.as_ptr(), value.as_ptr()) };
     }
 
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-    pub fn variable(&self, name: &str) -> Option<String> {
-        let name = super::cstring(name);
-        let _lock = ChannelLock::new(self);
-        // SAFETY: the returned pointer is only valid while the channel is
-        // locked; `_lock` holds the lock until after the copy.
-        super::optional_string_from(unsafe { ffi::pbx_builtin_getvar_helper(self.raw.as_ptr(), name.as_ptr()) })
-    }
-
     pub fn is_hung_up(&self) -> bool {
         // SAFETY: valid channel; ast_check_hangup reads its soft-hangup flags.
         unsafe { ffi::ast_check_hangup(self.raw.as_ptr()) != 0 }
@@ -253,28 +244,6 @@ impl TieArg {
         // datastore, which Channel::tie made with Box::into_raw and which
         // Asterisk hands to the destroy callback once; `self` is consumed.
         Some(*unsafe { Box::from_raw(self.data.cast::<TiePayload>()) })
-    }
-}
-
-/// `ast_channel_lock` held for the guard's lifetime.
-#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-struct ChannelLock<'a> {
-    channel: &'a Channel<'a>,
-}
-
-#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-impl<'a> ChannelLock<'a> {
-    fn new(channel: &'a Channel<'a>) -> Self {
-        // SAFETY: locks a live channel; unlocked in Drop on the same thread.
-        unsafe { ffi::sbshim_channel_lock(channel.raw.as_ptr()) };
-        ChannelLock { channel }
-    }
-}
-
-impl Drop for ChannelLock<'_> {
-    fn drop(&mut self) {
-        // SAFETY: balances the lock taken in `new`.
-        unsafe { ffi::sbshim_channel_unlock(self.channel.raw.as_ptr()) };
     }
 }
 

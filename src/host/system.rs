@@ -28,3 +28,19 @@ pub fn data_dir() -> String {
     // SAFETY: a string Asterisk sets at startup and keeps for its lifetime.
     super::string_from(unsafe { ffi::sbshim_data_dir() })
 }
+
+/// Whether Asterisk's global variable `name` is `value`; if so it is removed
+/// (the fault-injection hook of the test build, see `guard`).
+#[cfg(feature = "fault-injection")]
+pub fn take_global(name: &str, value: &str) -> bool {
+    let name = super::cstring(name);
+    // SAFETY: with no channel, pbx_builtin_getvar_helper reads the global
+    // variables; the value is copied at once.
+    let current = super::optional_string_from(unsafe { ffi::pbx_builtin_getvar_helper(std::ptr::null_mut(), name.as_ptr()) });
+    if current.as_deref() != Some(value) {
+        return false;
+    }
+    // SAFETY: with no channel and no value, removes the global variable.
+    unsafe { ffi::pbx_builtin_setvar_helper(std::ptr::null_mut(), name.as_ptr(), std::ptr::null()) };
+    true
+}

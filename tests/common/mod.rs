@@ -7,23 +7,49 @@ use std::time::Duration;
 
 pub use asterisk_harness::*;
 
-/// The module under test: `$STASIS_BROADCAST_MODULE` (set by `make test`),
-/// else the `make` output at the top of the repository.
+/// The module under test: `$STASIS_BROADCAST_MODULE`, which `make test` and
+/// the version matrix set to what they have just built. There is no default:
+/// a module found lying around may be older than the sources under test.
 pub fn our_module() -> PathBuf {
-    let path = std::env::var_os("STASIS_BROADCAST_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("res_stasis_broadcast_rs.so"));
-    assert!(path.is_file(), "module not built at {}: run `make test` (or `make` first)", path.display());
+    built_module("STASIS_BROADCAST_MODULE", "the module")
+}
+
+/// The build with the fault-injection hook: `$STASIS_BROADCAST_FAULT_MODULE`
+/// (`make test` builds and sets it).
+pub fn fault_module() -> PathBuf {
+    built_module("STASIS_BROADCAST_FAULT_MODULE", "the fault-injection build")
+}
+
+/// The file `variable` names, which must be newer than every source it is built from.
+fn built_module(variable: &str, what: &str) -> PathBuf {
+    let path = std::env::var_os(variable).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{variable} is not set: run `make test`, which builds {what} and sets it (see README, Tests)")
+    });
+    let built = std::fs::metadata(&path)
+        .and_then(|meta| meta.modified())
+        .unwrap_or_else(|e| panic!("{variable}={}: {e}: run `make test`", path.display()));
+    let top = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // What cargo rebuilds the module for when it changes (build.rs and its rerun-if-changed).
+    let newest = ["src", "include", "build.rs"]
+        .iter()
+        .flat_map(|name| files_under(&top.join(name)))
+        .filter_map(|file| Some((std::fs::metadata(&file).ok()?.modified().ok()?, file)))
+        .max()
+        .expect("sources");
+    assert!(
+        built >= newest.0,
+        "{variable}={} is older than {}: stale build, run `make test`",
+        path.display(),
+        newest.1.display()
+    );
     path
 }
 
-/// The build with the fault-injection hook (`make test` builds it).
-pub fn fault_module() -> PathBuf {
-    let path = std::env::var_os("STASIS_BROADCAST_FAULT_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fault/release/libres_stasis_broadcast_rs.so"));
-    assert!(path.is_file(), "fault-injection build missing at {}: run `make test`", path.display());
-    path
+fn files_under(path: &std::path::Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(path) {
+        Ok(entries) => entries.flatten().flat_map(|entry| files_under(&entry.path())).collect(),
+        Err(_) => vec![path.to_path_buf()],
+    }
 }
 
 pub fn ours() -> Broadcaster {
@@ -119,4 +145,59 @@ pub fn significant_headers(response: &Response) -> Vec<(String, String)> {
         .filter(|(name, _)| NAMES.contains(&name.to_ascii_lowercase().as_str()))
         .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
         .collect()
+}
+
+/// The global variable the fault-injection build reads at every entry point
+/// (src/guard.rs): the entry point it names panics once and clears it.
+pub const INJECT_PANIC: &str = "STASISBROADCAST_INJECT_PANIC";
+
+/// Makes `entry_point` (the name src/entry.rs gives `guarded`) panic the next
+/// time Asterisk calls it. Only the fault-injection build reacts.
+pub fn inject_panic(asterisk: &Asterisk, entry_point: &str) {
+    let r = asterisk.ari().post(&format!("/asterisk/variable?variable={INJECT_PANIC}&value={}", encode(entry_point)), None);
+    assert_eq!(r.status, 204, "set {INJECT_PANIC}={entry_point}: {}", r.body);
+}
+
+/// The line number of the one line of `file` (relative to the repository)
+/// that contains `needle`.
+pub fn source_line(file: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file)).expect(file);
+    let found: Vec<usize> =
+        text.lines().enumerate().filter(|(_, line)| line.contains(needle)).map(|(n, _)| n + 1).collect();
+    assert_eq!(found.len(), 1, "{file}: lines containing {needle:?}: {found:?}");
+    found[0]
+}
+
+/// An Asterisk log line at ERROR: (thread id, what follows "ERROR[tid][call id] ").
+fn error_line(line: &str) -> Option<(&str, &str)> {
+    let rest = &line[line.find("] ERROR[")? + "] ERROR[".len()..];
+    let (thread, rest) = rest.split_once(']')?;
+    let rest = match rest.strip_prefix("[C-") {
+        Some(call) => call.split_once(']')?.1,
+        None => rest,
+    };
+    Some((thread, rest.strip_prefix(' ')?))
+}
+
+/// Asserts that since `mark` exactly one injected panic in `entry_point` was
+/// caught and logged as the guard promises: at ERROR, by the thread that
+/// panicked, first the panic's message and source location (file:line of the
+/// `panic!` in src/guard.rs), then the guard's line naming the entry point.
+/// (Asterisk's log files give each line the source file of its `ast_log`,
+/// without the line number.)
+pub fn assert_panic_logged(asterisk: &Asterisk, mark: usize, entry_point: &str) {
+    let outcome = format!("panic in {entry_point}: the call failed safely, Asterisk keeps running");
+    let found = asterisk.wait_for_log_since(mark, &outcome, 5 * SECOND);
+    let log = asterisk.log_since(mark);
+    assert!(found, "{entry_point}: no {outcome:?} in the log:\n{log}");
+    let line = source_line("src/guard.rs", "panic!(\"fault injection: {entry_point} asked to panic\")");
+    let panicked = format!("src/guard.rs: panic at src/guard.rs:{line}: fault injection: {entry_point} asked to panic");
+    let caught = format!("src/guard.rs: {outcome}");
+    let errors: Vec<(&str, &str)> = log.lines().filter_map(error_line).collect();
+    let panics: Vec<usize> = (0..errors.len()).filter(|&n| errors[n].1 == panicked).collect();
+    assert_eq!(panics.len(), 1, "{entry_point}: want one ERROR line {panicked:?} since the mark:\n{log}");
+    let thread = errors[panics[0]].0;
+    let next = errors[panics[0] + 1..].iter().find(|(t, _)| *t == thread).map(|(_, text)| *text);
+    assert_eq!(next, Some(caught.as_str()), "{entry_point}: the ERROR after the panic's, thread {thread}:\n{log}");
+    assert_eq!(log.matches(&outcome).count(), 1, "{entry_point}: caught once:\n{log}");
 }
