@@ -843,14 +843,27 @@ fn second_broadcast_reference() {
 
 // ------------------------------------------------ 11. unload while waiting
 
+/// The module's use count (`module show`): Asterisk counts one while a
+/// dialplan application of the module runs, the module one per broadcast.
+fn use_count(ast: &Asterisk) -> u32 {
+    let line = module_line(ast, OURS).expect("module listed");
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    let running = columns.iter().position(|c| *c == "Running").unwrap_or_else(|| panic!("{line}"));
+    columns[running - 1].parse().unwrap_or_else(|_| panic!("use count in {line}"))
+}
+
 /// `module unload` is refused while a broadcast waits and while the winner's
-/// Stasis session runs, and succeeds once neither is left.
+/// Stasis session runs, and succeeds once neither is left. The module's own
+/// use count covers both (Asterisk's, for the application running, would
+/// refuse a plain unload by itself).
 #[test]
 fn unload_refused_while_a_broadcast_waits_ours() {
     let ast = boot(Implementation::Ours);
     let app = ast.connect_app("waiter");
+    assert_eq!(use_count(&ast), 0);
     let id = call(&ast, "10000");
     app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    assert_eq!(use_count(&ast), 2, "Asterisk's for the application and the module's for the broadcast");
     let out = ast.cli(&format!("module unload {OURS}"));
     println!("unload while waiting: {out}");
     assert!(!out.contains("Unloaded"), "{out}");
@@ -864,12 +877,14 @@ fn unload_refused_while_a_broadcast_waits_ours() {
     app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
     assert_eq!(app.claim(&id).status, 204);
     app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart");
+    assert_eq!(use_count(&ast), 2, "the broadcast still counts during the winner's session");
     let out = ast.cli(&format!("module unload {OURS}"));
     println!("unload during the winner's Stasis session: {out}");
     assert!(!out.contains("Unloaded"), "{out}");
     assert!(is_running(&ast, OURS), "still running after refused unload");
     assert_eq!(ast.continue_channel(&id).status, 204);
     assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("SUCCESS"));
+    assert_eq!(use_count(&ast), 0);
 
     let deadline = Instant::now() + 5 * SECOND;
     let out = loop {
@@ -883,3 +898,4 @@ fn unload_refused_while_a_broadcast_waits_ours() {
     assert!(!is_running(&ast, OURS));
     assert!(ast.is_running());
 }
+
