@@ -707,64 +707,61 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-/// Hangs up `HANGUPS` calls while StasisBroadcast waits on them; checks how
-/// each ended and returns the median release time.
-fn hangups_during_broadcast(ast: &Asterisk, imp: Implementation) -> Duration {
-    let app = ast.connect_app("watcher");
-    let mut times = Vec::new();
-    for _ in 0..HANGUPS {
-        let mark = ast.log_mark();
-        let id = call(ast, "10000");
-        times.push(release_after_hangup(ast, &id, || {
-            app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
-        }));
-        assert_eq!(ast.global_var(&format!("HRESULT_{id}")).as_deref(), Some("H:TIMEOUT"), "status seen by the h extension");
-        assert_eq!(ast.global_var(&format!("RESULT_{id}")), None, "the priority after StasisBroadcast ran");
-        let name = ast.global_var(&format!("NAME_{id}")).expect("name");
-        // The PBX logs this when an application returns -1 (at verbose 2).
-        let stopped = format!("Spawn extension (incoming, 100, 2) exited non-zero on '{name}'");
-        let log = ast.log_since(mark);
-        match imp {
-            // Ours returns -1: the channel is gone.
-            Implementation::Ours => assert!(log.contains(&stopped), "ours returns -1 on a hang-up: no '{stopped}' in\n{log}"),
-            // The C module returns 0 (and logs "not claimed within" as on a timeout).
-            Implementation::Reference => assert!(!log.contains(&stopped), "{log}"),
-        }
-        if imp == Implementation::Ours {
-            assert_eq!(cli_active_line(ast), "0 active broadcast(s)");
-            assert_eq!(ast.claim(&id, "watcher").status, 404);
-        }
+/// Hangs up a call while StasisBroadcast waits on it (offered to `app`);
+/// checks how it ended and returns the release time.
+fn hangup_during_broadcast(ast: &Asterisk, app: &AriApp, imp: Implementation) -> Duration {
+    let mark = ast.log_mark();
+    let id = call(ast, "10000");
+    let released = release_after_hangup(ast, &id, || {
+        app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
+    });
+    assert_eq!(ast.global_var(&format!("HRESULT_{id}")).as_deref(), Some("H:TIMEOUT"), "status seen by the h extension");
+    assert_eq!(ast.global_var(&format!("RESULT_{id}")), None, "the priority after StasisBroadcast ran");
+    let name = ast.global_var(&format!("NAME_{id}")).expect("name");
+    // The PBX logs this when an application returns -1 (at verbose 2).
+    let stopped = format!("Spawn extension (incoming, 100, 2) exited non-zero on '{name}'");
+    let log = ast.log_since(mark);
+    match imp {
+        // Ours returns -1: the channel is gone.
+        Implementation::Ours => assert!(log.contains(&stopped), "ours returns -1 on a hang-up: no '{stopped}' in\n{log}"),
+        // The C module returns 0 (and logs "not claimed within" as on a timeout).
+        Implementation::Reference => assert!(!log.contains(&stopped), "{log}"),
     }
-    println!("{imp:?}: hang-ups during the wait released after {times:?}");
-    median(times)
+    if imp == Implementation::Ours {
+        assert_eq!(cli_active_line(ast), "0 active broadcast(s)");
+        assert_eq!(ast.claim(&id, "watcher").status, 404);
+    }
+    released
 }
 
-/// Hangs up `HANGUPS` calls while Asterisk's own `Wait(10)` runs on them
-/// (which a hang-up interrupts at once); returns the median release time.
-fn hangups_during_builtin_wait(ast: &Asterisk) -> Duration {
-    let times: Vec<Duration> = (0..HANGUPS)
-        .map(|_| {
-            let id = ast.originate(OriginateSpec::new("400", "incoming"));
-            release_after_hangup(ast, &id, || {
-                ast.wait_for_global(&format!("NAME_{id}"), 5 * SECOND).expect("Wait() reached");
-            })
-        })
-        .collect();
-    println!("Wait(): hang-ups released after {times:?}");
-    median(times)
+/// Hangs up a call while Asterisk's own `Wait(10)` runs on it (which a
+/// hang-up interrupts at once); returns the release time.
+fn hangup_during_builtin_wait(ast: &Asterisk) -> Duration {
+    let id = ast.originate(OriginateSpec::new("400", "incoming"));
+    release_after_hangup(ast, &id, || {
+        ast.wait_for_global(&format!("NAME_{id}"), 5 * SECOND).expect("Wait() reached");
+    })
 }
 
 /// A hang-up ends the wait at once, and the application returns -1; the C
 /// module notices a hang-up only at its next 200 ms poll, and returns 0.
-/// Compared in one run: ours against the C module where the runtime has it,
-/// and, on every runtime, against Asterisk's own Wait() on the same instance.
+/// Compared in one run, `HANGUPS` hang-ups each, taken in turns so that the
+/// machine's load weighs on all alike: ours against the C module where the
+/// runtime has it, and, on every runtime, against Asterisk's own Wait() on
+/// the same instance.
 #[test]
 fn hangup_during_wait_ends_it_at_once() {
     let other = reference_or_ours();
     let (ast, other_ast) = boot_pair(Implementation::Ours, other);
-    let ours = hangups_during_broadcast(&ast, Implementation::Ours);
-    let builtin = hangups_during_builtin_wait(&ast);
-    let theirs = hangups_during_broadcast(&other_ast, other);
+    let (app, other_app) = (ast.connect_app("watcher"), other_ast.connect_app("watcher"));
+    let (mut ours, mut builtin, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..HANGUPS {
+        ours.push(hangup_during_broadcast(&ast, &app, Implementation::Ours));
+        builtin.push(hangup_during_builtin_wait(&ast));
+        theirs.push(hangup_during_broadcast(&other_ast, &other_app, other));
+    }
+    println!("released after a hang-up: ours {ours:?}, Wait() {builtin:?}, {other:?} {theirs:?}");
+    let (ours, builtin, theirs) = (median(ours), median(builtin), median(theirs));
     println!("median release after a hang-up: ours {ours:?}, Wait() {builtin:?}, {other:?} {theirs:?}");
     // As soon as Asterisk's own hang-up-aware Wait(), give or take the noise.
     assert!(ours <= builtin * 4 + 2 * MS, "ours {ours:?} against Wait() {builtin:?}");
