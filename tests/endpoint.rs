@@ -933,6 +933,58 @@ fn password_rotation_follows_aris_reload_without_reloading_the_module() {
     );
 }
 
+/// `module reload res_stasis_broadcast_rs.so`, and no reload of ARI, re-reads
+/// ari.conf for the module's handler: a new `allowed_origins` (read from
+/// ari.conf on every ARI) and, on sorcery-based ARI, where the module judges
+/// credentials from its own reading, a new password. (Pre-sorcery ARI checks
+/// credentials itself; there a new password waits for ARI's own reload.)
+#[test]
+fn the_modules_own_reload_rereads_ari_conf() {
+    let facts = AriFacts::of_runtime();
+    let asterisk = boot(Mode::Module);
+    // Over a raw connection: ARI (and the module, as ARI) reads the header
+    // named exactly `Origin`, which an HTTP library may send in lower case.
+    // Returns the status line and the Access-Control-Allow-Origin value.
+    let claim = |user: &str, password: &str, origin: &str| {
+        let request = format!(
+            "POST {CLAIM_PATH}?{UNKNOWN} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nOrigin: {origin}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
+            basic(user, password)
+        );
+        let raw = asterisk.ari().raw_tcp(request.as_bytes(), 5 * SECOND);
+        let status = raw.lines().next().unwrap_or_default().to_owned();
+        let allowed = raw
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("Access-Control-Allow-Origin: ").map(str::to_owned));
+        println!("{user}:{password} from {origin}: {status} / Access-Control-Allow-Origin {allowed:?}");
+        (status, allowed)
+    };
+    const NOT_FOUND: &str = "HTTP/1.1 404 Not Found";
+    let good = claim("test", "test", "http://good.example");
+    assert_eq!(good, (NOT_FOUND.into(), Some("http://good.example".into())), "allowed at start");
+    let before = claim("test", "test", "http://new.example");
+    assert_eq!(before, (NOT_FOUND.into(), None), "not allowed yet");
+
+    let password = if facts.sorcery { "renewed" } else { "test" };
+    write_ari_conf(&asterisk, "allowed_origins = http://new.example", &format!("[test]\ntype=user\npassword={password}\n"));
+    let mark = asterisk.log_mark();
+    asterisk.cli(&format!("module reload {OURS}"));
+    assert!(asterisk.wait_for_log_since(mark, "Reloading module 'res_stasis_broadcast_rs.so'", 5 * SECOND));
+    assert!(!asterisk.log_since(mark).contains("Reloading module 'res_ari.so'"), "{}", asterisk.log_since(mark));
+
+    let new_origin = claim("test", password, "http://new.example");
+    assert_eq!(new_origin, (NOT_FOUND.into(), Some("http://new.example".into())), "the new allowed origin");
+    let old_origin = claim("test", password, "http://good.example");
+    assert_eq!(old_origin, (NOT_FOUND.into(), None), "the old allowed origin");
+    if facts.sorcery {
+        let old = claim("test", "test", "http://new.example");
+        assert_eq!(old.0, "HTTP/1.1 401 Unauthorized", "the old password after the module's reload");
+    }
+}
+
 /// The handler is linked under the HTTP server's prefix like every other URI.
 #[test]
 fn http_prefix_is_honoured() {

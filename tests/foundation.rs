@@ -95,6 +95,13 @@ exten => 100,1,StasisBroadcast(100)
  same => n,Hangup()
 ";
 
+/// A call offered for 5 s; the status lands in `RESULT_<uniqueid>`.
+const CLAIM_DIALPLAN: &str = "[incoming]
+exten => 100,1,StasisBroadcast(5000)
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n,Hangup()
+";
+
 /// `100@incoming` broadcasts for `${SB}` ms and records STASISSTATUS.
 const WAIT_DIALPLAN: &str = "[incoming]
 exten => 100,1,StasisBroadcast(${SB})
@@ -298,6 +305,7 @@ fn ours_declines_beside_the_c_modules_with_a_clear_error() {
         return without_the_c_modules_ours_stays_in_charge();
     }
     let config = AsteriskConfig::new(Broadcaster::Reference)
+        .dialplan(CLAIM_DIALPLAN)
         .module_file(OURS, our_module())
         .load(OURS)
         .tolerate_load_failures();
@@ -308,8 +316,17 @@ fn ours_declines_beside_the_c_modules_with_a_clear_error() {
     let log = asterisk.log();
     assert!(log.contains("noload => res_stasis_broadcast.so"), "the error says what to put in modules.conf");
     assert!(log.contains("res_stasis_broadcast.so, app_stasis_broadcast.so"), "and which modules were found");
-    // The C implementation still answers claims (ours did not take the optional API over).
-    assert_eq!(asterisk.claim("no-such-channel", "x").status, 404);
+    // The C implementation still broadcasts and answers claims: ours did not
+    // take the optional API over. Told apart by what only the C module does:
+    // a claim naming an application that is not registered wins (ours, with
+    // its registry and claim_policy=registered, would answer 404), and the
+    // call then fails to enter Stasis.
+    let agent = asterisk.connect_app("agent");
+    let id = asterisk.originate(OriginateSpec::new("100", "incoming"));
+    agent.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("the C module broadcast the call");
+    let ghost = asterisk.claim(&id, "ghost");
+    assert_eq!(ghost.status, 204, "the C module's claim: {}", ghost.body);
+    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{id}"), 10 * SECOND).as_deref(), Some("FAILED"));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use crate::http::{encode, AriHttp};
 use serde_json::Value;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -179,6 +179,31 @@ impl AriApp {
                 .0;
         }
         std::mem::take(&mut *g)
+    }
+
+    /// The events that reached this application before a barrier: a user
+    /// event (`POST /events/user/{name}?application=…`) sent now and awaited.
+    /// Asterisk writes an application's events to its WebSocket in the order
+    /// it sends them, and `stasis_app_send` (which sends CallBroadcast and
+    /// CallClaimed) has written its event before it returns, while the user
+    /// event is only published when the request is made. So whatever was sent
+    /// to this application before this call is in the list, and "nothing
+    /// arrived" is decided without guessing how long to wait. With a
+    /// comma-separated name, the barrier goes to the first application.
+    pub fn events_before_barrier(&self, timeout: Duration) -> Vec<(Instant, Value)> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let event_name = format!("barrier-{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let app = self.name.split(',').next().unwrap_or(&self.name);
+        let path = format!("/events/user/{}?application={}", encode(&event_name), encode(app));
+        let r = self.http.post(&path, None);
+        assert_eq!(r.status, 204, "barrier user event to {app}: {} {}", r.status, r.body);
+        let is_barrier = |v: &Value| v["type"] == "ChannelUserevent" && v["eventname"] == event_name.as_str();
+        if self.wait_for(is_barrier, timeout).is_none() {
+            panic!("barrier user event {event_name} never reached {app} within {timeout:?}");
+        }
+        let events = self.events();
+        let at = events.iter().position(|(_, v)| is_barrier(v)).unwrap_or(events.len());
+        events[..at].to_vec()
     }
 
     /// Claims `channel_id` for this application.
