@@ -19,6 +19,9 @@ pub struct Results {
     pub throughput: ByKind<Ladder>,
     pub fairness: ByKind<Fairness>,
     pub memory: ByKind<Memory>,
+    /// Written to scaling.json of its own.
+    #[serde(skip)]
+    pub scaling: crate::scaling::Scaling,
 }
 
 impl Results {
@@ -33,6 +36,7 @@ impl Results {
             throughput: ByKind::default(),
             fairness: ByKind::default(),
             memory: ByKind::default(),
+            scaling: Default::default(),
         }
     }
 }
