@@ -93,7 +93,7 @@ fn main() {
         "[bench] booted {asterisk} three times in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let results = run(&targets, &plan, &only);
+    let results = run(&targets, &plan, &only, &module);
     drop(targets);
     let meta = meta(quick, started.elapsed().as_secs_f64(), asterisk, &root);
     let rows = report::rows(&results);
@@ -150,7 +150,7 @@ fn main() {
 /// Runs the selected measurements (all of them unless `BENCH_ONLY` says).
 /// Throughput goes last: its top steps overload Asterisk, which leaves its
 /// memory high and would blur the memory measurement.
-fn run(targets: &[Target], plan: &Plan, only: &Only) -> Results {
+fn run(targets: &[Target], plan: &Plan, only: &Only, module: &Path) -> Results {
     let mut r = Results::empty();
     let mut phase = |key: &str, name: &str, f: &mut dyn FnMut(&mut Results)| {
         if only.wants(key) {
@@ -194,7 +194,7 @@ fn run(targets: &[Target], plan: &Plan, only: &Only) -> Results {
     });
     phase("waiting", "scaling (b), broadcasts waiting", &mut |r| {
         r.scaling.plan = Some(sp.clone());
-        r.scaling.waiting = scaling::waiting(targets, &sp)
+        r.scaling.waiting = scaling::waiting(module, &sp)
     });
     phase("racers", "scaling (c), racing claimants", &mut |r| {
         r.scaling.plan = Some(sp.clone());
