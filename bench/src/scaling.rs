@@ -366,7 +366,9 @@ fn round2(x: f64) -> f64 {
 // ------------------------------------------------------------- the report
 
 /// A line through `points`, and in words whether the curve is linear.
-pub fn fit(curve: &str, per: &str, points: &[(f64, f64)]) -> Option<Fit> {
+/// `resolution`: the smallest change the measurement can see (a change of
+/// the fitted line within it is "flat").
+pub fn fit(curve: &str, per: &str, points: &[(f64, f64)], resolution: f64) -> Option<Fit> {
     let (slope, intercept, r2) = fit_line(points)?;
     let segment = |a: (f64, f64), b: (f64, f64)| (b.1 - a.1) / (b.0 - a.0);
     let (n, ys) = (points.len(), points.iter().map(|p| p.1));
@@ -377,7 +379,13 @@ pub fn fit(curve: &str, per: &str, points: &[(f64, f64)]) -> Option<Fit> {
     let last_segment = segment(mid, points[n - 1]);
     let span = points[n - 1].0 - points[0].0;
     let scale = ys.fold(0.0f64, |m, y| m.max(y.abs()));
-    let g = |x: f64| format!("{x:.3}");
+    let g = |x: f64| {
+        if x == 0.0 || x.abs() >= 0.01 {
+            format!("{x:.3}")
+        } else {
+            format!("{x:.2e}")
+        }
+    };
     let segments = format!(
         "{} per {per} from {} to {}, {} from {} to {}",
         g(first_segment),
@@ -387,10 +395,15 @@ pub fn fit(curve: &str, per: &str, points: &[(f64, f64)]) -> Option<Fit> {
         mid.0,
         points[n - 1].0
     );
-    let verdict = if (slope * span).abs() <= 0.15 * scale {
+    let verdict = if (slope * span).abs() <= (0.15 * scale).max(resolution) {
         format!(
-            "flat: the fitted line moves by {} over the whole range, at most 15 % of the largest value",
+            "flat: the fitted line moves by {} over the whole range, at most 15 % of the largest value or the resolution",
             g(slope * span)
+        )
+    } else if n >= 3 && slope < 0.0 {
+        format!(
+            "does not grow: the fitted line falls by {} over the whole range (R² {r2:.2})",
+            g(-slope * span)
         )
     } else if n < 3 {
         format!("two points only, linearity not tested: {segments}")
@@ -524,10 +537,25 @@ fn curves(s: &Scaling) -> Vec<Curve> {
     out
 }
 
+/// The smallest change a curve's measurement can see: CPU time comes in
+/// 10 ms ticks, resident memory in 4 KiB pages.
+fn resolution(s: &Scaling, curve: &str) -> f64 {
+    let sp = s.plan.clone().unwrap_or_else(ScalePlan::full);
+    if curve.contains("idle CPU") {
+        1.0 / sp.waiting_cpu_secs
+    } else if curve.contains("CPU per call") {
+        10.0 / (sp.racers_rate * sp.racers_secs * sp.racers_rounds as f64).max(1.0)
+    } else if curve.contains("resident memory") {
+        4.0
+    } else {
+        0.0
+    }
+}
+
 pub fn fits(s: &Scaling) -> Vec<Fit> {
     curves(s)
         .iter()
-        .filter_map(|(name, per, pts)| fit(name, per, pts))
+        .filter_map(|(name, per, pts)| fit(name, per, pts, resolution(s, name)))
         .collect()
 }
 
@@ -888,16 +916,43 @@ mod tests {
             "c",
             "app",
             &[(1.0, 0.2), (10.0, 0.65), (100.0, 5.1), (500.0, 25.0)],
+            0.0,
         )
         .expect("fit");
         assert!(linear.verdict.starts_with("linear"), "{}", linear.verdict);
-        let flat = fit("c", "call", &[(1.0, 1.0), (10.0, 1.05), (1000.0, 0.98)]).expect("fit");
+        // Fan-out as measured: per-application cost twice as high above 100 applications.
+        let bent = fit(
+            "c",
+            "app",
+            &[
+                (1.0, 0.30),
+                (10.0, 0.90),
+                (50.0, 3.07),
+                (100.0, 5.93),
+                (250.0, 19.59),
+                (500.0, 48.53),
+            ],
+            0.0,
+        )
+        .expect("fit");
+        assert!(
+            bent.verdict.starts_with("close to a line"),
+            "{}",
+            bent.verdict
+        );
+        let flat = fit(
+            "c",
+            "call",
+            &[(1.0, 1.0), (10.0, 1.05), (1000.0, 0.98)],
+            0.0,
+        )
+        .expect("fit");
         assert!(flat.verdict.starts_with("flat"), "{}", flat.verdict);
         let quadratic: Vec<(f64, f64)> = [1.0, 10.0, 50.0, 100.0, 250.0, 500.0]
             .iter()
             .map(|&x| (x, x * x / 100.0))
             .collect();
-        let q = fit("c", "app", &quadratic).expect("fit");
+        let q = fit("c", "app", &quadratic, 0.0).expect("fit");
         assert!(q.last_segment > 5.0 * q.first_segment, "{q:?}");
         let step = fit(
             "c",
@@ -909,9 +964,44 @@ mod tests {
                 (500.0, 40.0),
                 (1000.0, 40.0),
             ],
+            0.0,
         )
         .expect("fit");
         assert!(step.verdict.starts_with("not linear"), "{}", step.verdict);
+        let falling = fit(
+            "c",
+            "call",
+            &[
+                (1.0, 0.91),
+                (10.0, 0.86),
+                (100.0, 0.62),
+                (250.0, 0.67),
+                (500.0, 0.62),
+                (1000.0, 0.54),
+            ],
+            0.0,
+        )
+        .expect("fit");
+        assert!(
+            falling.verdict.starts_with("does not grow"),
+            "{}",
+            falling.verdict
+        );
+        let ticks = fit(
+            "c",
+            "call",
+            &[
+                (1.0, 0.0),
+                (10.0, 0.0),
+                (100.0, 0.0),
+                (250.0, 0.0),
+                (500.0, 0.0),
+                (1000.0, 0.33),
+            ],
+            0.34,
+        )
+        .expect("fit");
+        assert!(ticks.verdict.starts_with("flat"), "{}", ticks.verdict);
         let scattered = fit(
             "c",
             "call",
@@ -923,6 +1013,7 @@ mod tests {
                 (500.0, 3.7),
                 (1000.0, 8.0),
             ],
+            0.0,
         )
         .expect("fit");
         assert!(
