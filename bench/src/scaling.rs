@@ -702,7 +702,7 @@ pub fn markdown(meta: &Meta, s: &Scaling) -> String {
     }
     let fits = fits(s);
     if !fits.is_empty() {
-        md.push_str("Is each curve linear? A least-squares line through its points (slope per unit, R²), and the cost per unit over the lower and the upper part of the range (split at the middle point): \"linear\" when R² ≥ 0.95 and the two differ by less than 1.5×, \"flat\" when the line moves by at most 15 % of the largest value.\n\n");
+        md.push_str("Is each curve linear? A least-squares line through its points (slope per unit, R²), and the cost per unit over the lower and the upper part of the range (split at the middle point): \"linear\" when R² ≥ 0.95 and the two differ by less than 1.5×; \"flat\" when the line moves by at most 15 % of the largest value or the measurement's resolution (a 10 ms CPU tick, a 4 KiB page); \"does not grow\" when it falls.\n\n");
         for f in &fits {
             md.push_str(&format!("- {}: {}.\n", f.curve, f.verdict));
         }
