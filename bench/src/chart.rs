@@ -10,10 +10,10 @@ use plotters::prelude::*;
 use std::error::Error;
 use std::path::Path;
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (1400, 1000);
 
-fn color(kind: Kind) -> RGBColor {
+pub(crate) fn color(kind: Kind) -> RGBColor {
     match kind {
         Kind::Ours => RGBColor(31, 119, 180),
         Kind::Reference => RGBColor(214, 39, 40),
@@ -211,11 +211,15 @@ fn fan_panel(area: &Area, r: &Results) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// The font is compiled in: no fontconfig, no system font needed.
+pub(crate) fn register_font() -> Result<(), Box<dyn Error>> {
+    plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+        .map_err(|_| "embedded DejaVu Sans did not parse".into())
+}
+
 /// Renders the chart to `path` (PNG).
 pub fn render(path: &Path, meta: &Meta, r: &Results) -> Result<(), Box<dyn Error>> {
-    // The font is compiled in: no fontconfig, no system font needed.
-    plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-        .map_err(|_| "embedded DejaVu Sans did not parse")?;
+    register_font()?;
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let title = format!(

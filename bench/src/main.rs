@@ -6,20 +6,24 @@
 //! - `STASIS_BROADCAST_MODULE`: the module to measure (default: the `make` output).
 //! - `BENCH_QUICK=1`: a short run (CI smoke test): fewer calls, results in
 //!   `target/bench-quick/`, the README left alone.
-//! - `BENCH_ONLY=1,5`: only those measurements (numbered as in the table),
-//!   results in `target/bench-only/`, nothing checked: for profiling.
+//! - `BENCH_ONLY=1,5`: only those measurements (numbered as in the table;
+//!   `apps`, `waiting`, `racers` for the scaling curves, `scaling` for all
+//!   three), results in `target/bench-only/`, nothing checked: for profiling.
 //! - `BENCH_OUT=DIR`: where the results go (default `bench/results/`, or
 //!   `target/bench-quick/` in quick mode).
 //!
-//! Writes `latest.md`, `latest.json` and `latest.png`; a full run into the
-//! default place also copies the table and chart into README.md between
-//! `<!-- bench:begin -->` and `<!-- bench:end -->`. Exits non-zero if any
+//! Writes `latest.md`, `latest.json` and `latest.png`, and the scaling curves
+//! to `scaling.{md,json,png}`; a full run into the default place also copies
+//! the table and chart into README.md between `<!-- bench:begin -->` and
+//! `<!-- bench:end -->` (the scaling report between `<!-- scaling:begin -->`
+//! and `<!-- scaling:end -->`). Exits non-zero if any
 //! number the table needs is missing (timings are reported, never asserted).
 
 mod chart;
 mod engine;
 mod phases;
 mod report;
+mod scaling;
 mod stats;
 mod target;
 
@@ -33,6 +37,8 @@ use target::Target;
 
 const README_BEGIN: &str = "<!-- bench:begin -->";
 const README_END: &str = "<!-- bench:end -->";
+const SCALING_BEGIN: &str = "<!-- scaling:begin -->";
+const SCALING_END: &str = "<!-- scaling:end -->";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -87,7 +93,7 @@ fn main() {
         "[bench] booted {asterisk} three times in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let results = run(&targets, &plan, &only);
+    let results = run(&targets, &plan, &only, &module);
     drop(targets);
     let meta = meta(quick, started.elapsed().as_secs_f64(), asterisk, &root);
     let rows = report::rows(&results);
@@ -96,27 +102,25 @@ fn main() {
 
     fs::create_dir_all(&out_dir).unwrap_or_else(|e| panic!("create {}: {e}", out_dir.display()));
     let json = serde_json::json!({ "meta": meta, "plan": plan, "table": rows, "results": results });
-    write_atomic(&out_dir.join("latest.md"), md.as_bytes());
-    write_atomic(
-        &out_dir.join("latest.json"),
-        serde_json::to_string_pretty(&json)
-            .expect("JSON")
-            .as_bytes(),
-    );
-    // Drawn beside the build (the encoder wants a .png name), then moved into place.
-    let png = out_dir.join("latest.png");
-    let tmp = root.join("target/bench-chart.png");
-    let chart_ok = match chart::render(&tmp, &meta, &results) {
-        Ok(()) => fs::rename(&tmp, &png)
-            .or_else(|_| fs::copy(&tmp, &png).map(|_| ()))
-            .is_ok(),
-        Err(e) => {
-            eprintln!("bench: chart: {e}");
-            false
-        }
-    };
+    let chart_ok = write_set(&out_dir, &root, "latest", &md, &json, |png| {
+        chart::render(png, &meta, &results)
+    });
+    let scaled = write_scaling(&out_dir, &root, &meta, &results.scaling);
     if !quick && only.all() && out_dir == default_out {
-        update_readme(&root.join("README.md"), &md);
+        update_readme(
+            &root.join("README.md"),
+            README_BEGIN,
+            README_END,
+            &format!("{md}\n![Benchmark chart](bench/results/latest.png)"),
+        );
+        if let Some((scaling_md, _)) = &scaled {
+            update_readme(
+                &root.join("README.md"),
+                SCALING_BEGIN,
+                SCALING_END,
+                &format!("{scaling_md}\n![Scaling chart](bench/results/scaling.png)"),
+            );
+        }
     }
     eprintln!(
         "[bench] wrote {}/latest.{{md,json,png}} in {:.0} s",
@@ -125,12 +129,17 @@ fn main() {
     );
 
     let mut missing = if only.all() {
-        report::missing(&results, &rows)
+        let mut m = report::missing(&results, &rows);
+        m.extend(scaling::missing(&results.scaling));
+        m
     } else {
         Vec::new()
     };
     if !chart_ok {
         missing.push("chart".into());
+    }
+    if scaled.is_some_and(|(_, drawn)| !drawn) {
+        missing.push("scaling chart".into());
     }
     if !missing.is_empty() {
         eprintln!("bench: numbers missing:\n  {}", missing.join("\n  "));
@@ -141,44 +150,65 @@ fn main() {
 /// Runs the selected measurements (all of them unless `BENCH_ONLY` says).
 /// Throughput goes last: its top steps overload Asterisk, which leaves its
 /// memory high and would blur the memory measurement.
-fn run(targets: &[Target], plan: &Plan, only: &Only) -> Results {
+fn run(targets: &[Target], plan: &Plan, only: &Only, module: &Path) -> Results {
     let mut r = Results::empty();
-    let mut phase = |number: u8, name: &str, f: &mut dyn FnMut(&mut Results)| {
-        if only.wants(number) {
+    let mut phase = |key: &str, name: &str, f: &mut dyn FnMut(&mut Results)| {
+        if only.wants(key) {
             let t = Instant::now();
             f(&mut r);
             eprintln!(
-                "[bench] {number}. {name} done in {:.1} s",
+                "[bench] {key}. {name} done in {:.1} s",
                 t.elapsed().as_secs_f64()
             );
         }
     };
-    phase(1, "claim latency", &mut |r| {
+    phase("1", "claim latency", &mut |r| {
         (r.claim_latency, r.claim_parts) = phases::claim_latency(targets, plan)
     });
-    phase(2, "fan-out", &mut |r| {
+    phase("2", "fan-out", &mut |r| {
         r.fan_out = phases::fan_out(targets, plan)
     });
-    phase(3, "hang-up release", &mut |r| {
+    phase("3", "hang-up release", &mut |r| {
         r.hangup_release = phases::hangup_release(targets, plan)
     });
-    phase(4, "timeout accuracy", &mut |r| {
+    phase("4", "timeout accuracy", &mut |r| {
         r.timeout_error = phases::timeout_accuracy(targets, plan)
     });
-    phase(6, "fairness", &mut |r| {
+    phase("6", "fairness", &mut |r| {
         r.fairness = phases::fairness(targets, plan)
     });
-    phase(7, "memory", &mut |r| {
+    phase("7", "memory", &mut |r| {
         r.memory = phases::memory(targets, plan)
     });
-    phase(5, "throughput", &mut |r| {
+    let sp = if plan.quick {
+        scaling::ScalePlan::quick()
+    } else {
+        scaling::ScalePlan::full()
+    };
+    // The scaling curves after the memory row (they leave many threads and
+    // a larger heap behind) and before throughput (its overload would hide
+    // how memory grows with waiting calls).
+    phase("apps", "scaling (a), connected applications", &mut |r| {
+        r.scaling.plan = Some(sp.clone());
+        r.scaling.apps = scaling::apps(targets, plan, &sp)
+    });
+    phase("waiting", "scaling (b), broadcasts waiting", &mut |r| {
+        r.scaling.plan = Some(sp.clone());
+        r.scaling.waiting = scaling::waiting(module, &sp)
+    });
+    phase("racers", "scaling (c), racing claimants", &mut |r| {
+        r.scaling.plan = Some(sp.clone());
+        r.scaling.racers = scaling::racers(targets, &sp)
+    });
+    phase("5", "throughput", &mut |r| {
         r.throughput = phases::throughput(targets, plan)
     });
     r
 }
 
-/// `BENCH_ONLY=1,5`: only those measurements (for profiling one of them).
-struct Only(Option<Vec<u8>>);
+/// `BENCH_ONLY=1,5`: only those measurements (for profiling one of them);
+/// `scaling` stands for the three scaling curves.
+struct Only(Option<Vec<String>>);
 
 impl Only {
     fn from_env() -> Only {
@@ -186,12 +216,15 @@ impl Only {
             std::env::var("BENCH_ONLY")
                 .ok()
                 .filter(|v| !v.trim().is_empty())
-                .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect()),
+                .map(|v| v.split(',').map(|k| k.trim().to_owned()).collect()),
         )
     }
 
-    fn wants(&self, number: u8) -> bool {
-        self.0.as_ref().is_none_or(|list| list.contains(&number))
+    fn wants(&self, key: &str) -> bool {
+        let scaling = ["apps", "waiting", "racers"].contains(&key);
+        self.0
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|k| k == key || (scaling && k == "scaling")))
     }
 
     fn all(&self) -> bool {
@@ -250,24 +283,69 @@ fn write_atomic(path: &Path, bytes: &[u8]) {
     fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
 }
 
-/// Puts the table and the chart between the README's markers.
-fn update_readme(readme: &Path, md: &str) {
+/// Writes `<stem>.md`, `<stem>.json` and `<stem>.png`; whether the chart was drawn.
+fn write_set(
+    out_dir: &Path,
+    root: &Path,
+    stem: &str,
+    md: &str,
+    json: &serde_json::Value,
+    draw: impl FnOnce(&Path) -> Result<(), Box<dyn std::error::Error>>,
+) -> bool {
+    write_atomic(&out_dir.join(format!("{stem}.md")), md.as_bytes());
+    write_atomic(
+        &out_dir.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(json).expect("JSON").as_bytes(),
+    );
+    // Drawn beside the build (the encoder wants a .png name), then moved into place.
+    let png = out_dir.join(format!("{stem}.png"));
+    let tmp = root.join(format!("target/bench-{stem}.png"));
+    match draw(&tmp) {
+        Ok(()) => fs::rename(&tmp, &png)
+            .or_else(|_| fs::copy(&tmp, &png).map(|_| ()))
+            .is_ok(),
+        Err(e) => {
+            eprintln!("bench: {stem} chart: {e}");
+            false
+        }
+    }
+}
+
+/// Writes `scaling.{md,json,png}` when any scaling curve was measured; the
+/// markdown, and whether the chart was drawn.
+fn write_scaling(
+    out_dir: &Path,
+    root: &Path,
+    meta: &Meta,
+    s: &scaling::Scaling,
+) -> Option<(String, bool)> {
+    s.plan.as_ref()?;
+    let md = scaling::markdown(meta, s);
+    println!("\n{md}");
+    let json = serde_json::json!({ "meta": meta, "scaling": s, "fits": scaling::fits(s) });
+    let drawn = write_set(out_dir, root, "scaling", &md, &json, |png| {
+        scaling::render(png, meta, s)
+    });
+    Some((md, drawn))
+}
+
+/// Puts `section` between the README's markers `begin` and `end`.
+fn update_readme(readme: &Path, begin_marker: &str, end_marker: &str, section: &str) {
     let Ok(text) = fs::read_to_string(readme) else {
         return;
     };
-    let (Some(begin), Some(end)) = (text.find(README_BEGIN), text.find(README_END)) else {
-        eprintln!("bench: README.md has no {README_BEGIN} … {README_END} markers; not updated");
+    let (Some(begin), Some(end)) = (text.find(begin_marker), text.find(end_marker)) else {
+        eprintln!("bench: README.md has no {begin_marker} … {end_marker} markers; not updated");
         return;
     };
     if end < begin {
         return;
     }
-    let section =
-        format!("{README_BEGIN}\n{md}\n![Benchmark chart](bench/results/latest.png)\n{README_END}");
+    let section = format!("{begin_marker}\n{section}\n{end_marker}");
     let updated = format!(
         "{}{section}{}",
         &text[..begin],
-        &text[end + README_END.len()..]
+        &text[end + end_marker.len()..]
     );
     write_atomic(readme, updated.as_bytes());
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// A call not over by then (its broadcast waits at most 5 s) has failed.
-const CALL_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const CALL_DEADLINE: Duration = Duration::from_secs(10);
 /// Claimed calls: a 5 s window, the winner's StasisStart says `won`.
 const SB_CLAIM: &str = "5000,,won";
 /// A broadcast nobody is offered, over at once: TIMEOUT, then the fallback.
@@ -148,14 +148,14 @@ impl<T> ByKind<T> {
         *self.slot(kind) = Some(value);
     }
 
-    fn entry(&mut self, kind: Kind) -> &mut T
+    pub(crate) fn entry(&mut self, kind: Kind) -> &mut T
     where
         T: Default,
     {
         self.slot(kind).get_or_insert_with(T::default)
     }
 
-    fn map<U>(self, f: impl Fn(T) -> U) -> ByKind<U> {
+    pub(crate) fn map<U>(self, f: impl Fn(T) -> U) -> ByKind<U> {
         ByKind {
             ours: self.ours.map(&f),
             reference: self.reference.map(&f),
@@ -171,27 +171,48 @@ pub struct Measured {
     pub failures: usize,
     pub errors: Vec<String>,
     pub samples: Vec<f64>,
+    /// How many samples there were at the end of each round (for the intervals).
+    pub rounds: Vec<usize>,
 }
 
 impl Measured {
-    fn push(&mut self, ms: f64) {
+    pub(crate) fn push(&mut self, ms: f64) {
         self.samples.push((ms * 1000.0).round() / 1000.0);
     }
 
-    fn fail(&mut self, why: String) {
+    pub(crate) fn fail(&mut self, why: String) {
         self.failures += 1;
         if self.errors.len() < ERRORS_KEPT {
             self.errors.push(why);
         }
     }
 
-    fn finish(mut self) -> Measured {
+    pub(crate) fn finish(mut self) -> Measured {
         self.summary = Summary::of(&self.samples);
         self
     }
+
+    /// Marks the end of a round.
+    pub(crate) fn end_round(&mut self) {
+        self.rounds.push(self.samples.len());
+    }
+
+    /// The samples round by round (all in one when no round was marked).
+    pub fn by_round(&self) -> Vec<&[f64]> {
+        let mut start = 0;
+        let mut out: Vec<&[f64]> = Vec::new();
+        for &end in &self.rounds {
+            out.push(&self.samples[start..end]);
+            start = end;
+        }
+        if start < self.samples.len() || out.is_empty() {
+            out.push(&self.samples[start..]);
+        }
+        out
+    }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -211,7 +232,7 @@ fn pools(targets: &[&Target], apps: &[String], claimants: usize) -> Vec<Pool> {
 }
 
 /// Why a call gave no sample.
-fn describe(outcome: &Outcome) -> String {
+pub(crate) fn describe(outcome: &Outcome) -> String {
     if let Some(e) = &outcome.error {
         return e.clone();
     }
@@ -225,11 +246,11 @@ fn describe(outcome: &Outcome) -> String {
     )
 }
 
-fn progress(phase: &str, kind: Kind, detail: &str) {
+pub(crate) fn progress(phase: &str, kind: Kind, detail: &str) {
     eprintln!("[bench] {phase:<14} {:<9} {detail}", kind.label());
 }
 
-fn p50_line(m: &Measured) -> String {
+pub(crate) fn p50_line(m: &Measured) -> String {
     match &m.summary {
         Some(s) => format!(
             "{} samples, p50 {:.2} ms, p99 {:.2} ms, {} failed",
@@ -276,6 +297,7 @@ pub fn claim_latency(targets: &[Target], plan: &Plan) -> (ByKind<Measured>, ByKi
                 p.answer_to_stasis_start.push(c);
             }
         }
+        m.end_round();
         if (round + 1) % 10 == 0 || round + 1 == plan.latency_rounds {
             progress(
                 "claim latency",
@@ -310,7 +332,7 @@ pub struct FanPoint {
 }
 
 /// Reads `GLOBAL(T_<id>)` = `<t0> <t1> <status>`: dialplan seconds, and the status.
-fn timed_global(t: &Target, id: &str) -> Result<(f64, String), String> {
+pub(crate) fn timed_global(t: &Target, id: &str) -> Result<(f64, String), String> {
     let value = t
         .ast
         .global_var(&format!("T_{id}"))
@@ -376,6 +398,8 @@ pub fn fan_out(targets: &[Target], plan: &Plan) -> Vec<FanPoint> {
                     Err(e) => st.fail(e),
                 }
             }
+            spread.entry(t.kind).end_round();
+            start.entry(t.kind).end_round();
         });
         for kind in Kind::ALL {
             if let Some(m) = start.get(kind) {
@@ -430,6 +454,7 @@ pub fn hangup_release(targets: &[Target], plan: &Plan) -> ByKind<Measured> {
                 Err(e) => m.fail(e),
             }
         }
+        m.end_round();
         progress("hang-up", t.kind, &p50_line(&m.clone().finish()));
     });
     out.map(Measured::finish)
@@ -502,6 +527,7 @@ pub fn timeout_accuracy(targets: &[Target], plan: &Plan) -> ByKind<Measured> {
                 Err(e) => m.fail(e),
             }
         }
+        m.end_round();
         progress("timeout", t.kind, &p50_line(&m.clone().finish()));
     });
     out.map(Measured::finish)
@@ -559,9 +585,7 @@ pub fn throughput(targets: &[Target], plan: &Plan) -> ByKind<Ladder> {
             break;
         }
         alternate(&climbing, 1, |t, _| {
-            let step = rate_step(t, &apps, rate, plan);
-            let ladder = out.entry(t.kind);
-            record_step(ladder, step);
+            try_step(t, &apps, rate, plan, out.entry(t.kind))
         });
         rung += 1;
         rate = plan.rate_start * 2f64.powf(rung as f64 / 2.0);
@@ -580,19 +604,10 @@ pub fn throughput(targets: &[Target], plan: &Plan) -> ByKind<Ladder> {
         alternate(&refinable, 1, |t, _| {
             let ladder = out.entry(t.kind);
             let rate = (ladder.sustained * ladder.first_failed.unwrap_or(ladder.sustained)).sqrt();
-            let step = rate_step(t, &apps, rate, plan);
-            record_step(out.entry(t.kind), step);
+            try_step(t, &apps, rate, plan, ladder);
         });
     }
-    let passed_by_all = |rate: f64| {
-        Kind::ALL.iter().all(|&k| {
-            out.get(k).is_none_or(|l| {
-                l.steps
-                    .iter()
-                    .any(|st| st.pass && (st.rate - rate).abs() < 0.05)
-            })
-        })
-    };
+    let passed_by_all = |rate: f64| passed_by_all(&out, rate);
     let per_call: Vec<(Kind, Option<f64>)> = Kind::ALL
         .iter()
         .filter_map(|&kind| {
@@ -610,6 +625,30 @@ pub fn throughput(targets: &[Target], plan: &Plan) -> ByKind<Ladder> {
         out.entry(kind).cpu_ms_per_call = cpu;
     }
     out
+}
+
+/// Whether every implementation passed the step at `rate`.
+pub(crate) fn passed_by_all(ladders: &ByKind<Ladder>, rate: f64) -> bool {
+    Kind::ALL.iter().all(|&k| {
+        ladders.get(k).is_none_or(|l| {
+            l.steps
+                .iter()
+                .any(|st| st.pass && (st.rate - rate).abs() < 0.05)
+        })
+    })
+}
+
+/// One rate on one implementation; a failed step is tried once more before
+/// it counts, so a spike of the (shared) machine does not end the ladder.
+/// The failed try stays in the steps, marked as retried.
+fn try_step(t: &Target, apps: &[String], rate: f64, plan: &Plan, ladder: &mut Ladder) {
+    let mut step = rate_step(t, apps, rate, plan);
+    if !step.pass {
+        step.why = format!("{} (tried again)", step.why);
+        ladder.steps.push(step);
+        step = rate_step(t, apps, rate, plan);
+    }
+    record_step(ladder, step);
 }
 
 fn record_step(ladder: &mut Ladder, step: Step) {
@@ -702,7 +741,7 @@ fn rate_step(t: &Target, apps: &[String], rate: f64, plan: &Plan) -> Step {
 }
 
 /// Claims of one call answered 204.
-fn wins(r: &CallRecord) -> usize {
+pub(crate) fn wins(r: &CallRecord) -> usize {
     r.claims.iter().filter(|(_, s)| *s == 204).count()
 }
 

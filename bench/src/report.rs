@@ -1,7 +1,9 @@
 //! The table (markdown), the JSON beside it, and the targets.
 
-use crate::phases::{ByKind, ClaimParts, Fairness, FanPoint, Ladder, Measured, Memory, Plan};
-use crate::stats::{percentile, Summary};
+use crate::phases::{
+    passed_by_all, ByKind, ClaimParts, Fairness, FanPoint, Ladder, Measured, Memory, Plan,
+};
+use crate::stats::{bootstrap, pct, Stat, Summary};
 use crate::target::Kind;
 use serde::Serialize;
 
@@ -17,6 +19,9 @@ pub struct Results {
     pub throughput: ByKind<Ladder>,
     pub fairness: ByKind<Fairness>,
     pub memory: ByKind<Memory>,
+    /// Written to scaling.json of its own.
+    #[serde(skip)]
+    pub scaling: crate::scaling::Scaling,
 }
 
 impl Results {
@@ -31,6 +36,7 @@ impl Results {
             throughput: ByKind::default(),
             fairness: ByKind::default(),
             memory: ByKind::default(),
+            scaling: Default::default(),
         }
     }
 }
@@ -58,6 +64,11 @@ pub struct Row {
     pub reference: Option<f64>,
     /// ours / reference, where a ratio means something.
     pub ratio: Option<f64>,
+    /// 95 % interval of the ratio (bootstrap over the interleaved rounds;
+    /// for the highest sustained throughput, the bracket the ladder leaves).
+    pub ratio_interval: Option<[f64; 2]>,
+    /// 95 % interval of ours, for a target on ours' own value.
+    pub ours_interval: Option<[f64; 2]>,
     pub floor: Option<f64>,
     pub target: Option<String>,
     pub met: Option<bool>,
@@ -83,6 +94,8 @@ struct RowSpec {
     values: [Option<f64>; 3],
     ratio: bool,
     goal: Option<Goal>,
+    ratio_ci: Option<(f64, f64)>,
+    ours_ci: Option<(f64, f64)>,
 }
 
 impl RowSpec {
@@ -97,7 +110,21 @@ impl RowSpec {
             values,
             ratio: true,
             goal: None,
+            ratio_ci: None,
+            ours_ci: None,
         }
+    }
+
+    /// The ratio's interval (shown, and what a ratio target is judged on).
+    fn ratio_ci(mut self, ci: Option<(f64, f64)>) -> RowSpec {
+        self.ratio_ci = ci;
+        self
+    }
+
+    /// Ours' interval (shown, and what a target on ours is judged on).
+    fn ours_ci(mut self, ci: Option<(f64, f64)>) -> RowSpec {
+        self.ours_ci = ci;
+        self
     }
 
     fn no_ratio(mut self) -> RowSpec {
@@ -116,13 +143,22 @@ impl RowSpec {
             (true, Some(o), Some(r)) if r > 0.0 => Some(o / r),
             _ => None,
         };
+        // Judged on the whole interval where there is one: the upper bound
+        // for "at most", the lower bound for "at least".
+        let ratio_ci = self.ratio_ci.filter(|_| ratio.is_some());
+        let ours_ci = self.ours_ci.filter(|_| ours.is_some());
+        let ratio_hi = ratio_ci.map(|c| c.1).or(ratio);
+        let ratio_lo = ratio_ci.map(|c| c.0).or(ratio);
+        let ours_hi = ours_ci.map(|c| c.1).or(ours);
         let (target, met) = match self.goal {
             None => (None, None),
             Some(goal) => {
                 let (text, met) = match goal {
-                    Goal::RatioAtMost(x) => (format!("≤ {x:.1}×"), ratio.map(|r| r <= x)),
-                    Goal::RatioAtLeast(x) => (format!("≥ {x:.1}×"), ratio.map(|r| r >= x)),
-                    Goal::OursAtMost(x) => (format!("≤ {x} {}", self.unit), ours.map(|o| o <= x)),
+                    Goal::RatioAtMost(x) => (format!("≤ {x:.1}×"), ratio_hi.map(|r| r <= x)),
+                    Goal::RatioAtLeast(x) => (format!("≥ {x:.1}×"), ratio_lo.map(|r| r >= x)),
+                    Goal::OursAtMost(x) => {
+                        (format!("≤ {x} {}", self.unit), ours_hi.map(|o| o <= x))
+                    }
                     Goal::OursAbove(x) => (format!("> {x}"), ours.map(|o| o > x)),
                     Goal::NotAboveReference => (
                         "≤ reference".to_owned(),
@@ -138,6 +174,8 @@ impl RowSpec {
             ours,
             reference,
             ratio,
+            ratio_interval: ratio_ci.map(|(lo, hi)| [lo, hi]),
+            ours_interval: ours_ci.map(|(lo, hi)| [lo, hi]),
             floor,
             target,
             met,
@@ -155,9 +193,49 @@ fn stat(by: &ByKind<Measured>, f: fn(&Summary) -> f64) -> [Option<f64>; 3] {
 
 /// p99 of |sample|: how far off the worst 1 % is, either way.
 fn abs_p99(m: &Measured) -> Option<f64> {
-    let mut abs: Vec<f64> = m.samples.iter().map(|s| s.abs()).collect();
-    abs.sort_by(f64::total_cmp);
-    (!abs.is_empty()).then(|| percentile(&abs, 99.0))
+    let mut abs: Vec<f64> = m.samples.to_vec();
+    (!abs.is_empty()).then(|| abs_p99_of(&mut abs))
+}
+
+fn abs_p99_of(v: &mut [f64]) -> f64 {
+    v.iter_mut().for_each(|x| *x = x.abs());
+    pct(99.0)(v)
+}
+
+/// 95 % interval of ours / reference for `stat`, over the interleaved rounds.
+fn ratio_ci(by: &ByKind<Measured>, stat: &Stat) -> Option<(f64, f64)> {
+    let (o, r) = (by.ours.as_ref()?, by.reference.as_ref()?);
+    bootstrap(&o.by_round(), Some(&r.by_round()), stat)
+}
+
+/// 95 % interval of ours' own `stat`, over its rounds.
+fn ours_ci(by: &ByKind<Measured>, stat: &Stat) -> Option<(f64, f64)> {
+    bootstrap(&by.ours.as_ref()?.by_round(), None, stat)
+}
+
+/// The highest sustained rate lies between the last rate passed and the
+/// first failed: ours' lowest over the reference's highest, and the reverse.
+fn sustained_bracket(t: &ByKind<Ladder>) -> Option<(f64, f64)> {
+    let (o, r) = (t.ours.as_ref()?, t.reference.as_ref()?);
+    let top = |l: &Ladder| l.first_failed.unwrap_or(f64::INFINITY);
+    (o.sustained > 0.0 && r.sustained > 0.0).then(|| (o.sustained / top(r), top(o) / r.sustained))
+}
+
+/// 95 % interval of the CPU-per-call ratio, resampling the rates every
+/// implementation passed (each weighted by its calls, as the row is).
+fn cpu_ci(t: &ByKind<Ladder>) -> Option<(f64, f64)> {
+    let per_step = |l: &Ladder| -> Vec<Vec<f64>> {
+        l.steps
+            .iter()
+            .filter(|st| st.pass && passed_by_all(t, st.rate))
+            .filter_map(|st| Some(vec![st.cpu_ms_per_call?; st.calls]))
+            .collect()
+    };
+    let (o, r) = (per_step(t.ours.as_ref()?), per_step(t.reference.as_ref()?));
+    let o: Vec<&[f64]> = o.iter().map(Vec::as_slice).collect();
+    let r: Vec<&[f64]> = r.iter().map(Vec::as_slice).collect();
+    let mean = |v: &mut [f64]| v.iter().sum::<f64>() / v.len() as f64;
+    bootstrap(&o, Some(&r), &mean)
 }
 
 /// The table, in order.
@@ -168,17 +246,20 @@ pub fn rows(r: &Results) -> Vec<Row> {
             "ms",
             stat(&r.claim_latency, |s| s.p50),
         )
+        .ratio_ci(ratio_ci(&r.claim_latency, &pct(50.0)))
         .goal(Goal::RatioAtMost(1.0)),
         RowSpec::new(
             "1. Claim latency p90",
             "ms",
             stat(&r.claim_latency, |s| s.p90),
-        ),
+        )
+        .ratio_ci(ratio_ci(&r.claim_latency, &pct(90.0))),
         RowSpec::new(
             "1. Claim latency p99",
             "ms",
             stat(&r.claim_latency, |s| s.p99),
         )
+        .ratio_ci(ratio_ci(&r.claim_latency, &pct(99.0)))
         .goal(Goal::RatioAtMost(1.0)),
         RowSpec::new(
             "1. Claim latency max",
@@ -195,7 +276,8 @@ pub fn rows(r: &Results) -> Vec<Row> {
             ),
             "ms",
             stat(&p.start, |s| s.p50),
-        );
+        )
+        .ratio_ci(ratio_ci(&p.start, &pct(50.0)));
         rows.push(if last {
             start.goal(Goal::RatioAtMost(1.0))
         } else {
@@ -206,7 +288,8 @@ pub fn rows(r: &Results) -> Vec<Row> {
                 format!("2. First→last CallBroadcast, {} apps, p50", p.apps),
                 "ms",
                 stat(&p.spread, |s| s.p50),
-            );
+            )
+            .ratio_ci(ratio_ci(&p.spread, &pct(50.0)));
             rows.push(if last {
                 spread.goal(Goal::RatioAtMost(1.0))
             } else {
@@ -219,35 +302,43 @@ pub fn rows(r: &Results) -> Vec<Row> {
             "3. Hang-up release p50",
             "ms",
             stat(&r.hangup_release, |s| s.p50),
-        ),
+        )
+        .ratio_ci(ratio_ci(&r.hangup_release, &pct(50.0))),
         RowSpec::new(
             "3. Hang-up release p99",
             "ms",
             stat(&r.hangup_release, |s| s.p99),
         )
+        .ratio_ci(ratio_ci(&r.hangup_release, &pct(99.0)))
+        .ours_ci(ours_ci(&r.hangup_release, &pct(99.0)))
         .goal(Goal::OursAtMost(20.0)),
         RowSpec::new(
             "4. Timeout error (actual − 100 ms) p50",
             "ms",
             stat(&r.timeout_error, |s| s.p50),
-        ),
+        )
+        .ratio_ci(ratio_ci(&r.timeout_error, &pct(50.0))),
         RowSpec::new(
             "4. Timeout error, p99 of its absolute value",
             "ms",
             each(&r.timeout_error, abs_p99),
         )
+        .ratio_ci(ratio_ci(&r.timeout_error, &abs_p99_of))
+        .ours_ci(ours_ci(&r.timeout_error, &abs_p99_of))
         .goal(Goal::OursAtMost(5.0)),
         RowSpec::new(
             "5. Throughput, highest sustained",
             "calls/s",
             each(&r.throughput, |l| Some(l.sustained)),
         )
+        .ratio_ci(sustained_bracket(&r.throughput))
         .goal(Goal::RatioAtLeast(1.0)),
         RowSpec::new(
             "5. Asterisk CPU per call, at rates all passed",
             "ms",
             each(&r.throughput, |l| l.cpu_ms_per_call),
-        ),
+        )
+        .ratio_ci(cpu_ci(&r.throughput)),
         RowSpec::new(
             "6. Fairness, chi-square p-value (8 apps)",
             "",
@@ -280,15 +371,21 @@ pub fn markdown(meta: &Meta, plan: &Plan, r: &Results, rows: &[Row]) -> String {
     let mut s = String::new();
     s.push_str("| Measurement | unit | ours | reference | ours/ref | floor | target | met |\n");
     s.push_str("|---|---|---:|---:|---:|---:|---|---|\n");
+    let bounds = |ci: Option<[f64; 2]>| match ci {
+        Some([lo, hi]) if hi.is_finite() => format!(" [{lo:.2}, {hi:.2}]"),
+        Some([lo, _]) => format!(" [{lo:.2}, ∞)"),
+        None => String::new(),
+    };
     for row in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {}{} | {} | {} | {} | {} | {} |\n",
             row.measurement,
             row.unit,
             cell(row.ours),
+            bounds(row.ours_interval),
             cell(row.reference),
             row.ratio
-                .map(|x| format!("{x:.3}×"))
+                .map(|x| format!("{x:.3}×{}", bounds(row.ratio_interval)))
                 .unwrap_or_else(|| "–".into()),
             cell(row.floor),
             row.target.as_deref().unwrap_or(""),
@@ -300,6 +397,12 @@ pub fn markdown(meta: &Meta, plan: &Plan, r: &Results, rows: &[Row]) -> String {
         ));
     }
     s.push('\n');
+    s.push_str(
+        "In brackets, 95 % intervals: a bootstrap over the interleaved rounds (the same rounds drawn for both \
+         implementations; single samples when a phase has fewer than five rounds), for the highest sustained \
+         throughput the bracket its ladder leaves (last rate passed, first failed), for the CPU per call a \
+         bootstrap over the rates all passed. A target is met only when the whole interval is inside it.\n\n",
+    );
     s.push_str(&format!(
         "Measured {} ({} mode, {:.0} s wall) on {} ({} cores, {:.0} GiB), Linux {}, {}, commit {}.\n\n",
         meta.date, meta.mode, meta.wall_seconds, meta.cpu, meta.cores, meta.memory_gib, meta.kernel, meta.asterisk, meta.commit
@@ -499,5 +602,33 @@ mod tests {
             .find(|row| row.measurement.starts_with("5."))
             .expect("row");
         assert_eq!(throughput.met, Some(false), "no numbers, target not met");
+    }
+
+    #[test]
+    fn a_ratio_target_is_met_only_when_its_whole_interval_is() {
+        let mut r = Results::empty();
+        // Same values overall (ratio 1.000), but round by round they differ.
+        let rounds = |value: &dyn Fn(usize) -> f64| {
+            let mut m = Measured::default();
+            for round in 0..10 {
+                for _ in 0..5 {
+                    m.push(value(round));
+                }
+                m.end_round();
+            }
+            m.finish()
+        };
+        r.claim_latency.set(Kind::Ours, rounds(&|i| 1.0 + i as f64));
+        r.claim_latency
+            .set(Kind::Reference, rounds(&|i| 10.0 - i as f64));
+        let rows = rows(&r);
+        let p50 = rows
+            .iter()
+            .find(|row| row.measurement == "1. Claim latency p50")
+            .expect("row");
+        assert_eq!(p50.ratio, Some(1.0));
+        let [lo, hi] = p50.ratio_interval.expect("interval");
+        assert!(lo < 1.0 && hi > 1.0, "{lo} {hi}");
+        assert_eq!(p50.met, Some(false), "the interval reaches past 1.0×");
     }
 }

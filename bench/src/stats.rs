@@ -130,6 +130,118 @@ fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + series.ln()
 }
 
+/// Resamples of a bootstrap interval.
+const RESAMPLES: usize = 2000;
+/// Fewer rounds than this and the interval resamples single samples instead.
+const MIN_ROUNDS: usize = 5;
+
+/// SplitMix64: the bootstrap's random numbers, seeded, so a run's intervals
+/// are reproducible from its JSON.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) % n as u64) as usize
+    }
+}
+
+/// A statistic of a set of samples (free to reorder them), e.g. [`pct`].
+pub type Stat = dyn Fn(&mut [f64]) -> f64;
+
+/// The nearest-rank percentile `q` of unsorted samples.
+pub fn pct(q: f64) -> impl Fn(&mut [f64]) -> f64 {
+    move |v: &mut [f64]| {
+        v.sort_by(f64::total_cmp);
+        percentile(v, q)
+    }
+}
+
+/// 95 % percentile-bootstrap interval of `stat(a) / stat(b)` (of `stat(a)`
+/// when `b` is `None`), the samples given round by round. Whole rounds are
+/// resampled, the same round numbers for both sides: the rounds were
+/// interleaved, so round r of each implementation met the same machine, and
+/// a slow spell stays inside the rounds it hit. With fewer than five rounds
+/// on a side, single samples are resampled instead, each side on its own.
+pub fn bootstrap(a: &[&[f64]], b: Option<&[&[f64]]>, stat: &Stat) -> Option<(f64, f64)> {
+    let singles = |g: &[&[f64]]| -> Vec<Vec<f64>> {
+        g.iter().flat_map(|r| r.iter().map(|&x| vec![x])).collect()
+    };
+    let rounds = |g: &[&[f64]]| -> Vec<Vec<f64>> { g.iter().map(|r| r.to_vec()).collect() };
+    let paired = a.len() >= MIN_ROUNDS && b.is_none_or(|b| b.len() == a.len());
+    let (ga, gb) = if paired {
+        (rounds(a), b.map(rounds))
+    } else {
+        (singles(a), b.map(singles))
+    };
+    if ga.iter().all(|g| g.is_empty())
+        || gb.as_ref().is_some_and(|g| g.iter().all(|g| g.is_empty()))
+    {
+        return None;
+    }
+    let mut rng = SplitMix(0x5eed_b007);
+    let draw = |groups: &[Vec<f64>], picks: &[usize]| -> Option<f64> {
+        let mut v: Vec<f64> = picks
+            .iter()
+            .flat_map(|&i| groups[i].iter().copied())
+            .collect();
+        (!v.is_empty()).then(|| stat(&mut v))
+    };
+    let mut ratios = Vec::with_capacity(RESAMPLES);
+    for _ in 0..RESAMPLES {
+        let picks_a: Vec<usize> = (0..ga.len()).map(|_| rng.below(ga.len())).collect();
+        let Some(sa) = draw(&ga, &picks_a) else {
+            continue;
+        };
+        let value = match &gb {
+            None => sa,
+            Some(gb) => {
+                let picks_b: Vec<usize> = if paired {
+                    picks_a
+                } else {
+                    (0..gb.len()).map(|_| rng.below(gb.len())).collect()
+                };
+                match draw(gb, &picks_b) {
+                    Some(sb) if sb != 0.0 => sa / sb,
+                    _ => continue,
+                }
+            }
+        };
+        if value.is_finite() {
+            ratios.push(value);
+        }
+    }
+    if ratios.len() < RESAMPLES / 2 {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    Some((percentile(&ratios, 2.5), percentile(&ratios, 97.5)))
+}
+
+/// Least-squares line through `points`: (slope, intercept, R²); `None` for
+/// fewer than two distinct x.
+pub fn fit_line(points: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let syy: f64 = points.iter().map(|p| (p.1 - my).powi(2)).sum();
+    if points.len() < 2 || sxx == 0.0 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let r2 = if syy == 0.0 {
+        1.0
+    } else {
+        sxy * sxy / (sxx * syy)
+    };
+    Some((slope, my - slope * mx, r2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +306,50 @@ mod tests {
         assert!(close(s.mean, 50.5, 1e-12));
         assert!(Summary::of(&[]).is_none());
         assert_eq!(Summary::of(&[7.0]).map(|s| s.p99), Some(7.0));
+    }
+
+    #[test]
+    fn bootstrap_brackets_the_ratio_and_narrows_with_agreement() {
+        let a: Vec<Vec<f64>> = (0..10)
+            .map(|r| (0..20).map(|i| 10.0 + ((r * 7 + i) % 5) as f64).collect())
+            .collect();
+        let b: Vec<Vec<f64>> = a
+            .iter()
+            .map(|r| r.iter().map(|x| x / 2.0).collect())
+            .collect();
+        let ra: Vec<&[f64]> = a.iter().map(|r| r.as_slice()).collect();
+        let rb: Vec<&[f64]> = b.iter().map(|r| r.as_slice()).collect();
+        // Every round exactly twice as slow: the interval is the point.
+        assert_eq!(bootstrap(&ra, Some(&rb), &pct(50.0)), Some((2.0, 2.0)));
+        // One side alone: the p50's own interval lies within the samples.
+        let (lo, hi) = bootstrap(&ra, None, &pct(50.0)).expect("interval");
+        assert!(
+            (10.0..=14.0).contains(&lo) && lo <= hi && hi <= 14.0,
+            "{lo} {hi}"
+        );
+        // Noisy, unrelated sides: a real width around a ratio near 1.
+        let c: Vec<Vec<f64>> = (0..10)
+            .map(|r| {
+                (0..20)
+                    .map(|i| 10.0 + ((r * 3 + i * 11) % 5) as f64)
+                    .collect()
+            })
+            .collect();
+        let rc: Vec<&[f64]> = c.iter().map(|r| r.as_slice()).collect();
+        let (lo, hi) = bootstrap(&ra, Some(&rc), &pct(90.0)).expect("interval");
+        assert!(
+            lo <= 1.0 && hi >= 1.0 && lo >= 0.7 && hi <= 1.43,
+            "{lo} {hi}"
+        );
+        assert_eq!(bootstrap(&[], None, &pct(50.0)), None);
+    }
+
+    #[test]
+    fn line_fit_slope_and_r2() {
+        let (slope, intercept, r2) = fit_line(&[(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)]).expect("fit");
+        assert!(close(slope, 2.0, 1e-12) && close(intercept, 1.0, 1e-12) && close(r2, 1.0, 1e-12));
+        let (_, _, r2) = fit_line(&[(1.0, 1.0), (2.0, 3.0), (3.0, 1.0), (4.0, 3.0)]).expect("fit");
+        assert!(r2 < 0.3, "{r2}");
+        assert!(fit_line(&[(1.0, 1.0)]).is_none());
     }
 }
