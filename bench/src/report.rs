@@ -17,6 +17,7 @@ pub struct Results {
     pub throughput: ByKind<Ladder>,
     pub fairness: ByKind<Fairness>,
     pub memory: ByKind<Memory>,
+    pub callgrind: Option<crate::callgrind::Callgrind>,
 }
 
 impl Results {
@@ -31,6 +32,7 @@ impl Results {
             throughput: ByKind::default(),
             fairness: ByKind::default(),
             memory: ByKind::default(),
+            callgrind: None,
         }
     }
 }
@@ -406,6 +408,9 @@ pub fn markdown(meta: &Meta, plan: &Plan, r: &Results, rows: &[Row]) -> String {
         plan.fairness_calls,
         plan.memory_calls
     ));
+    if let Some(cg) = &r.callgrind {
+        s.push_str(&cg.markdown());
+    }
     s
 }
 
@@ -451,6 +456,7 @@ pub fn missing(r: &Results, rows: &[Row]) -> Vec<String> {
             missing.push(format!("memory: no RSS for {}", k.label()));
         }
     }
+    missing.extend(r.callgrind.iter().flat_map(|cg| cg.missing()));
     missing
 }
 

@@ -132,6 +132,7 @@ pub struct AsteriskConfig {
     pub(crate) install_tree: Option<InstallTree>,
     pub(crate) own_rest_api: bool,
     pub(crate) valgrind: bool,
+    pub(crate) callgrind: bool,
 }
 
 impl AsteriskConfig {
@@ -154,6 +155,7 @@ impl AsteriskConfig {
             install_tree: None,
             own_rest_api: false,
             valgrind: false,
+            callgrind: false,
         }
     }
 
@@ -164,6 +166,18 @@ impl AsteriskConfig {
     /// longer deadlines a valgrind run needs.
     pub fn under_valgrind(mut self) -> AsteriskConfig {
         self.valgrind = true;
+        self
+    }
+
+    /// Runs Asterisk under valgrind's callgrind, instrumenting nothing until
+    /// told (`--instr-atstart=no`: boot runs at near-native speed and is not
+    /// counted): the caller switches instrumentation on, zeroes and dumps
+    /// through `vgdb` ([`crate::Asterisk::callgrind`]); each dump is a file
+    /// `callgrind.out.<n>` in the instance's directory. The deadlines of
+    /// [`AsteriskConfig::under_valgrind`].
+    pub fn under_callgrind(mut self) -> AsteriskConfig {
+        self.valgrind = true;
+        self.callgrind = true;
         self
     }
 
