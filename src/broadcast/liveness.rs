@@ -22,25 +22,41 @@ impl Liveness {
         Liveness::default()
     }
 
-    /// Records whether the last event sent to `application` reached an active handler.
-    pub fn record(&self, application: &str, delivered: bool) {
-        let mut inactive = self.inactive.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if delivered {
-            inactive.remove(application);
-        } else if !inactive.contains(application) {
-            inactive.insert(application.to_owned());
+    /// Whether any application is known to be inactive (when none is, a
+    /// delivery changes nothing).
+    pub fn any_inactive(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
+    /// Records, for each application, whether the last event sent to it
+    /// reached an active handler.
+    pub fn record_all(&self, deliveries: &[(String, bool)]) {
+        let mut inactive = self.lock();
+        for (application, delivered) in deliveries {
+            if *delivered {
+                inactive.remove(application.as_str());
+            } else if !inactive.contains(application.as_str()) {
+                inactive.insert(application.clone());
+            }
         }
     }
 
     /// Whether the last event sent to `application` found it inactive.
     pub fn is_known_inactive(&self, application: &str) -> bool {
-        self.inactive.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(application)
+        let inactive = self.lock();
+        !inactive.is_empty() && inactive.contains(application)
     }
 
     /// Forgets applications no longer registered (so the set cannot grow without bound).
-    pub fn retain_registered(&self, registered: &[String]) {
-        let mut inactive = self.inactive.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        inactive.retain(|name| registered.iter().any(|registered| registered == name));
+    pub fn retain_registered(&self, is_registered: impl Fn(&str) -> bool) {
+        let mut inactive = self.lock();
+        if !inactive.is_empty() {
+            inactive.retain(|name| is_registered(name));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.inactive.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -52,20 +68,23 @@ mod tests {
     fn unknown_is_presumed_active_and_the_last_delivery_decides() {
         let liveness = Liveness::new();
         assert!(!liveness.is_known_inactive("a"));
-        liveness.record("a", false);
+        assert!(!liveness.any_inactive());
+        liveness.record_all(&[("a".to_owned(), false)]);
         assert!(liveness.is_known_inactive("a"));
-        liveness.record("a", false);
+        assert!(liveness.any_inactive());
+        liveness.record_all(&[("a".to_owned(), false), ("b".to_owned(), true)]);
         assert!(liveness.is_known_inactive("a"));
-        liveness.record("a", true);
+        assert!(!liveness.is_known_inactive("b"));
+        liveness.record_all(&[("a".to_owned(), true)]);
         assert!(!liveness.is_known_inactive("a"));
+        assert!(!liveness.any_inactive());
     }
 
     #[test]
     fn unregistered_names_are_forgotten() {
         let liveness = Liveness::new();
-        liveness.record("a", false);
-        liveness.record("b", false);
-        liveness.retain_registered(&["b".to_owned()]);
+        liveness.record_all(&[("a".to_owned(), false), ("b".to_owned(), false)]);
+        liveness.retain_registered(|name| name == "b");
         assert!(!liveness.is_known_inactive("a"));
         assert!(liveness.is_known_inactive("b"));
     }

@@ -107,10 +107,12 @@ impl<'call> Channel<'call> {
     }
 
     pub fn set_variable(&self, name: &str, value: &str) {
-        let name = super::cstring(name);
-        let value = super::cstring(value);
-        // SAFETY: pbx_builtin_setvar_helper locks the channel itself and copies both strings.
-        unsafe { ffi::pbx_builtin_setvar_helper(self.raw.as_ptr(), name.as_ptr(), value.as_ptr()) };
+        super::with_cstr(name, |name| {
+            super::with_cstr(value, |value| {
+                // SAFETY: pbx_builtin_setvar_helper locks the channel itself and copies both strings.
+                unsafe { ffi::pbx_builtin_setvar_helper(self.raw.as_ptr(), name.as_ptr(), value.as_ptr()) };
+            })
+        });
     }
 
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
