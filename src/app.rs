@@ -88,10 +88,11 @@ fn start<'r>(
     state.liveness.retain_registered(|name| registered.iter().any(|registered| registered.to_bytes() == name.as_bytes()));
     // Indices into `registered`: the names stay where Asterisk keeps them.
     let mut offered: Vec<usize> = Vec::with_capacity(registered.len());
-    offered.extend(
-        (0..registered.len())
-            .filter(|&index| filter.as_ref().is_none_or(|filter| filter.matches(&registered.get(index).to_string_lossy()))),
-    );
+    match &filter {
+        None => offered.extend(0..registered.len()),
+        Some(filter) => offered
+            .extend((0..registered.len()).filter(|&index| filter.matches(&registered.get(index).to_string_lossy()))),
+    }
     let offered = shuffled(offered);
     let channel_id = channel.unique_id();
     let event = events::call_broadcast(channel, &channel_id).ok_or(StartError::Event)?;

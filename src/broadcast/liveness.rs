@@ -10,11 +10,15 @@
 //! presumed active.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct Liveness {
     inactive: Mutex<HashSet<String>>,
+    /// Whether `inactive` has anything (read without the lock: the usual
+    /// answer, "no", then costs one load).
+    any: AtomicBool,
 }
 
 impl Liveness {
@@ -25,7 +29,7 @@ impl Liveness {
     /// Whether any application is known to be inactive (when none is, a
     /// delivery changes nothing).
     pub fn any_inactive(&self) -> bool {
-        !self.lock().is_empty()
+        self.any.load(Ordering::Acquire)
     }
 
     /// Records, for each application, whether the last event sent to it
@@ -39,20 +43,22 @@ impl Liveness {
                 inactive.insert(application.clone());
             }
         }
+        self.any.store(!inactive.is_empty(), Ordering::Release);
     }
 
     /// Whether the last event sent to `application` found it inactive.
     pub fn is_known_inactive(&self, application: &str) -> bool {
-        let inactive = self.lock();
-        !inactive.is_empty() && inactive.contains(application)
+        self.any_inactive() && self.lock().contains(application)
     }
 
     /// Forgets applications no longer registered (so the set cannot grow without bound).
     pub fn retain_registered(&self, is_registered: impl Fn(&str) -> bool) {
-        let mut inactive = self.lock();
-        if !inactive.is_empty() {
-            inactive.retain(|name| is_registered(name));
+        if !self.any_inactive() {
+            return;
         }
+        let mut inactive = self.lock();
+        inactive.retain(|name| is_registered(name));
+        self.any.store(!inactive.is_empty(), Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {

@@ -73,10 +73,11 @@ pub(crate) fn cstring(text: &str) -> CString {
 pub(crate) fn with_cstr<R>(text: &str, f: impl FnOnce(&CStr) -> R) -> R {
     const ON_STACK: usize = 256;
     let bytes = text.as_bytes();
-    if bytes.len() < ON_STACK && !bytes.contains(&0) {
+    if bytes.len() < ON_STACK {
         let mut buffer = [0u8; ON_STACK];
         buffer[..bytes.len()].copy_from_slice(bytes);
-        if let Ok(text) = CStr::from_bytes_until_nul(&buffer) {
+        // One scan: fails only on an interior NUL, which `cstring` replaces.
+        if let Ok(text) = CStr::from_bytes_with_nul(&buffer[..=bytes.len()]) {
             return f(text);
         }
     }
@@ -97,6 +98,12 @@ pub(crate) fn string_from(ptr: *const c_char) -> String {
 /// time, where `to_string_lossy` walks it character by character), else a
 /// copy with the invalid bytes replaced.
 fn text_of(text: &CStr) -> std::borrow::Cow<'_, str> {
+    let bytes = text.to_bytes();
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8 (checked a word at a time, where
+        // from_utf8 pays a setup that dominates for short ids and names).
+        return std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     match text.to_str() {
         Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => text.to_string_lossy(),
