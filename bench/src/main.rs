@@ -93,9 +93,16 @@ fn main() {
     drop(targets);
     if only.wants(8) {
         let t = Instant::now();
-        let cg_plan = if quick { callgrind::CallgrindPlan::quick() } else { callgrind::CallgrindPlan::full() };
+        let cg_plan = if quick {
+            callgrind::CallgrindPlan::quick()
+        } else {
+            callgrind::CallgrindPlan::full()
+        };
         results.callgrind = Some(callgrind::measure(&module, cg_plan));
-        eprintln!("[bench] 8. callgrind done in {:.1} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "[bench] 8. callgrind done in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     let meta = meta(quick, started.elapsed().as_secs_f64(), asterisk, &root);
     let rows = report::rows(&results);

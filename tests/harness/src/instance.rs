@@ -182,6 +182,8 @@ impl Asterisk {
                 args.extend([
                     "--tool=callgrind".into(),
                     "--instr-atstart=no".into(),
+                    // Every ARI WebSocket holds Asterisk threads: 500 applications need more than valgrind's default 500.
+                    "--max-threads=3000".into(),
                     format!("--callgrind-out-file={dir_in_root}/callgrind.out"),
                 ]);
             } else {
