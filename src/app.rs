@@ -20,7 +20,7 @@ use crate::state::ModuleState;
 
 pub const APP_NAME: &CStr = c"StasisBroadcast";
 
-const STATUS: &str = "STASISSTATUS";
+const STATUS: &CStr = c"STASISSTATUS";
 
 /// What a dialplan application returns: keep running the dialplan, or stop
 /// because the channel is gone.
@@ -135,7 +135,7 @@ fn log_start_error(channel_name: &str, error: &StartError) {
 
 /// `StasisBroadcast([timeout[,app_filter[,args[,notify_claimed]]]])`.
 pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
-    channel.set_variable(STATUS, "");
+    channel.set_variable(STATUS, c"");
     inject_fault(channel);
     warn_if_c_implementation_loaded(state, channel);
     // This call keeps these settings to its end, whatever a reload does meanwhile.
@@ -151,7 +151,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
         Err(error) => {
             state.stats.not_started();
             log_start_error(&channel.name(), &error);
-            channel.set_variable(STATUS, "FAILED");
+            channel.set_variable(STATUS, c"FAILED");
             return CONTINUE;
         }
     };
@@ -165,7 +165,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     // once, under the registry lock, whether it counts.
     let Some(winner) = active.settle() else {
         drop(active);
-        channel.set_variable(STATUS, "TIMEOUT");
+        channel.set_variable(STATUS, c"TIMEOUT");
         if ended == SleepEnd::HungUp {
             state.stats.ended(Ending::HungUp);
             log::verbose(3, &format!("Channel {} hung up while waiting for a claim", channel.name()));
@@ -182,11 +182,11 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     drop(active);
     if succeeded {
         state.stats.ended(Ending::Claimed);
-        channel.set_variable(STATUS, "SUCCESS");
+        channel.set_variable(STATUS, c"SUCCESS");
         return CONTINUE;
     }
     state.stats.ended(Ending::StasisFailed);
-    channel.set_variable(STATUS, "FAILED");
+    channel.set_variable(STATUS, c"FAILED");
     if channel.is_hung_up() {
         HANG_UP
     } else {
@@ -235,7 +235,7 @@ fn warn_if_c_implementation_loaded(state: &ModuleState, channel: &Channel<'_>) {
 
 /// Called by the entry point when `execute` panicked.
 pub fn after_panic(channel: &Channel<'_>) {
-    channel.set_variable(STATUS, "FAILED");
+    channel.set_variable(STATUS, c"FAILED");
 }
 
 #[cfg(feature = "fault-injection")]
