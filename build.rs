@@ -49,9 +49,9 @@ fn main() {
             "ast_channel_(name|uniqueid)|ast_check_hangup|ast_safe_sleep_conditional|ast_channel_defer_dtmf|ast_channel_timer",
         )
         .allowlist_function("pbx_builtin_(setvar|getvar)_helper|ast_unregister_application")
-        .allowlist_function("stasis_app_(exec|send)")
+        .allowlist_function("stasis_app_(exec|send|get_all)|ao2_container_count")
         .allowlist_function(
-            "ast_json_(object_create|object_set|string_create|unref|ref|deep_copy|dump_string_format|free)",
+            "ast_json_(object_create|object_set|string_create|unref|ref|deep_copy|copy|dump_string_format|free)",
         )
         .allowlist_function("ast_module_check")
         .allowlist_function("ast_cli_unregister_multiple")

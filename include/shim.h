@@ -17,6 +17,7 @@ struct ast_cli_entry;
 struct ast_module;
 struct ast_config;
 struct ast_str;
+struct ao2_container;
 
 /* Module identity: also what keeps the shim's object (and the AST_MODULE_INFO
  * constructor in it) linked into the shared object. */
@@ -32,6 +33,7 @@ int sbshim_with_running_module(const char *name, void (*fn)(void *), void *data)
 /* Logging: the message is always passed through "%s". */
 void sbshim_log(int level, const char *file, int line, const char *function, const char *message);
 void sbshim_verb(int level, const char *message);
+int sbshim_verb_enabled(int level);
 int sbshim_debug_enabled(int level);
 int sbshim_log_level_error(void);
 int sbshim_log_level_warning(void);
@@ -78,7 +80,8 @@ int sbshim_register_application(const char *name, int (*execute)(struct ast_chan
 
 /* Stasis applications: names as one buffer of NUL-terminated strings
  * (caller frees with sbshim_free); *count receives how many. */
-char *sbshim_stasis_app_names(size_t *count, size_t *total_len);
+/* ao2_callback(container, OBJ_NODATA, fn, data): fn sees every object. */
+void sbshim_ao2_each(struct ao2_container *container, int (*fn)(void *obj, void *arg, int flags), void *data);
 int sbshim_stasis_app_is_registered(const char *name);
 
 /* JSON. */
@@ -107,6 +110,7 @@ struct ast_config *sbshim_config_load(const char *filename, int *status);
 #include "asterisk/http.h"
 struct ast_sockaddr;
 struct ast_str;
+struct ao2_container;
 void sbshim_http_claim_link(ast_http_callback callback);
 void sbshim_http_claim_unlink(void);
 /* The module-served API description (src/host/http.rs): one static

@@ -7,19 +7,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::broadcast::args::parse_app_args;
 use crate::broadcast::filter::{AppFilter, FilterError};
-use crate::broadcast::registry::{Active, BroadcastSpec, Wake};
+use crate::broadcast::registry::{Active, BroadcastSpec, ClaimPolicy, Wake};
 use crate::broadcast::shuffle::shuffled;
 use crate::broadcast::stats::Ending;
 use crate::config::{FilterErrorPolicy, Settings};
 use crate::events;
 use crate::host::channel::{self, Channel, ChannelRef, SleepEnd, TiePayload};
 use crate::host::module::{self, UseCount};
-use crate::host::{log, stasis};
+use crate::host::stasis::{self, ApplicationNames};
+use crate::host::log;
 use crate::state::ModuleState;
 
 pub const APP_NAME: &CStr = c"StasisBroadcast";
 
-const STATUS: &str = "STASISSTATUS";
+const STATUS: &CStr = c"STASISSTATUS";
 
 /// What a dialplan application returns: keep running the dialplan, or stop
 /// because the channel is gone.
@@ -83,28 +84,40 @@ fn start<'r>(
         }
         Err(error) => return Err(StartError::Filter { pattern: pattern.to_owned(), error }),
     };
-    let registered = stasis::application_names();
-    state.liveness.retain_registered(&registered);
-    let offered: Vec<String> = registered
-        .into_iter()
-        .filter(|name| filter.as_ref().is_none_or(|filter| filter.matches(name)))
-        .collect();
+    let registered = ApplicationNames::registered();
+    state.liveness.retain_registered(|name| registered.iter().any(|registered| registered.to_bytes() == name.as_bytes()));
+    // Indices into `registered`: the names stay where Asterisk keeps them.
+    let mut offered: Vec<usize> = Vec::with_capacity(registered.len());
+    match &filter {
+        None => offered.extend(0..registered.len()),
+        Some(filter) => offered
+            .extend((0..registered.len()).filter(|&index| filter.matches(&registered.get(index).to_string_lossy()))),
+    }
     let offered = shuffled(offered);
-    let event = events::call_broadcast(channel).ok_or(StartError::Event)?;
+    let channel_id = channel.unique_id();
+    let event = events::call_broadcast(channel, &channel_id).ok_or(StartError::Event)?;
+    // The names themselves only when a claim or CallClaimed will need them.
+    let names_needed = notify_claimed || settings.claim_policy == ClaimPolicy::Offered;
+    let offered_names = if names_needed {
+        offered.iter().map(|&index| registered.get(index).to_string_lossy().into_owned()).collect()
+    } else {
+        Vec::new()
+    };
     let active = state.registry.begin(
         BroadcastSpec {
-            channel_id: channel.unique_id(),
+            channel_id,
             channel_name: channel.name(),
             timeout,
             filter: filter.map(|filter| filter.pattern().to_owned()),
-            offered: offered.clone(),
+            offered_count: offered.len(),
+            offered: offered_names,
             notify_claimed,
             claim_policy: settings.claim_policy,
         },
         waker,
     );
     // Registered before the first event leaves, so no claim can arrive first.
-    events::send_to_each(&state.liveness, &offered, &event);
+    events::send_to_each(&state.liveness, offered.iter().map(|&index| registered.name(index)), &event);
     log::debug(1, || format!("Channel {}: offered to {} application(s)", channel.name(), offered.len()));
     Ok(active)
 }
@@ -122,14 +135,13 @@ fn log_start_error(channel_name: &str, error: &StartError) {
 
 /// `StasisBroadcast([timeout[,app_filter[,args[,notify_claimed]]]])`.
 pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
-    channel.set_variable(STATUS, "");
-    let name = channel.name();
-    warn_if_c_implementation_loaded(state, &name);
+    channel.set_variable(STATUS, c"");
+    warn_if_c_implementation_loaded(state, channel);
     // This call keeps these settings to its end, whatever a reload does meanwhile.
     let settings = state.settings.current();
     let (args, warnings) = parse_app_args(data, &settings.arg_defaults());
     for warning in &warnings {
-        log::warning(&format!("Channel {name}: {warning}"));
+        log::warning(&format!("Channel {}: {warning}", channel.name()));
     }
     let timeout = Duration::from_millis(u64::from(args.timeout_ms));
     let waker = Arc::new(ChannelWaker { channel: channel.to_ref(), _in_use: UseCount::acquire() });
@@ -137,8 +149,8 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
         Ok(active) => active,
         Err(error) => {
             state.stats.not_started();
-            log_start_error(&name, &error);
-            channel.set_variable(STATUS, "FAILED");
+            log_start_error(&channel.name(), &error);
+            channel.set_variable(STATUS, c"FAILED");
             return CONTINUE;
         }
     };
@@ -152,28 +164,28 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     // once, under the registry lock, whether it counts.
     let Some(winner) = active.settle() else {
         drop(active);
-        channel.set_variable(STATUS, "TIMEOUT");
+        channel.set_variable(STATUS, c"TIMEOUT");
         if ended == SleepEnd::HungUp {
             state.stats.ended(Ending::HungUp);
-            log::verbose(3, &format!("Channel {name} hung up while waiting for a claim"));
+            log::verbose(3, &format!("Channel {} hung up while waiting for a claim", channel.name()));
             return HANG_UP;
         }
         state.stats.ended(Ending::TimedOut);
-        log::warning(&format!("Channel {name}: not claimed within {}ms timeout", args.timeout_ms));
+        log::warning_args(format_args!("Channel {}: not claimed within {}ms timeout", channel.name(), args.timeout_ms));
         return CONTINUE;
     };
 
-    log::debug(3, || format!("Channel {name} claimed by {winner}, entering Stasis"));
+    log::debug(3, || format!("Channel {} claimed by {winner}, entering Stasis", channel.name()));
     // The broadcast stays registered (claims get 409) until the session ends.
     let succeeded = stasis::exec(channel, &winner, &args.stasis_args);
     drop(active);
     if succeeded {
         state.stats.ended(Ending::Claimed);
-        channel.set_variable(STATUS, "SUCCESS");
+        channel.set_variable(STATUS, c"SUCCESS");
         return CONTINUE;
     }
     state.stats.ended(Ending::StasisFailed);
-    channel.set_variable(STATUS, "FAILED");
+    channel.set_variable(STATUS, c"FAILED");
     if channel.is_hung_up() {
         HANG_UP
     } else {
@@ -188,9 +200,14 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
 /// Every call looks, so the first call after such a load says so; but not in
 /// Asterisk's module list (ast_module_check would take its lock, and a
 /// `core reload` or a slow unload would then hold every new call): in the
-/// process's list of shared objects, which a present module is in. Within a
-/// minute of the last error it does not look at all.
-fn warn_if_c_implementation_loaded(state: &ModuleState, channel_name: &str) {
+/// process's list of shared objects, which a present module is in, and only
+/// when an object has been mapped or unmapped since the last look found
+/// none. Within a minute of the last error it does not look at all.
+fn warn_if_c_implementation_loaded(state: &ModuleState, channel: &Channel<'_>) {
+    let changes = module::mapping_changes();
+    if changes != 0 && state.c_implementation_absent_at.load(Ordering::Relaxed) == changes {
+        return;
+    }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
     let logged = &state.c_implementation_logged;
     let last = logged.load(Ordering::Relaxed);
@@ -199,6 +216,7 @@ fn warn_if_c_implementation_loaded(state: &ModuleState, channel_name: &str) {
     }
     let loaded = c_implementation_mapped();
     if loaded.is_empty() {
+        state.c_implementation_absent_at.store(changes, Ordering::Relaxed);
         return;
     }
     if logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
@@ -206,16 +224,17 @@ fn warn_if_c_implementation_loaded(state: &ModuleState, channel_name: &str) {
         return;
     }
     log::error(&format!(
-        "Channel {channel_name}: Asterisk's own C implementation was loaded after res_stasis_broadcast_rs ({}); \
+        "Channel {}: Asterisk's own C implementation was loaded after res_stasis_broadcast_rs ({}); \
          claims through res_ari_events may now reach it instead of this module. Unload one of them \
          (and add 'noload => res_stasis_broadcast.so' and 'noload => app_stasis_broadcast.so' to modules.conf)",
+        channel.name(),
         loaded.join(", ")
     ));
 }
 
 /// Called by the entry point when `execute` panicked.
 pub fn after_panic(channel: &Channel<'_>) {
-    channel.set_variable(STATUS, "FAILED");
+    channel.set_variable(STATUS, c"FAILED");
 }
 
 // The optional API of stasis_app_broadcast.h, with its return conventions.

@@ -1,9 +1,12 @@
 //! Claims: the answer to `POST /ari/events/claim`, and `CallClaimed`.
 
+use std::ffi::CString;
+
 use crate::broadcast::registry::ClaimOutcome;
 use crate::broadcast::stats::ClaimAnswer;
 use crate::events;
-use crate::host::log;
+use crate::host::stasis::AppName;
+use crate::host::{cstring, log};
 use crate::host::module::UseCount;
 use crate::state::ModuleState;
 
@@ -30,7 +33,7 @@ pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimO
     match result.outcome {
         ClaimOutcome::Won => {
             state.stats.claim(ClaimAnswer::Won);
-            log::verbose(3, &format!("Channel {channel_id} claimed by application {application}"));
+            log::verbose_with(3, || format!("Channel {channel_id} claimed by application {application}"));
         }
         ClaimOutcome::AlreadyClaimed => {
             state.stats.claim(ClaimAnswer::Conflict);
@@ -62,9 +65,13 @@ pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimO
                 // Only to those still able to receive it: an offered
                 // application that has gone since would only make Stasis
                 // log a warning (or drop it, if inactive).
-                let reachable: Vec<String> =
-                    notice.offered.iter().filter(|name| events::can_receive(&state.liveness, name)).cloned().collect();
-                events::send_to_each(&state.liveness, &reachable, &event);
+                let reachable: Vec<CString> = notice
+                    .offered
+                    .iter()
+                    .filter(|name| events::can_receive(&state.liveness, name))
+                    .map(|name| cstring(name))
+                    .collect();
+                events::send_to_each(&state.liveness, reachable.iter().map(|name| AppName::from(name.as_c_str())), &event);
             }
             None => log::warning(&format!("Channel {channel_id}: could not build the CallClaimed event")),
         }

@@ -60,7 +60,7 @@ fn show_broadcasts(state: &ModuleState, words: &[String]) -> CliOutcome {
             view.age.as_millis(),
             view.spec.timeout.as_millis(),
             view.spec.filter.as_deref().unwrap_or("(all)"),
-            view.spec.offered.len(),
+            view.spec.offered_count,
             state
         );
     }

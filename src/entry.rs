@@ -106,7 +106,7 @@ extern "C" fn api_broadcast_channel(
 const CLAIM_INTERNAL_ERROR: c_int = -3;
 
 extern "C" fn api_claim_channel(channel_id: CStrArg<'_>, app_name: CStrArg<'_>) -> c_int {
-    let (channel_id, application) = (channel_id.text(), app_name.text());
+    let (channel_id, application) = (channel_id.text_borrowed(), app_name.text_borrowed());
     guarded("stasis_app_claim_channel", CLAIM_INTERNAL_ERROR, || {
         let Some(state) = state::get() else { return ClaimOutcome::NotFound.code() };
         claim::claim(&state, &channel_id, &application).code()

@@ -4,44 +4,62 @@
 use crate::broadcast::liveness::Liveness;
 use crate::host::channel::Channel;
 use crate::host::json::Json;
-use crate::host::stasis::{self, Delivery};
+use crate::host::stasis::{self, AppName, Delivery};
 
 /// `CallBroadcast`: type, timestamp, channel, caller, called.
-pub fn call_broadcast(channel: &Channel<'_>) -> Option<Json> {
-    let (caller, called) = channel.caller_and_extension();
+pub fn call_broadcast(channel: &Channel<'_>, channel_id: &str) -> Option<Json> {
+    let (caller, called) = channel.with_caller_and_extension(|caller, called| (Json::c_string(caller), Json::c_string(called)));
     let mut event = Json::object()?;
-    let complete = event.set("type", Json::string("CallBroadcast")?)
-        && event.set("timestamp", Json::timestamp_now()?)
-        && event.set("channel", Json::channel_snapshot(&channel.unique_id())?)
-        && event.set("caller", Json::string(&caller)?)
-        && event.set("called", Json::string(&called)?);
+    let complete = event.set(c"type", Json::c_string(c"CallBroadcast")?)
+        && event.set(c"timestamp", Json::timestamp_now()?)
+        && event.set(c"channel", Json::channel_snapshot(channel_id)?)
+        && event.set(c"caller", caller?)
+        && event.set(c"called", called?);
     complete.then_some(event)
 }
 
 /// `CallClaimed`: type, timestamp, channel, winner_app.
 pub fn call_claimed(channel_id: &str, winner: &str) -> Option<Json> {
     let mut event = Json::object()?;
-    let complete = event.set("type", Json::string("CallClaimed")?)
-        && event.set("timestamp", Json::timestamp_now()?)
-        && event.set("channel", Json::channel_snapshot(channel_id)?)
-        && event.set("winner_app", Json::string(winner)?);
+    let complete = event.set(c"type", Json::c_string(c"CallClaimed")?)
+        && event.set(c"timestamp", Json::timestamp_now()?)
+        && event.set(c"channel", Json::channel_snapshot(channel_id)?)
+        && event.set(c"winner_app", Json::string(winner)?);
     complete.then_some(event)
 }
 
-/// Sends `event` to each application, each its own copy, and remembers in
-/// `liveness` which were found inactive (see [`crate::broadcast::liveness`]).
-pub fn send_to_each(liveness: &Liveness, applications: &[String], event: &Json) -> usize {
-    applications
-        .iter()
-        .filter(|application| {
-            let Some(copy) = event.deep_copy() else { return false };
-            let delivery = stasis::send(application, &copy);
-            if delivery != Delivery::NotRegistered {
-                liveness.record(application, delivery == Delivery::Delivered);
+/// Sends `event` to each application and remembers in `liveness` which were
+/// found inactive (see [`crate::broadcast::liveness`]); returns how many
+/// active applications took it.
+///
+/// Each application gets its own copy of the event object: Stasis sets
+/// `asterisk_id` and ARI sets `application` on the message it is given
+/// (`app_send`, `ari_websocket_send_event`), and ARI may keep it queued
+/// while the application's WebSocket reconnects. Those are members of the
+/// event itself; the values under it (the `channel` object, the strings)
+/// are never changed by anyone, so the copies share them (a shallow copy)
+/// instead of copying the whole channel model once per application.
+pub fn send_to_each<'n>(liveness: &Liveness, applications: impl IntoIterator<Item = AppName<'n>>, event: &Json) -> usize {
+    let forget_inactive = liveness.any_inactive();
+    let mut delivered = 0;
+    let mut changes: Vec<(String, bool)> = Vec::new();
+    for application in applications {
+        let Some(copy) = event.shallow_copy() else { continue };
+        match stasis::send(application, &copy) {
+            Delivery::Delivered => {
+                delivered += 1;
+                if forget_inactive {
+                    changes.push((application.to_cstr().to_string_lossy().into_owned(), true));
+                }
             }
-            delivery == Delivery::Delivered
-        })
-        .count()
+            Delivery::Inactive => changes.push((application.to_cstr().to_string_lossy().into_owned(), false)),
+            Delivery::NotRegistered => {}
+        }
+    }
+    if !changes.is_empty() {
+        liveness.record_all(&changes);
+    }
+    delivered
 }
 
 /// Whether `application` can take a call now: registered, and not found

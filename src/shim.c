@@ -102,6 +102,11 @@ void sbshim_verb(int level, const char *message)
 	ast_verb(level, "%s\n", message);
 }
 
+int sbshim_verb_enabled(int level)
+{
+	return VERBOSITY_ATLEAST(level);
+}
+
 int sbshim_debug_enabled(int level)
 {
 	return DEBUG_ATLEAST(level);
@@ -265,46 +270,9 @@ int sbshim_register_application(const char *name, int (*execute)(struct ast_chan
 	return ast_register_application_xml(name, execute);
 }
 
-char *sbshim_stasis_app_names(size_t *count, size_t *total_len)
+void sbshim_ao2_each(struct ao2_container *container, ao2_callback_fn *fn, void *data)
 {
-	struct ao2_container *apps = stasis_app_get_all();
-	struct ao2_iterator iter;
-	char *name;
-	char *buffer;
-	size_t used = 0;
-	size_t size = 0;
-
-	*count = 0;
-	*total_len = 0;
-	if (!apps) {
-		return NULL;
-	}
-	iter = ao2_iterator_init(apps, 0);
-	while ((name = ao2_iterator_next(&iter))) {
-		size += strlen(name) + 1;
-		ao2_ref(name, -1);
-	}
-	ao2_iterator_destroy(&iter);
-
-	buffer = ast_malloc(size ? size : 1);
-	if (!buffer) {
-		ao2_ref(apps, -1);
-		return NULL;
-	}
-	iter = ao2_iterator_init(apps, 0);
-	while ((name = ao2_iterator_next(&iter))) {
-		size_t len = strlen(name) + 1;
-		if (used + len <= size) {
-			memcpy(buffer + used, name, len);
-			used += len;
-			(*count)++;
-		}
-		ao2_ref(name, -1);
-	}
-	ao2_iterator_destroy(&iter);
-	ao2_ref(apps, -1);
-	*total_len = used;
-	return buffer;
+	ao2_callback(container, OBJ_NODATA, fn, data);
 }
 
 int sbshim_stasis_app_is_registered(const char *name)

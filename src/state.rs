@@ -61,6 +61,8 @@ pub struct ModuleState {
     pub callbacks: Callbacks,
     /// Seconds (since the epoch) of the last "C implementation loaded" error.
     pub c_implementation_logged: AtomicU64,
+    /// `module::mapping_changes()` when the last look found no C implementation.
+    pub c_implementation_absent_at: AtomicU64,
     /// The NOTICE for a claim refused by claim_policy.
     pub claim_refusal_logged: Throttle,
     registrations: Mutex<Registrations>,
@@ -77,6 +79,7 @@ impl ModuleState {
             endpoint: Endpoint::new(callbacks.endpoint),
             callbacks,
             c_implementation_logged: AtomicU64::new(0),
+            c_implementation_absent_at: AtomicU64::new(u64::MAX),
             claim_refusal_logged: Throttle::default(),
             registrations: Mutex::new(Registrations::default()),
         }

@@ -152,6 +152,55 @@ fn cli_active_line(ast: &Asterisk) -> String {
     out.lines().rev().find(|l| l.contains("active broadcast")).unwrap_or("").trim().to_owned()
 }
 
+// ------------------------------------------------ every application its own event
+
+/// Each application gets its own copy of the event object (Stasis and ARI
+/// stamp `asterisk_id` and `application` on it) while the values under it
+/// are shared between the copies: with many applications and two calls in a
+/// row, every application receives exactly one CallBroadcast per call,
+/// naming itself, and otherwise identical to everyone else's.
+#[test]
+fn many_applications_each_receive_their_own_correct_event() {
+    const APPS: usize = 40;
+    let ast = boot(Implementation::Ours);
+    let names: Vec<String> = (0..APPS).map(|i| format!("own-{i:02}")).collect();
+    let apps: Vec<AriApp> = names.iter().map(|name| ast.connect_app(name)).collect();
+    let entity_id = ast.ari().get("/asterisk/info").json()["system"]["entity_id"].clone();
+    let calls: Vec<(String, &str)> = ["5550001", "5550002"]
+        .into_iter()
+        .map(|number| (ast.originate(OriginateSpec::new("100", "incoming").var("SB", "0").caller_id(number)), number))
+        .collect();
+    for (id, _) in &calls {
+        assert_eq!(result(&ast, id, 10 * SECOND).as_deref(), Some("TIMEOUT"));
+    }
+    for (id, number) in &calls {
+        let mut common: Option<Value> = None;
+        for (app, name) in apps.iter().zip(&names) {
+            let (_, ev) = app.wait_for_channel_event("CallBroadcast", id, 5 * SECOND).expect("CallBroadcast");
+            let count = app
+                .events()
+                .iter()
+                .filter(|(_, e)| e["type"] == "CallBroadcast" && e["channel"]["id"] == id.as_str())
+                .count();
+            assert_eq!(count, 1, "{name}: {count} CallBroadcast events for {id}");
+            assert_eq!(ev["application"], name.as_str(), "{ev}");
+            assert_eq!(ev["asterisk_id"], entity_id, "{ev}");
+            assert_eq!(ev["type"], "CallBroadcast", "{ev}");
+            assert_eq!(ev["channel"]["id"], id.as_str(), "{ev}");
+            assert_eq!(ev["channel"]["caller"]["number"], *number, "{ev}");
+            assert_eq!(ev["caller"], *number, "{ev}");
+            assert_eq!(ev["called"], "100", "{ev}");
+            assert!(ev["timestamp"].as_str().is_some_and(is_ari_timestamp), "{ev}");
+            let mut rest = ev.clone();
+            rest.as_object_mut().expect("object").remove("application");
+            match &common {
+                None => common = Some(rest),
+                Some(first) => assert_eq!(&rest, first, "{name}'s event differs beyond `application`"),
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- 1. nominal
 
 /// Returns the CallBroadcast event as received. The call arrives with a

@@ -7,8 +7,9 @@
 //! - `BENCH_QUICK=1`: a short run (CI smoke test): fewer calls, results in
 //!   `target/bench-quick/`, the README left alone.
 //! - `BENCH_ONLY=1,5`: only those measurements (numbered as in the table;
-//!   `apps`, `waiting`, `racers` for the scaling curves, `scaling` for all
-//!   three), results in `target/bench-only/`, nothing checked: for profiling.
+//!   8 is the instruction counts under callgrind; `apps`, `waiting`,
+//!   `racers` for the scaling curves, `scaling` for all three), results in
+//!   `target/bench-only/`, nothing checked: for profiling.
 //! - `BENCH_OUT=DIR`: where the results go (default `bench/results/`, or
 //!   `target/bench-quick/` in quick mode).
 //!
@@ -19,6 +20,7 @@
 //! and `<!-- scaling:end -->`). Exits non-zero if any
 //! number the table needs is missing (timings are reported, never asserted).
 
+mod callgrind;
 mod chart;
 mod engine;
 mod phases;
@@ -93,8 +95,21 @@ fn main() {
         "[bench] booted {asterisk} three times in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let results = run(&targets, &plan, &only, &module);
+    let mut results = run(&targets, &plan, &only, &module);
     drop(targets);
+    if only.wants("8") {
+        let t = Instant::now();
+        let cg_plan = if quick {
+            callgrind::CallgrindPlan::quick()
+        } else {
+            callgrind::CallgrindPlan::full()
+        };
+        results.callgrind = Some(callgrind::measure(&module, cg_plan));
+        eprintln!(
+            "[bench] 8. callgrind done in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     let meta = meta(quick, started.elapsed().as_secs_f64(), asterisk, &root);
     let rows = report::rows(&results);
     let md = report::markdown(&meta, &plan, &results, &rows);

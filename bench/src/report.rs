@@ -22,6 +22,7 @@ pub struct Results {
     /// Written to scaling.json of its own.
     #[serde(skip)]
     pub scaling: crate::scaling::Scaling,
+    pub callgrind: Option<crate::callgrind::Callgrind>,
 }
 
 impl Results {
@@ -37,6 +38,7 @@ impl Results {
             fairness: ByKind::default(),
             memory: ByKind::default(),
             scaling: Default::default(),
+            callgrind: None,
         }
     }
 }
@@ -509,6 +511,9 @@ pub fn markdown(meta: &Meta, plan: &Plan, r: &Results, rows: &[Row]) -> String {
         plan.fairness_calls,
         plan.memory_calls
     ));
+    if let Some(cg) = &r.callgrind {
+        s.push_str(&cg.markdown());
+    }
     s
 }
 
@@ -554,6 +559,7 @@ pub fn missing(r: &Results, rows: &[Row]) -> Vec<String> {
             missing.push(format!("memory: no RSS for {}", k.label()));
         }
     }
+    missing.extend(r.callgrind.iter().flat_map(|cg| cg.missing()));
     missing
 }
 

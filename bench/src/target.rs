@@ -113,23 +113,32 @@ impl Target {
     }
 
     fn boot(kind: Kind, module: &Path) -> Target {
-        let broadcaster = match kind {
-            Kind::Ours => Broadcaster::Ours(module.to_path_buf()),
-            Kind::Reference => Broadcaster::Reference,
-            Kind::Floor => Broadcaster::Neither,
-        };
-        let config = AsteriskConfig::new(broadcaster)
-            .dialplan(&dialplan(kind))
-            .load("func_strings.so")
-            // 100 applications' WebSockets plus the HTTP clients exceed the default 100 sessions.
-            .http_general("sessionlimit = 1000")
-            .label(kind.label());
+        Target::start(kind, config(kind, module))
+    }
+
+    /// Starts an instance of `kind` with `config` (see [`config`]).
+    pub fn start(kind: Kind, config: AsteriskConfig) -> Target {
         Target {
             kind,
             ast: Asterisk::start(config),
             tracker: Arc::new(Tracker::default()),
         }
     }
+}
+
+/// The configuration every instance of `kind` runs with.
+pub fn config(kind: Kind, module: &Path) -> AsteriskConfig {
+    let broadcaster = match kind {
+        Kind::Ours => Broadcaster::Ours(module.to_path_buf()),
+        Kind::Reference => Broadcaster::Reference,
+        Kind::Floor => Broadcaster::Neither,
+    };
+    AsteriskConfig::new(broadcaster)
+        .dialplan(&dialplan(kind))
+        .load("func_strings.so")
+        // 100 applications' WebSockets plus the HTTP clients exceed the default 100 sessions.
+        .http_general("sessionlimit = 1000")
+        .label(kind.label())
 }
 
 /// Runs `round` on every target in each of `rounds` rounds, the first

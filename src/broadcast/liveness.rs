@@ -10,11 +10,15 @@
 //! presumed active.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct Liveness {
     inactive: Mutex<HashSet<String>>,
+    /// Whether `inactive` has anything (read without the lock: the usual
+    /// answer, "no", then costs one load).
+    any: AtomicBool,
 }
 
 impl Liveness {
@@ -22,25 +26,43 @@ impl Liveness {
         Liveness::default()
     }
 
-    /// Records whether the last event sent to `application` reached an active handler.
-    pub fn record(&self, application: &str, delivered: bool) {
-        let mut inactive = self.inactive.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if delivered {
-            inactive.remove(application);
-        } else if !inactive.contains(application) {
-            inactive.insert(application.to_owned());
+    /// Whether any application is known to be inactive (when none is, a
+    /// delivery changes nothing).
+    pub fn any_inactive(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
+    /// Records, for each application, whether the last event sent to it
+    /// reached an active handler.
+    pub fn record_all(&self, deliveries: &[(String, bool)]) {
+        let mut inactive = self.lock();
+        for (application, delivered) in deliveries {
+            if *delivered {
+                inactive.remove(application.as_str());
+            } else if !inactive.contains(application.as_str()) {
+                inactive.insert(application.clone());
+            }
         }
+        self.any.store(!inactive.is_empty(), Ordering::Release);
     }
 
     /// Whether the last event sent to `application` found it inactive.
     pub fn is_known_inactive(&self, application: &str) -> bool {
-        self.inactive.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(application)
+        self.any_inactive() && self.lock().contains(application)
     }
 
     /// Forgets applications no longer registered (so the set cannot grow without bound).
-    pub fn retain_registered(&self, registered: &[String]) {
-        let mut inactive = self.inactive.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        inactive.retain(|name| registered.iter().any(|registered| registered == name));
+    pub fn retain_registered(&self, is_registered: impl Fn(&str) -> bool) {
+        if !self.any_inactive() {
+            return;
+        }
+        let mut inactive = self.lock();
+        inactive.retain(|name| is_registered(name));
+        self.any.store(!inactive.is_empty(), Ordering::Release);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.inactive.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -52,20 +74,23 @@ mod tests {
     fn unknown_is_presumed_active_and_the_last_delivery_decides() {
         let liveness = Liveness::new();
         assert!(!liveness.is_known_inactive("a"));
-        liveness.record("a", false);
+        assert!(!liveness.any_inactive());
+        liveness.record_all(&[("a".to_owned(), false)]);
         assert!(liveness.is_known_inactive("a"));
-        liveness.record("a", false);
+        assert!(liveness.any_inactive());
+        liveness.record_all(&[("a".to_owned(), false), ("b".to_owned(), true)]);
         assert!(liveness.is_known_inactive("a"));
-        liveness.record("a", true);
+        assert!(!liveness.is_known_inactive("b"));
+        liveness.record_all(&[("a".to_owned(), true)]);
         assert!(!liveness.is_known_inactive("a"));
+        assert!(!liveness.any_inactive());
     }
 
     #[test]
     fn unregistered_names_are_forgotten() {
         let liveness = Liveness::new();
-        liveness.record("a", false);
-        liveness.record("b", false);
-        liveness.retain_registered(&["b".to_owned()]);
+        liveness.record_all(&[("a".to_owned(), false), ("b".to_owned(), false)]);
+        liveness.retain_registered(|name| name == "b");
         assert!(!liveness.is_known_inactive("a"));
         assert!(liveness.is_known_inactive("b"));
     }

@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod filter;
+pub mod fxhash;
 pub mod liveness;
 pub mod registry;
 pub mod shuffle;

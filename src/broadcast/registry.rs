@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::fxhash::FxBuild;
+
 /// Who may claim a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClaimPolicy {
@@ -87,7 +89,10 @@ pub struct BroadcastSpec {
     pub channel_name: String,
     pub timeout: Duration,
     pub filter: Option<String>,
-    /// The applications the call was offered to, in delivery order.
+    /// How many applications the call was offered to.
+    pub offered_count: usize,
+    /// Their names, in delivery order, when something needs them (claim
+    /// policy `offered`, or `CallClaimed` to send); else empty.
     pub offered: Vec<String>,
     pub notify_claimed: bool,
     /// Who may claim it (from the settings it started with).
@@ -133,7 +138,8 @@ struct Entry {
 
 #[derive(Default)]
 struct State {
-    entries: HashMap<String, Entry>,
+    /// Keyed by channel id, the key shared with the broadcast's [`Active`].
+    entries: HashMap<Arc<str>, Entry, FxBuild>,
     next_generation: u64,
 }
 
@@ -147,7 +153,7 @@ pub struct Registry {
 /// caller leaves by (return, hang-up, panic).
 pub struct Active<'r> {
     registry: &'r Registry,
-    channel_id: String,
+    channel_id: Arc<str>,
     generation: u64,
 }
 
@@ -169,9 +175,9 @@ impl Registry {
         let mut state = self.lock();
         state.next_generation += 1;
         let generation = state.next_generation;
-        let channel_id = spec.channel_id.clone();
+        let channel_id: Arc<str> = Arc::from(spec.channel_id.as_str());
         let replaced = state.entries.insert(
-            channel_id.clone(),
+            Arc::clone(&channel_id),
             Entry { spec, started: Instant::now(), phase: Phase::Waiting, claimed_at: None, generation, waker },
         );
         drop(state);
@@ -308,7 +314,7 @@ impl Active<'_> {
     pub fn is_claimed(&self) -> bool {
         let state = self.registry.lock();
         matches!(
-            state.entries.get(&self.channel_id),
+            state.entries.get(&*self.channel_id),
             Some(Entry { generation, phase: Phase::Claimed { .. } | Phase::InStasis { .. }, .. })
                 if *generation == self.generation
         )
@@ -319,7 +325,7 @@ impl Active<'_> {
         let state = self.registry.lock();
         state
             .entries
-            .get(&self.channel_id)
+            .get(&*self.channel_id)
             .filter(|entry| entry.generation == self.generation)
             .and_then(|entry| entry.claimed_at)
     }
@@ -327,7 +333,7 @@ impl Active<'_> {
     /// See [`Registry::settle_by_id`].
     pub fn settle(&self) -> Option<String> {
         let state = self.registry.lock();
-        let current = state.entries.get(&self.channel_id).is_some_and(|entry| entry.generation == self.generation);
+        let current = state.entries.get(&*self.channel_id).is_some_and(|entry| entry.generation == self.generation);
         drop(state);
         if current {
             self.registry.settle_by_id(&self.channel_id)
@@ -350,9 +356,9 @@ impl Drop for Active<'_> {
     fn drop(&mut self) {
         let removed = {
             let mut state = self.registry.lock();
-            let current = state.entries.get(&self.channel_id).is_some_and(|entry| entry.generation == self.generation);
+            let current = state.entries.get(&*self.channel_id).is_some_and(|entry| entry.generation == self.generation);
             if current {
-                state.entries.remove(&self.channel_id)
+                state.entries.remove(&*self.channel_id)
             } else {
                 None
             }
@@ -397,6 +403,7 @@ mod tests {
             channel_name: format!("PJSIP/{channel_id}"),
             timeout: Duration::from_millis(500),
             filter: None,
+            offered_count: offered.len(),
             offered: offered.iter().map(|name| (*name).to_owned()).collect(),
             notify_claimed: notify,
             claim_policy: ClaimPolicy::Registered,

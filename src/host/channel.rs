@@ -2,7 +2,7 @@
 //! `ChannelRef` that holds a reference and can wake the channel's thread.
 
 use std::any::Any;
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -88,8 +88,9 @@ impl<'call> Channel<'call> {
         super::string_from(unsafe { ffi::ast_channel_uniqueid(self.raw.as_ptr()) })
     }
 
-    /// Caller id number ("" when unset) and dialplan extension, read under the channel lock.
-    pub fn caller_and_extension(&self) -> (String, String) {
+    /// Calls `f` with the caller id number ("" when unset) and the dialplan
+    /// extension, read under the channel lock into buffers on the stack.
+    pub fn with_caller_and_extension<R>(&self, f: impl FnOnce(&CStr, &CStr) -> R) -> R {
         let mut caller = [0 as c_char; 256];
         let mut exten = [0 as c_char; 256];
         // SAFETY: the shim locks the channel and copies at most len-1 bytes
@@ -103,12 +104,12 @@ impl<'call> Channel<'call> {
                 exten.len(),
             )
         };
-        (super::string_from(caller.as_ptr()), super::string_from(exten.as_ptr()))
+        // SAFETY: the shim NUL-terminated both buffers, which outlive `f`.
+        let (caller, exten) = unsafe { (CStr::from_ptr(caller.as_ptr()), CStr::from_ptr(exten.as_ptr())) };
+        f(caller, exten)
     }
 
-    pub fn set_variable(&self, name: &str, value: &str) {
-        let name = super::cstring(name);
-        let value = super::cstring(value);
+    pub fn set_variable(&self, name: &CStr, value: &CStr) {
         // SAFETY: pbx_builtin_setvar_helper locks the channel itself and copies both strings.
         unsafe { ffi::pbx_builtin_setvar_helper(self.raw.as_ptr(), name.as_ptr(), value.as_ptr()) };
     }

@@ -375,7 +375,7 @@ fn body_error(error: c_int, form: bool) -> Option<BodyError> {
 /// `{"message": text}` in ARI's current JSON format (`pretty` in ari.conf).
 pub fn ari_message_body(text: &str) -> String {
     let body =
-        Json::object().and_then(|mut object| Json::string(text).map(|value| (object.set("message", value), object)));
+        Json::object().and_then(|mut object| Json::string(text).map(|value| (object.set(c"message", value), object)));
     // SAFETY: res_ari (which this module requires) exports it; it only reads ARI's config.
     let format = unsafe { ffi::ast_ari_json_format() };
     match body {

@@ -1,5 +1,6 @@
 //! Owned `ast_json` values (unref on Drop) and the ARI pieces events need.
 
+use std::ffi::CStr;
 use std::ptr::NonNull;
 
 use crate::ffi;
@@ -21,7 +22,11 @@ impl Json {
     }
 
     pub fn string(value: &str) -> Option<Json> {
-        let value = super::cstring(value);
+        super::with_cstr(value, Json::c_string)
+    }
+
+    /// A JSON string of a C string (no copy to make it NUL-terminated first).
+    pub fn c_string(value: &CStr) -> Option<Json> {
         // SAFETY: copies the string into a new JSON string we own.
         Json::from_raw(unsafe { ffi::ast_json_string_create(value.as_ptr()) })
     }
@@ -42,18 +47,24 @@ impl Json {
     }
 
     /// Sets `key` to `value`, transferring our reference to the object.
-    pub fn set(&mut self, key: &str, value: Json) -> bool {
-        let key = super::cstring(key);
+    pub fn set(&mut self, key: &CStr, value: Json) -> bool {
         let value = std::mem::ManuallyDrop::new(value);
         // SAFETY: ast_json_object_set steals the value reference (also on failure).
         unsafe { ffi::ast_json_object_set(self.raw.as_ptr(), key.as_ptr(), value.raw.as_ptr()) == 0 }
     }
 
-    /// A deep copy: `stasis_app_send` adds fields to the message it is given,
-    /// so each application gets its own.
-    pub fn deep_copy(&self) -> Option<Json> {
+    /// A shallow copy of an object: a new object whose members are the same
+    /// values, each with one more reference. Setting a member of the copy
+    /// leaves the original alone; the member values themselves are shared.
+    pub fn shallow_copy(&self) -> Option<Json> {
         // SAFETY: copies a valid value into a new one we own.
-        Json::from_raw(unsafe { ffi::ast_json_deep_copy(self.raw.as_ptr()) })
+        Json::from_raw(unsafe { ffi::ast_json_copy(self.raw.as_ptr()) })
+    }
+
+    /// Whether an object has a member `key` (of any type).
+    pub fn has_member(&self, key: &CStr) -> bool {
+        // SAFETY: valid value and key; the member is only compared with NULL.
+        !unsafe { ffi::ast_json_object_get(self.raw.as_ptr(), key.as_ptr()) }.is_null()
     }
 
     pub(super) fn as_ptr(&self) -> *mut ffi::ast_json {

@@ -26,13 +26,52 @@ fn level_code(level: Level) -> i32 {
 
 /// Logs `message` with the Rust source location of `location` and `function`.
 pub fn log_at(level: Level, location: &Location<'_>, function: &str, message: &str) {
-    let file = super::cstring(location.file());
-    let function = super::cstring(function);
-    let message = super::cstring(message);
     let line = i32::try_from(location.line()).unwrap_or(i32::MAX);
-    // SAFETY: all three strings are NUL-terminated and outlive the call;
-    // the shim passes `message` as a "%s" argument, never as a format.
-    unsafe { ffi::sbshim_log(level_code(level), file.as_ptr(), line, function.as_ptr(), message.as_ptr()) }
+    super::with_cstr(location.file(), |file| {
+        super::with_cstr(function, |function| {
+            super::with_cstr(message, |message| {
+                // SAFETY: all three strings are NUL-terminated and outlive the call;
+                // the shim passes `message` as a "%s" argument, never as a format.
+                unsafe { ffi::sbshim_log(level_code(level), file.as_ptr(), line, function.as_ptr(), message.as_ptr()) }
+            })
+        })
+    })
+}
+
+/// A message formatted into a buffer on the stack (a heap copy only when it is long).
+struct StackText {
+    buffer: [u8; 256],
+    used: usize,
+    overflow: Option<String>,
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        if let Some(long) = &mut self.overflow {
+            long.push_str(text);
+        } else if self.used + text.len() <= self.buffer.len() {
+            self.buffer[self.used..self.used + text.len()].copy_from_slice(text.as_bytes());
+            self.used += text.len();
+        } else {
+            let mut long = String::from_utf8_lossy(&self.buffer[..self.used]).into_owned();
+            long.push_str(text);
+            self.overflow = Some(long);
+        }
+        Ok(())
+    }
+}
+
+/// Logs a WARNING formatted from `args` without building a `String` first.
+#[track_caller]
+pub fn warning_args(args: std::fmt::Arguments<'_>) {
+    let mut text = StackText { buffer: [0; 256], used: 0, overflow: None };
+    let _ = std::fmt::Write::write_fmt(&mut text, args);
+    let location = Location::caller();
+    match &text.overflow {
+        Some(long) => log_at(Level::Warning, location, "res_stasis_broadcast_rs", long),
+        // Whole UTF-8 pieces only were copied in, so this cannot fail.
+        None => log_at(Level::Warning, location, "res_stasis_broadcast_rs", std::str::from_utf8(&text.buffer[..text.used]).unwrap_or("")),
+    }
 }
 
 #[track_caller]
@@ -56,6 +95,14 @@ pub fn debug(level: i32, message: impl FnOnce() -> String) {
     // SAFETY: reads the module's debug level; no pointers involved.
     if unsafe { ffi::sbshim_debug_enabled(level) } != 0 {
         log_at(Level::Debug, Location::caller(), "res_stasis_broadcast_rs", &message());
+    }
+}
+
+/// `ast_verb(level, ...)`: the message is only built when that verbosity is on.
+pub fn verbose_with(level: i32, message: impl FnOnce() -> String) {
+    // SAFETY: reads Asterisk's verbosity; no pointers involved.
+    if unsafe { ffi::sbshim_verb_enabled(level) } != 0 {
+        verbose(level, &message());
     }
 }
 

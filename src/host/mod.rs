@@ -45,6 +45,17 @@ impl CStrArg<'_> {
         string_from(self.raw)
     }
 
+    /// The text, borrowed when it is UTF-8 (else copied, invalid bytes
+    /// replaced); NULL reads as "".
+    pub fn text_borrowed(&self) -> std::borrow::Cow<'_, str> {
+        if self.raw.is_null() {
+            return std::borrow::Cow::Borrowed("");
+        }
+        // SAFETY: a NUL-terminated string Asterisk lends for the call, which
+        // the result (tied to `self`, whose lifetime is the call's) does not outlive.
+        text_of(unsafe { CStr::from_ptr(self.raw) })
+    }
+
     /// The text, copied; NULL stays `None`.
     pub fn optional_text(&self) -> Option<String> {
         optional_string_from(self.raw)
@@ -56,6 +67,23 @@ pub(crate) fn cstring(text: &str) -> CString {
     CString::new(text.replace('\0', "?")).unwrap_or_default()
 }
 
+/// Calls `f` with `text` as a C string, like [`cstring`] but without an
+/// allocation for short text (the usual names, ids and values): it is copied
+/// into a buffer on the stack.
+pub(crate) fn with_cstr<R>(text: &str, f: impl FnOnce(&CStr) -> R) -> R {
+    const ON_STACK: usize = 256;
+    let bytes = text.as_bytes();
+    if bytes.len() < ON_STACK {
+        let mut buffer = [0u8; ON_STACK];
+        buffer[..bytes.len()].copy_from_slice(bytes);
+        // One scan: fails only on an interior NUL, which `cstring` replaces.
+        if let Ok(text) = CStr::from_bytes_with_nul(&buffer[..=bytes.len()]) {
+            return f(text);
+        }
+    }
+    f(&cstring(text))
+}
+
 /// Copies a C string Asterisk lent us; NULL reads as "".
 pub(crate) fn string_from(ptr: *const c_char) -> String {
     if ptr.is_null() {
@@ -63,7 +91,23 @@ pub(crate) fn string_from(ptr: *const c_char) -> String {
     }
     // SAFETY: Asterisk hands us NUL-terminated strings that stay valid for the
     // duration of the call we are in; we copy before returning.
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+    text_of(unsafe { CStr::from_ptr(ptr) }).into_owned()
+}
+
+/// The text of a C string: borrowed when it is UTF-8 (checked a word at a
+/// time, where `to_string_lossy` walks it character by character), else a
+/// copy with the invalid bytes replaced.
+fn text_of(text: &CStr) -> std::borrow::Cow<'_, str> {
+    let bytes = text.to_bytes();
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8 (checked a word at a time, where
+        // from_utf8 pays a setup that dominates for short ids and names).
+        return std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    match text.to_str() {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => text.to_string_lossy(),
+    }
 }
 
 /// Like [`string_from`] but keeps NULL distinct from "".

@@ -80,6 +80,27 @@ pub fn is_mapped(file_name: &CStr) -> bool {
     search.found
 }
 
+extern "C" fn first_entry(info: *mut libc::dl_phdr_info, size: usize, data: *mut std::ffi::c_void) -> c_int {
+    // SAFETY: `data` is the u64 given to dl_iterate_phdr below, and `info`
+    // the dynamic linker's entry of `size` bytes, both valid for this call.
+    let (changes, info) = unsafe { (&mut *(data as *mut u64), &*info) };
+    if size >= std::mem::size_of::<libc::dl_phdr_info>() {
+        *changes = info.dlpi_adds.wrapping_add(info.dlpi_subs);
+    }
+    1
+}
+
+/// How many times a shared object has been mapped or unmapped in the
+/// process so far (the dynamic linker's `dlpi_adds + dlpi_subs`, read from
+/// the first entry only): the same number means the same set of objects.
+/// Cheap enough for every call; 0 if the linker does not say.
+pub fn mapping_changes() -> u64 {
+    let mut changes = 0u64;
+    // SAFETY: `first_entry` only reads the first entry, and `changes` outlives the walk.
+    unsafe { libc::dl_iterate_phdr(Some(first_entry), &mut changes as *mut u64 as *mut std::ffi::c_void) };
+    changes
+}
+
 /// A function offered to other modules through Asterisk's optional API.
 /// Made only by the constructors below, one per function of
 /// `stasis_app_broadcast.h`, each fixing the name and the prototype the

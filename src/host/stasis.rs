@@ -1,38 +1,108 @@
 //! Stasis applications: who is registered, sending them events, entering Stasis.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use super::channel::Channel;
 use super::json::Json;
 use crate::ffi;
 
-/// Names of every registered Stasis (ARI) application.
-pub fn application_names() -> Vec<String> {
-    let mut count = 0usize;
-    let mut total = 0usize;
-    // SAFETY: the shim returns an ast_malloc'd buffer of `total` bytes holding
-    // `count` NUL-terminated names (or NULL); we copy it and free it.
-    let buffer = unsafe { ffi::sbshim_stasis_app_names(&mut count, &mut total) };
-    if buffer.is_null() {
-        return Vec::new();
+/// The names of the registered Stasis (ARI) applications, as one walk of
+/// Asterisk's copy of them (`stasis_app_get_all`) found them: borrowed from
+/// that copy, which this holds one reference on, so no name is copied.
+pub struct ApplicationNames {
+    container: NonNull<ffi::ao2_container>,
+    names: Vec<NonNull<c_char>>,
+}
+
+extern "C" fn collect_name(object: *mut c_void, data: *mut c_void, _flags: c_int) -> c_int {
+    // SAFETY: `data` is the Vec given to sbshim_ao2_each below, valid for the walk.
+    let names = unsafe { &mut *(data as *mut Vec<NonNull<c_char>>) };
+    if let Some(name) = NonNull::new(object.cast::<c_char>()) {
+        names.push(name);
     }
-    // SAFETY: `buffer` holds `total` initialised bytes (see above).
-    let bytes = unsafe { std::slice::from_raw_parts(buffer.cast::<u8>(), total) };
-    let names = bytes
-        .split(|byte| *byte == 0)
-        .take(count)
-        .map(|name| String::from_utf8_lossy(name).into_owned())
-        .collect();
-    // SAFETY: the buffer came from ast_malloc and is not used after this.
-    unsafe { ffi::sbshim_free(buffer.cast()) };
-    names
+    0
+}
+
+#[allow(clippy::len_without_is_empty)]
+impl ApplicationNames {
+    /// The applications registered now; none if Asterisk cannot say.
+    pub fn registered() -> ApplicationNames {
+        // SAFETY: returns a new container (one reference, ours) or NULL.
+        let Some(container) = NonNull::new(unsafe { ffi::stasis_app_get_all() }) else {
+            return ApplicationNames { container: NonNull::dangling(), names: Vec::new() };
+        };
+        // SAFETY: a valid container; only its size is read.
+        let count = usize::try_from(unsafe { ffi::ao2_container_count(container.as_ptr()) }).unwrap_or(0);
+        let mut names: Vec<NonNull<c_char>> = Vec::with_capacity(count);
+        // SAFETY: the container holds ao2 strings (NUL-terminated), each kept
+        // alive by the container, which nothing else changes (it is our copy)
+        // and which we hold until Drop; `collect_name` only stores them.
+        unsafe {
+            ffi::sbshim_ao2_each(
+                container.as_ptr(),
+                Some(collect_name),
+                &mut names as *mut Vec<NonNull<c_char>> as *mut c_void,
+            )
+        };
+        ApplicationNames { container, names }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The `index`th name.
+    pub fn get(&self, index: usize) -> &CStr {
+        // SAFETY: a NUL-terminated string owned by the container, alive while `self` is.
+        unsafe { CStr::from_ptr(self.names[index].as_ptr()) }
+    }
+
+    /// The `index`th name, its length not measured (all `stasis_app_send` needs).
+    pub fn name(&self, index: usize) -> AppName<'_> {
+        AppName { raw: self.names[index], _borrowed: PhantomData }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &CStr> + '_ {
+        (0..self.names.len()).map(|index| self.get(index))
+    }
+}
+
+impl Drop for ApplicationNames {
+    fn drop(&mut self) {
+        if self.container != NonNull::dangling() {
+            // SAFETY: the reference stasis_app_get_all gave us; no name is used after this.
+            unsafe { ffi::sbshim_ao2_cleanup(self.container.as_ptr().cast()) };
+        }
+    }
 }
 
 /// Whether `name` is a registered Stasis application right now.
 pub fn is_registered(name: &str) -> bool {
-    let name = super::cstring(name);
     // SAFETY: NUL-terminated name; the shim drops the reference it looks up.
-    unsafe { ffi::sbshim_stasis_app_is_registered(name.as_ptr()) != 0 }
+    super::with_cstr(name, |name| unsafe { ffi::sbshim_stasis_app_is_registered(name.as_ptr()) != 0 })
+}
+
+/// An application's name as a C string borrowed for `'a` (from
+/// [`ApplicationNames`] or a `CStr`).
+#[derive(Clone, Copy)]
+pub struct AppName<'a> {
+    raw: NonNull<c_char>,
+    _borrowed: PhantomData<&'a CStr>,
+}
+
+impl<'a> From<&'a CStr> for AppName<'a> {
+    fn from(name: &'a CStr) -> AppName<'a> {
+        AppName { raw: NonNull::from(name).cast(), _borrowed: PhantomData }
+    }
+}
+
+impl<'a> AppName<'a> {
+    pub fn to_cstr(self) -> &'a CStr {
+        // SAFETY: a NUL-terminated string alive for 'a (see the constructors).
+        unsafe { CStr::from_ptr(self.raw.as_ptr()) }
+    }
 }
 
 /// What became of an event given to [`send`].
@@ -47,18 +117,17 @@ pub enum Delivery {
 }
 
 /// `stasis_app_send`: delivers an event to one application's WebSocket.
-/// `event` must be this application's own copy: whether its handler ran is
-/// read back from it.
-pub fn send(application: &str, event: &Json) -> Delivery {
-    let name = super::cstring(application);
+/// `event` must be this application's own (top-level) copy: Stasis and ARI
+/// set members on it, and whether its handler ran is read back from it.
+pub fn send(application: AppName<'_>, event: &Json) -> Delivery {
     // SAFETY: both pointers are valid for the call; stasis_app_send takes its
     // own reference to the message if it keeps it.
-    if unsafe { ffi::stasis_app_send(name.as_ptr(), event.as_ptr()) } != 0 {
+    if unsafe { ffi::stasis_app_send(application.raw.as_ptr(), event.as_ptr()) } != 0 {
         return Delivery::NotRegistered;
     }
     // ARI's handler (res_ari_events / ari_websockets) sets "application" on the
     // message it is given; Stasis calls no handler for an inactive application.
-    if event.string_member("application").is_some() {
+    if event.has_member(c"application") {
         Delivery::Delivered
     } else {
         Delivery::Inactive

@@ -133,6 +133,7 @@ pub struct AsteriskConfig {
     pub(crate) own_rest_api: bool,
     pub(crate) valgrind: bool,
     pub(crate) stock_etc: Option<PathBuf>,
+    pub(crate) callgrind: bool,
 }
 
 impl AsteriskConfig {
@@ -156,6 +157,7 @@ impl AsteriskConfig {
             own_rest_api: false,
             valgrind: false,
             stock_etc: None,
+            callgrind: false,
         }
     }
 
@@ -179,6 +181,18 @@ impl AsteriskConfig {
     /// longer deadlines a valgrind run needs.
     pub fn under_valgrind(mut self) -> AsteriskConfig {
         self.valgrind = true;
+        self
+    }
+
+    /// Runs Asterisk under valgrind's callgrind, instrumenting nothing until
+    /// told (`--instr-atstart=no`: boot runs at near-native speed and is not
+    /// counted): the caller switches instrumentation on, zeroes and dumps
+    /// through `vgdb` ([`crate::Asterisk::callgrind`]); each dump is a file
+    /// `callgrind.out.<n>` in the instance's directory. The deadlines of
+    /// [`AsteriskConfig::under_valgrind`].
+    pub fn under_callgrind(mut self) -> AsteriskConfig {
+        self.valgrind = true;
+        self.callgrind = true;
         self
     }
 

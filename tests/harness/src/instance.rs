@@ -177,15 +177,25 @@ impl Asterisk {
                 r#"mount -t proc proc "$0/proc" && exec chroot "$0" "$@""#.into(),
                 runtime.root().display().to_string(),
             ];
-            args.extend([
-                "valgrind".into(),
-                "--leak-check=full".into(),
-                "--show-leak-kinds=definite,indirect".into(),
-                // Frames of a module unloaded before exit keep their names.
-                "--keep-debuginfo=yes".into(),
-                "--num-callers=40".into(),
-                format!("--log-file={dir_in_root}/{VALGRIND_REPORT}"),
-            ]);
+            args.push("valgrind".into());
+            if config.callgrind {
+                args.extend([
+                    "--tool=callgrind".into(),
+                    "--instr-atstart=no".into(),
+                    // Every ARI WebSocket holds Asterisk threads: 500 applications need more than valgrind's default 500.
+                    "--max-threads=3000".into(),
+                    format!("--callgrind-out-file={dir_in_root}/callgrind.out"),
+                ]);
+            } else {
+                args.extend([
+                    "--leak-check=full".into(),
+                    "--show-leak-kinds=definite,indirect".into(),
+                    // Frames of a module unloaded before exit keep their names.
+                    "--keep-debuginfo=yes".into(),
+                    "--num-callers=40".into(),
+                ]);
+            }
+            args.push(format!("--log-file={dir_in_root}/{VALGRIND_REPORT}"));
         }
         args.extend(["asterisk".into(), "-C".into(), conf, "-f".into()]);
         let child = match spawn_guarded(program, &args, stdout, stderr) {
@@ -534,6 +544,27 @@ impl Asterisk {
     /// Like `connect_app` with a custom query tail instead of `api_key=test:test` (e.g. `api_key=u:p&subscribeAll=true`).
     pub fn connect_app_with(&self, name: &str, query: &str) -> AriApp {
         AriApp::connect(self.port, name, query, self.http.clone())
+    }
+
+    /// Sends a monitor command to the callgrind this instance runs under
+    /// ([`crate::AsteriskConfig::under_callgrind`]) through `vgdb` in the
+    /// root: `instrumentation on`, `zero`, `dump`, … Returns vgdb's output,
+    /// or why it failed.
+    pub fn callgrind(&self, command: &str) -> Result<String, String> {
+        let pid = self.pid.to_string();
+        let mut args = vec![self.runtime.root().display().to_string(), "vgdb".into(), format!("--pid={pid}")];
+        args.extend(command.split_whitespace().map(str::to_owned));
+        let out = Command::new("chroot")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("vgdb: {e}"))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("vgdb {command}: {}: {text}", out.status))
+        }
     }
 
     /// Stops the instance now (SIGTERM, SIGKILL after 5 s), removes it, and tells how it ended.
