@@ -38,7 +38,11 @@ pub fn call_claimed(channel_id: &str, winner: &str) -> Option<Json> {
 /// while the application's WebSocket reconnects. Those are members of the
 /// event itself; the values under it (the `channel` object, the strings)
 /// are never changed by anyone, so the copies share them (a shallow copy)
-/// instead of copying the whole channel model once per application.
+/// instead of copying the whole channel model once per application. Two
+/// threads may then encode the shared values at once (a queued copy and a
+/// live one): jansson allows that from 2.11 on (thread-safe `json_dump*`
+/// and atomic reference counts), and Asterisk's configure refuses anything
+/// older (`jansson >= 2.11`, or the bundled copy).
 pub fn send_to_each<'n>(liveness: &Liveness, applications: impl IntoIterator<Item = AppName<'n>>, event: &Json) -> usize {
     let forget_inactive = liveness.any_inactive();
     let mut delivered = 0;
