@@ -234,7 +234,11 @@ fn response_of(
 /// Raw requests, for tests that need exact control over what is sent.
 impl AriHttp {
     /// Sends `method path` with exactly these headers and body (no default
-    /// credentials; `path` is used as given, query string included).
+    /// credentials; `path` is used as given, query string included). Header
+    /// names go out as written (`Origin`, not the `origin` of the http crate's
+    /// header map): ARI reads `Origin` and the CORS request headers
+    /// case-sensitively. The headers ureq adds itself (`host`, `user-agent`,
+    /// `accept`, `content-length`) stay lower-case.
     pub fn raw(
         &self,
         method: &str,
@@ -247,7 +251,7 @@ impl AriHttp {
             .method(method)
             .uri(url.as_str());
         for (name, value) in headers {
-            builder = builder.header(*name, *value);
+            builder = ureq_proto::client::header_raw(builder, name, value.as_bytes());
         }
         let result = match body {
             Some(bytes) => self
@@ -333,6 +337,42 @@ mod tests {
         assert_eq!(super::base64(b"f"), "Zg==");
         assert_eq!(super::base64(b"fo"), "Zm8=");
         assert_eq!(super::base64(b"foo"), "Zm9v");
+    }
+
+    /// What `raw` writes on the wire, read by a listener that answers 204.
+    fn sent_by_raw(headers: &[(&str, &str)]) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !seen.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").ok();
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        let response = super::AriHttp::new(&url).raw("POST", "/ari/events/claim", headers, None);
+        assert_eq!(response.status, 204, "{}", response.body);
+        server.join().expect("listener")
+    }
+
+    #[test]
+    fn raw_sends_header_names_as_written() {
+        let sent = sent_by_raw(&[
+            ("Origin", "http://good.example"),
+            ("Access-Control-Request-Method", "POST"),
+            ("origin", "http://lower.example"),
+        ]);
+        for line in ["Origin: http://good.example", "Access-Control-Request-Method: POST", "origin: http://lower.example"]
+        {
+            assert!(sent.split("\r\n").any(|l| l == line), "{line:?} not in {sent:?}");
+        }
     }
 
     #[test]
