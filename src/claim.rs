@@ -33,7 +33,7 @@ pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimO
     match result.outcome {
         ClaimOutcome::Won => {
             state.stats.claim(ClaimAnswer::Won);
-            log::verbose_with(3, || format!("Channel {channel_id} claimed by application {application}"));
+            log::verbose_args(3, format_args!("Channel {channel_id} claimed by application {application}"));
         }
         ClaimOutcome::AlreadyClaimed => {
             state.stats.claim(ClaimAnswer::Conflict);

@@ -137,13 +137,14 @@ pub fn send(application: AppName<'_>, event: &Json) -> Delivery {
 /// `stasis_app_exec`: runs the channel in the application until it leaves
 /// Stasis; true when that went without failure.
 pub fn exec(channel: &Channel<'_>, application: &str, args: &[String]) -> bool {
-    let application = super::cstring(application);
     let args: Vec<_> = args.iter().map(|arg| super::cstring(arg)).collect();
     let mut argv: Vec<*mut c_char> = args.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
     let argc = c_int::try_from(argv.len()).unwrap_or(c_int::MAX);
-    // SAFETY: the channel is the one lent to this callback; argv points at
-    // `args`, alive until the call returns; stasis_app_exec only reads them.
-    unsafe { channel.exec_in_stasis(application.as_ptr(), argc, argv.as_mut_ptr()) == 0 }
+    super::with_cstr(application, |application| {
+        // SAFETY: the channel is the one lent to this callback; argv points at
+        // `args`, alive until the call returns; stasis_app_exec only reads them.
+        unsafe { channel.exec_in_stasis(application.as_ptr(), argc, argv.as_mut_ptr()) == 0 }
+    })
 }
 
 impl Channel<'_> {
