@@ -16,15 +16,6 @@ pub struct ApplicationNames {
     names: Vec<NonNull<c_char>>,
 }
 
-extern "C" fn collect_name(object: *mut c_void, data: *mut c_void, _flags: c_int) -> c_int {
-    // SAFETY: `data` is the Vec given to sbshim_ao2_each below, valid for the walk.
-    let names = unsafe { &mut *(data as *mut Vec<NonNull<c_char>>) };
-    if let Some(name) = NonNull::new(object.cast::<c_char>()) {
-        names.push(name);
-    }
-    0
-}
-
 #[allow(clippy::len_without_is_empty)]
 impl ApplicationNames {
     /// The applications registered now; none if Asterisk cannot say.
@@ -36,16 +27,16 @@ impl ApplicationNames {
         // SAFETY: a valid container; only its size is read.
         let count = usize::try_from(unsafe { ffi::ao2_container_count(container.as_ptr()) }).unwrap_or(0);
         let mut names: Vec<NonNull<c_char>> = Vec::with_capacity(count);
-        // SAFETY: the container holds ao2 strings (NUL-terminated), each kept
-        // alive by the container, which nothing else changes (it is our copy)
-        // and which we hold until Drop; `collect_name` only stores them.
+        // SAFETY: the shim stores at most `count` non-NULL object pointers
+        // (NonNull<c_char> has a pointer's layout) into the Vec's spare
+        // capacity and says how many, which become its length. The container
+        // holds ao2 strings (NUL-terminated), each kept alive by the
+        // container, which nothing else changes (it is our copy) and which we
+        // hold until Drop.
         unsafe {
-            ffi::sbshim_ao2_each(
-                container.as_ptr(),
-                Some(collect_name),
-                &mut names as *mut Vec<NonNull<c_char>> as *mut c_void,
-            )
-        };
+            let stored = ffi::sbshim_ao2_objects(container.as_ptr(), names.as_mut_ptr().cast::<*mut c_void>(), count);
+            names.set_len(stored.min(count));
+        }
         ApplicationNames { container, names }
     }
 
