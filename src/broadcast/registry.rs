@@ -266,9 +266,11 @@ impl Registry {
     pub fn settle_by_id(&self, channel_id: &str) -> Option<String> {
         let mut state = self.lock();
         let entry = state.entries.get_mut(channel_id)?;
-        match &entry.phase {
-            Phase::Claimed { winner } | Phase::InStasis { winner } => {
-                let winner = winner.clone();
+        match &mut entry.phase {
+            Phase::InStasis { winner } => Some(winner.clone()),
+            Phase::Claimed { winner } => {
+                // Moved over, one copy for the caller.
+                let winner = std::mem::take(winner);
                 entry.phase = Phase::InStasis { winner: winner.clone() };
                 Some(winner)
             }
