@@ -78,10 +78,9 @@ void sbshim_optional_api_unprovide(const char *symname, void (*impl)(void));
 /* Dialplan application registration. */
 int sbshim_register_application(const char *name, int (*execute)(struct ast_channel *, const char *));
 
-/* Stasis applications: names as one buffer of NUL-terminated strings
- * (caller frees with sbshim_free); *count receives how many. */
-/* ao2_callback(container, OBJ_NODATA, fn, data): fn sees every object. */
-void sbshim_ao2_each(struct ao2_container *container, int (*fn)(void *obj, void *arg, int flags), void *data);
+/* Stasis applications. The objects of a container (one ao2_callback walk)
+ * into out[0..capacity); returns how many were stored. */
+size_t sbshim_ao2_objects(struct ao2_container *container, void **out, size_t capacity);
 int sbshim_stasis_app_is_registered(const char *name);
 
 /* JSON. */

@@ -167,7 +167,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
         channel.set_variable(STATUS, c"TIMEOUT");
         if ended == SleepEnd::HungUp {
             state.stats.ended(Ending::HungUp);
-            log::verbose(3, &format!("Channel {} hung up while waiting for a claim", channel.name()));
+            log::verbose_args(3, format_args!("Channel {} hung up while waiting for a claim", channel.name()));
             return HANG_UP;
         }
         state.stats.ended(Ending::TimedOut);

@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 
-use crate::broadcast::registry::ClaimOutcome;
+use crate::broadcast::registry::{ClaimOutcome, ClaimResult};
 use crate::broadcast::stats::ClaimAnswer;
 use crate::events;
 use crate::host::stasis::AppName;
@@ -26,14 +26,22 @@ pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimO
     // under it). An application registered but inactive (its WebSocket has
     // closed; it stays registered while it has channels) counts as not
     // registered: Stasis would refuse it the channel.
-    let registered = events::can_receive(&state.liveness, application);
-    let result = state.registry.claim_if(channel_id, application, |spec| {
-        spec.claim_policy.allows(registered, spec.offered.iter().any(|name| name == application))
-    });
+    // Only a claim that may still win needs it: the others (409 once the
+    // call is taken, 404 when nothing waits) are answered without asking.
+    let mut registered = false;
+    let result = match state.registry.closed_claim_answer(channel_id) {
+        Some(outcome) => ClaimResult::lost(outcome),
+        None => {
+            registered = events::can_receive(&state.liveness, application);
+            state.registry.claim_if(channel_id, application, |spec| {
+                spec.claim_policy.allows(registered, spec.offered.iter().any(|name| name == application))
+            })
+        }
+    };
     match result.outcome {
         ClaimOutcome::Won => {
             state.stats.claim(ClaimAnswer::Won);
-            log::verbose_with(3, || format!("Channel {channel_id} claimed by application {application}"));
+            log::verbose_args(3, format_args!("Channel {channel_id} claimed by application {application}"));
         }
         ClaimOutcome::AlreadyClaimed => {
             state.stats.claim(ClaimAnswer::Conflict);

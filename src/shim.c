@@ -270,9 +270,29 @@ int sbshim_register_application(const char *name, int (*execute)(struct ast_chan
 	return ast_register_application_xml(name, execute);
 }
 
-void sbshim_ao2_each(struct ao2_container *container, ao2_callback_fn *fn, void *data)
+struct sbshim_objects {
+	void **out;
+	size_t capacity;
+	size_t stored;
+};
+
+static int sbshim_store_object(void *obj, void *arg, int flags)
 {
-	ao2_callback(container, OBJ_NODATA, fn, data);
+	struct sbshim_objects *objects = arg;
+
+	(void) flags;
+	if (obj && objects->stored < objects->capacity) {
+		objects->out[objects->stored++] = obj;
+	}
+	return 0;
+}
+
+size_t sbshim_ao2_objects(struct ao2_container *container, void **out, size_t capacity)
+{
+	struct sbshim_objects objects = { .out = out, .capacity = capacity, .stored = 0 };
+
+	ao2_callback(container, OBJ_NODATA, sbshim_store_object, &objects);
+	return objects.stored;
 }
 
 int sbshim_stasis_app_is_registered(const char *name)

@@ -7,8 +7,9 @@
 //! channels gone, `dump`; the dump's total over the calls is the whole
 //! process's cost per call, and the implementation's own cost is the self
 //! cost of its shared objects plus what their direct calls into the C
-//! library, the dynamic linker and the allocator cost (calls into Asterisk
-//! are Asterisk's). Instruction counts hardly move from run to run (the
+//! library, the dynamic linker and the allocator cost, Asterisk's memory
+//! wrappers (`ast_malloc`, `ast_free`, ...) included: they are the allocator
+//! a C module calls. Other calls into Asterisk are Asterisk's. Instruction counts hardly move from run to run (the
 //! machine's noise is in time, not in instructions); the spread between
 //! runs is reported all the same. `BENCH_CALLGRIND_DUMPS=DIR` keeps the
 //! dumps there, for `callgrind_annotate`.
@@ -37,6 +38,32 @@ const SYSTEM_OBJECTS: &[&str] = &[
     "libgcc_s.so",
     "linux-vdso",
     "libpthread.so",
+];
+/// Asterisk's memory wrappers (main/astmm.c; `ast_malloc`, `ast_free`,
+/// `ast_strdup`, ... expand to them): a direct call into one of them is an
+/// allocator call, the caller's own, like a direct `malloc`.
+const ASTERISK_ALLOCATOR: &[&str] = &[
+    "__ast_malloc",
+    "__ast_calloc",
+    "__ast_calloc_cache",
+    "__ast_realloc",
+    "__ast_strdup",
+    "__ast_strndup",
+    "__ast_asprintf",
+    "__ast_vasprintf",
+    "__ast_free",
+    "ast_free_ptr",
+    "__ast_repl_malloc",
+    "__ast_repl_calloc",
+    "__ast_repl_realloc",
+    "__ast_repl_strdup",
+    "__ast_repl_strndup",
+    "__ast_repl_asprintf",
+    "__ast_repl_vasprintf",
+    "ast_std_malloc",
+    "ast_std_calloc",
+    "ast_std_realloc",
+    "ast_std_free",
 ];
 
 /// One scenario: how many applications, who claims, how many calls.
@@ -121,7 +148,8 @@ pub struct Counts {
     pub whole: f64,
     /// The implementation's own objects, self cost.
     pub own_self: f64,
-    /// Plus its direct calls into the system objects.
+    /// Plus its direct calls into the system objects and into Asterisk's
+    /// memory wrappers.
     pub own: f64,
 }
 
@@ -280,7 +308,7 @@ fn segment(
     Ok(Counts {
         whole: cost.total as f64 / n,
         own_self: cost.own_self as f64 / n,
-        own: (cost.own_self + cost.own_system) as f64 / n,
+        own: (cost.own_self + cost.own_system + cost.own_allocator) as f64 / n,
     })
 }
 
@@ -320,41 +348,51 @@ pub struct Cost {
     pub total: u64,
     pub own_self: u64,
     pub own_system: u64,
+    /// Direct calls from own objects into [`ASTERISK_ALLOCATOR`], inclusive.
+    pub own_allocator: u64,
 }
 
 fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// `ob=(3) /path` defines id 3, `ob=(3)` refers to it; objects and
+/// functions number their names separately.
+fn resolve(names: &mut std::collections::HashMap<String, String>, spec: &str) -> String {
+    let spec = spec.trim();
+    if let Some(rest) = spec.strip_prefix('(') {
+        if let Some((id, name)) = rest.split_once(')') {
+            let name = name.trim();
+            if name.is_empty() {
+                return names.get(id).cloned().unwrap_or_default();
+            }
+            names.insert(id.to_owned(), name.to_owned());
+            return name.to_owned();
+        }
+    }
+    spec.to_owned()
+}
+
 /// Reads a callgrind dump (one event, `Ir`, name compression allowed):
 /// the total, the self cost of functions in `own_objects`, and the
-/// inclusive cost of their calls into [`SYSTEM_OBJECTS`].
+/// inclusive cost of their calls into [`SYSTEM_OBJECTS`] and into
+/// [`ASTERISK_ALLOCATOR`].
 pub fn parse(text: &str, own_objects: &[&str]) -> Cost {
-    let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    // `ob=(3) /path` defines id 3; `ob=(3)` refers to it.
-    let mut resolve = |spec: &str| -> String {
-        let spec = spec.trim();
-        if let Some(rest) = spec.strip_prefix('(') {
-            if let Some((id, name)) = rest.split_once(')') {
-                let name = name.trim();
-                if name.is_empty() {
-                    return names.get(id).cloned().unwrap_or_default();
-                }
-                names.insert(id.to_owned(), name.to_owned());
-                return name.to_owned();
-            }
-        }
-        spec.to_owned()
-    };
+    let mut objects = std::collections::HashMap::new();
+    let mut functions = std::collections::HashMap::new();
     let is_own = |object: &str| own_objects.contains(&base_name(object));
     let is_system = |object: &str| {
         SYSTEM_OBJECTS
             .iter()
             .any(|s| base_name(object).starts_with(s))
     };
+    // `'2` marks a recursion level (--separate-recs).
+    let is_allocator =
+        |function: &str| ASTERISK_ALLOCATOR.contains(&function.split('\'').next().unwrap_or(""));
     let mut cost = Cost::default();
     let mut object = String::new();
     let mut call_object: Option<String> = None;
+    let mut call_function = String::new();
     let mut in_call = false;
     let mut summed = 0u64;
     for line in text.lines() {
@@ -370,8 +408,11 @@ pub fn parse(text: &str, own_objects: &[&str]) -> Cost {
             if in_call {
                 in_call = false;
                 let callee = call_object.take().unwrap_or_else(|| object.clone());
+                let call_function = std::mem::take(&mut call_function);
                 if is_own(&object) && is_system(&callee) {
                     cost.own_system += ir;
+                } else if is_own(&object) && !is_own(&callee) && is_allocator(&call_function) {
+                    cost.own_allocator += ir;
                 }
             } else {
                 summed += ir;
@@ -382,9 +423,14 @@ pub fn parse(text: &str, own_objects: &[&str]) -> Cost {
             continue;
         }
         if let Some(spec) = line.strip_prefix("ob=") {
-            object = resolve(spec);
+            object = resolve(&mut objects, spec);
         } else if let Some(spec) = line.strip_prefix("cob=") {
-            call_object = Some(resolve(spec));
+            call_object = Some(resolve(&mut objects, spec));
+        } else if let Some(spec) = line.strip_prefix("fn=") {
+            // May define a name a later `cfn=` refers to.
+            resolve(&mut functions, spec);
+        } else if let Some(spec) = line.strip_prefix("cfn=") {
+            call_function = resolve(&mut functions, spec);
         } else if line.starts_with("calls=") {
             in_call = true;
         } else if let Some(total) = line
@@ -455,7 +501,10 @@ impl Callgrind {
             };
             let (ours, reference) = pick(|c| c.own);
             lines.push(Line {
-                what: format!("8. Own code + its direct libc calls, {}", p.scenario.label),
+                what: format!(
+                    "8. Own code + its direct libc and allocator calls, {}",
+                    p.scenario.label
+                ),
                 ours,
                 reference,
                 strictly: false,
@@ -508,7 +557,7 @@ impl Callgrind {
             ));
         }
         s.push_str(&format!(
-            "\n- Instructions per call (median of {} interleaved run(s) per implementation; spread = (max − min) / median), counted by callgrind on the same Asterisk with boot excluded: per run, {} after warm-up calls. \"Own code\" is the self cost of the implementation's shared objects ({} for the C implementation) plus the inclusive cost of their direct calls into libc, the dynamic linker and the allocator; \"met\" compares ours' worst run with the reference's best.\n",
+            "\n- Instructions per call (median of {} interleaved run(s) per implementation; spread = (max − min) / median), counted by callgrind on the same Asterisk with boot excluded: per run, {} after warm-up calls. \"Own code\" is the self cost of the implementation's shared objects ({} for the C implementation) plus the inclusive cost of their direct calls into libc, the dynamic linker and the allocator (Asterisk's memory wrappers, `__ast_malloc`, `__ast_free`, ..., included); \"met\" compares ours' worst run with the reference's best.\n",
             self.plan.runs,
             self.plan
                 .scenarios
@@ -563,35 +612,64 @@ cob=(3) /usr/sbin/asterisk
 cfn=(3) ao2_ref
 calls=1 0
 12 500
+cob=(3)
+cfn=(4) __ast_strdup
+calls=1 0
+13 40
 +1 5
+ob=(4) /usr/lib/asterisk/modules/app_stasis_broadcast.so
+fl=(3) app_stasis_broadcast.c
+fn=(5) broadcast_exec
+20 70
+cob=(3)
+cfn=(4)
+calls=1 0
+21 40
+cob=(3)
+cfn=(6) __ast_free'2
+calls=1 0
+22 25
+cob=(3)
+cfn=(7) __ao2_alloc
+calls=1 0
+23 300
 ob=(2)
 fl=(2)
 fn=(2)
-0 30
+0 60
 ob=(3)
 fn=(3)
 0 500
-totals: 635
+fn=(4)
+0 80
+fn=(6)
+0 25
+fn=(7)
+0 300
+totals: 1140
 ";
 
     #[test]
-    fn own_self_and_direct_system_calls_are_separated_from_asterisk() {
-        let cost = parse(DUMP, OURS_OBJECTS);
+    fn own_cost_counts_direct_libc_and_asterisk_allocator_calls_only() {
+        // Ours: its self cost, malloc, ast_strdup; not ao2_ref.
         assert_eq!(
-            cost,
+            parse(DUMP, OURS_OBJECTS),
             Cost {
-                total: 635,
+                total: 1140,
                 own_self: 105,
-                own_system: 60
+                own_system: 60,
+                own_allocator: 40,
             }
         );
-        let reference = parse(DUMP, REFERENCE_OBJECTS);
+        // The C module: ast_strdup (named by id only) and ast_free; not
+        // ao2_alloc, not ours.
         assert_eq!(
-            reference,
+            parse(DUMP, REFERENCE_OBJECTS),
             Cost {
-                total: 635,
-                own_self: 0,
-                own_system: 0
+                total: 1140,
+                own_self: 70,
+                own_system: 0,
+                own_allocator: 65,
             }
         );
     }

@@ -125,6 +125,22 @@ pub struct ClaimResult {
     pub claimed_after: Option<Duration>,
 }
 
+impl ClaimResult {
+    /// A claim that did not win.
+    pub fn lost(outcome: ClaimOutcome) -> ClaimResult {
+        ClaimResult { outcome, notice: None, claimed_after: None }
+    }
+}
+
+/// The answer to a claim in `phase` when no claim can win there.
+fn closed_answer(phase: &Phase) -> Option<ClaimOutcome> {
+    match phase {
+        Phase::Waiting => None,
+        Phase::Claimed { .. } | Phase::InStasis { .. } => Some(ClaimOutcome::AlreadyClaimed),
+        Phase::Unclaimed => Some(ClaimOutcome::NotFound),
+    }
+}
+
 struct Entry {
     spec: BroadcastSpec,
     started: Instant,
@@ -202,19 +218,13 @@ impl Registry {
     ) -> ClaimResult {
         let mut state = self.lock();
         let Some(entry) = state.entries.get_mut(channel_id) else {
-            return ClaimResult { outcome: ClaimOutcome::NotFound, notice: None, claimed_after: None };
+            return ClaimResult::lost(ClaimOutcome::NotFound);
         };
-        match entry.phase {
-            Phase::Waiting => {}
-            Phase::Claimed { .. } | Phase::InStasis { .. } => {
-                return ClaimResult { outcome: ClaimOutcome::AlreadyClaimed, notice: None, claimed_after: None }
-            }
-            Phase::Unclaimed => {
-                return ClaimResult { outcome: ClaimOutcome::NotFound, notice: None, claimed_after: None }
-            }
+        if let Some(outcome) = closed_answer(&entry.phase) {
+            return ClaimResult::lost(outcome);
         }
         if !allowed(&entry.spec) {
-            return ClaimResult { outcome: ClaimOutcome::NotAllowed, notice: None, claimed_after: None };
+            return ClaimResult::lost(ClaimOutcome::NotAllowed);
         }
         entry.phase = Phase::Claimed { winner: application.to_owned() };
         entry.claimed_at = Some(Instant::now());
@@ -228,6 +238,17 @@ impl Registry {
         drop(state);
         waker.wake();
         ClaimResult { outcome: ClaimOutcome::Won, notice, claimed_after }
+    }
+
+    /// What any claim for `channel_id` gets now if no claim can win it (no
+    /// broadcast, or its race is over); None while a claim may still win.
+    /// Lets a caller skip the look-ups that only a claim that may win needs;
+    /// [`Registry::claim_if`] checks again, so the race stays decided by it.
+    pub fn closed_claim_answer(&self, channel_id: &str) -> Option<ClaimOutcome> {
+        match self.lock().entries.get(channel_id) {
+            None => Some(ClaimOutcome::NotFound),
+            Some(entry) => closed_answer(&entry.phase),
+        }
     }
 
     /// Whether the broadcast of `channel_id` has a winner (for optional-API waiters).
@@ -245,9 +266,11 @@ impl Registry {
     pub fn settle_by_id(&self, channel_id: &str) -> Option<String> {
         let mut state = self.lock();
         let entry = state.entries.get_mut(channel_id)?;
-        match &entry.phase {
-            Phase::Claimed { winner } | Phase::InStasis { winner } => {
-                let winner = winner.clone();
+        match &mut entry.phase {
+            Phase::InStasis { winner } => Some(winner.clone()),
+            Phase::Claimed { winner } => {
+                // Moved over, one copy for the caller.
+                let winner = std::mem::take(winner);
                 entry.phase = Phase::InStasis { winner: winner.clone() };
                 Some(winner)
             }
@@ -433,6 +456,24 @@ mod tests {
         assert_eq!(won.outcome, ClaimOutcome::Won);
         assert_eq!(registry.claim_if("c1", "x", offered("x")).outcome, ClaimOutcome::AlreadyClaimed);
         assert_eq!(registry.claim_if("nope", "a", offered("a")).outcome, ClaimOutcome::NotFound);
+    }
+
+    #[test]
+    fn closed_claim_answer_is_what_a_claim_would_get_once_none_can_win() {
+        let registry = Registry::new();
+        assert_eq!(registry.closed_claim_answer("c1"), Some(ClaimOutcome::NotFound));
+        let active = registry.begin(spec("c1", &["a", "b"], false), Arc::new(CondvarWake::default()));
+        assert_eq!(registry.closed_claim_answer("c1"), None, "waiting: a claim may win");
+        assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::Won);
+        assert_eq!(registry.closed_claim_answer("c1"), Some(ClaimOutcome::AlreadyClaimed));
+        assert_eq!(active.settle().as_deref(), Some("a"));
+        assert_eq!(registry.closed_claim_answer("c1"), Some(ClaimOutcome::AlreadyClaimed), "in Stasis");
+        drop(active);
+        assert_eq!(registry.closed_claim_answer("c1"), Some(ClaimOutcome::NotFound));
+        let unclaimed = registry.begin(spec("c2", &["a"], false), Arc::new(CondvarWake::default()));
+        assert_eq!(unclaimed.settle(), None);
+        assert_eq!(registry.closed_claim_answer("c2"), Some(ClaimOutcome::NotFound));
+        assert_eq!(registry.claim("c2", "a").outcome, ClaimOutcome::NotFound);
     }
 
     #[test]

@@ -61,17 +61,23 @@ impl std::fmt::Write for StackText {
     }
 }
 
+/// Calls `f` with the text `args` formats to, without building a `String`
+/// for short text.
+fn with_formatted<R>(args: std::fmt::Arguments<'_>, f: impl FnOnce(&str) -> R) -> R {
+    let mut text = StackText { buffer: [0; 256], used: 0, overflow: None };
+    let _ = std::fmt::Write::write_fmt(&mut text, args);
+    match &text.overflow {
+        Some(long) => f(long),
+        // Whole UTF-8 pieces only were copied in, so this cannot fail.
+        None => f(std::str::from_utf8(&text.buffer[..text.used]).unwrap_or("")),
+    }
+}
+
 /// Logs a WARNING formatted from `args` without building a `String` first.
 #[track_caller]
 pub fn warning_args(args: std::fmt::Arguments<'_>) {
-    let mut text = StackText { buffer: [0; 256], used: 0, overflow: None };
-    let _ = std::fmt::Write::write_fmt(&mut text, args);
     let location = Location::caller();
-    match &text.overflow {
-        Some(long) => log_at(Level::Warning, location, "res_stasis_broadcast_rs", long),
-        // Whole UTF-8 pieces only were copied in, so this cannot fail.
-        None => log_at(Level::Warning, location, "res_stasis_broadcast_rs", std::str::from_utf8(&text.buffer[..text.used]).unwrap_or("")),
-    }
+    with_formatted(args, |text| log_at(Level::Warning, location, "res_stasis_broadcast_rs", text));
 }
 
 #[track_caller]
@@ -98,17 +104,19 @@ pub fn debug(level: i32, message: impl FnOnce() -> String) {
     }
 }
 
-/// `ast_verb(level, ...)`: the message is only built when that verbosity is on.
-pub fn verbose_with(level: i32, message: impl FnOnce() -> String) {
+/// `ast_verb(level, ...)`: the message is only formatted when that
+/// verbosity is on, and then without building a `String` first.
+pub fn verbose_args(level: i32, args: std::fmt::Arguments<'_>) {
     // SAFETY: reads Asterisk's verbosity; no pointers involved.
     if unsafe { ffi::sbshim_verb_enabled(level) } != 0 {
-        verbose(level, &message());
+        with_formatted(args, |text| verbose(level, text));
     }
 }
 
 /// `ast_verb(level, ...)`.
 pub fn verbose(level: i32, message: &str) {
-    let message = super::cstring(message);
-    // SAFETY: NUL-terminated message passed as a "%s" argument.
-    unsafe { ffi::sbshim_verb(level, message.as_ptr()) }
+    super::with_cstr(message, |message| {
+        // SAFETY: NUL-terminated message passed as a "%s" argument.
+        unsafe { ffi::sbshim_verb(level, message.as_ptr()) }
+    })
 }

@@ -64,7 +64,15 @@ impl CStrArg<'_> {
 
 /// A C string for Asterisk: interior NULs (which C would truncate at) become '?'.
 pub(crate) fn cstring(text: &str) -> CString {
-    CString::new(text.replace('\0', "?")).unwrap_or_default()
+    // Room for the NUL from the start: one allocation, no regrowth.
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend_from_slice(text.as_bytes());
+    for byte in &mut bytes {
+        if *byte == 0 {
+            *byte = b'?';
+        }
+    }
+    CString::new(bytes).unwrap_or_default()
 }
 
 /// Calls `f` with `text` as a C string, like [`cstring`] but without an

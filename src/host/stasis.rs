@@ -16,15 +16,6 @@ pub struct ApplicationNames {
     names: Vec<NonNull<c_char>>,
 }
 
-extern "C" fn collect_name(object: *mut c_void, data: *mut c_void, _flags: c_int) -> c_int {
-    // SAFETY: `data` is the Vec given to sbshim_ao2_each below, valid for the walk.
-    let names = unsafe { &mut *(data as *mut Vec<NonNull<c_char>>) };
-    if let Some(name) = NonNull::new(object.cast::<c_char>()) {
-        names.push(name);
-    }
-    0
-}
-
 #[allow(clippy::len_without_is_empty)]
 impl ApplicationNames {
     /// The applications registered now; none if Asterisk cannot say.
@@ -36,16 +27,16 @@ impl ApplicationNames {
         // SAFETY: a valid container; only its size is read.
         let count = usize::try_from(unsafe { ffi::ao2_container_count(container.as_ptr()) }).unwrap_or(0);
         let mut names: Vec<NonNull<c_char>> = Vec::with_capacity(count);
-        // SAFETY: the container holds ao2 strings (NUL-terminated), each kept
-        // alive by the container, which nothing else changes (it is our copy)
-        // and which we hold until Drop; `collect_name` only stores them.
+        // SAFETY: the shim stores at most `count` non-NULL object pointers
+        // (NonNull<c_char> has a pointer's layout) into the Vec's spare
+        // capacity and says how many, which become its length. The container
+        // holds ao2 strings (NUL-terminated), each kept alive by the
+        // container, which nothing else changes (it is our copy) and which we
+        // hold until Drop.
         unsafe {
-            ffi::sbshim_ao2_each(
-                container.as_ptr(),
-                Some(collect_name),
-                &mut names as *mut Vec<NonNull<c_char>> as *mut c_void,
-            )
-        };
+            let stored = ffi::sbshim_ao2_objects(container.as_ptr(), names.as_mut_ptr().cast::<*mut c_void>(), count);
+            names.set_len(stored.min(count));
+        }
         ApplicationNames { container, names }
     }
 
@@ -119,6 +110,7 @@ pub enum Delivery {
 /// `stasis_app_send`: delivers an event to one application's WebSocket.
 /// `event` must be this application's own (top-level) copy: Stasis and ARI
 /// set members on it, and whether its handler ran is read back from it.
+#[inline]
 pub fn send(application: AppName<'_>, event: &Json) -> Delivery {
     // SAFETY: both pointers are valid for the call; stasis_app_send takes its
     // own reference to the message if it keeps it.
@@ -137,13 +129,35 @@ pub fn send(application: AppName<'_>, event: &Json) -> Delivery {
 /// `stasis_app_exec`: runs the channel in the application until it leaves
 /// Stasis; true when that went without failure.
 pub fn exec(channel: &Channel<'_>, application: &str, args: &[String]) -> bool {
-    let application = super::cstring(application);
-    let args: Vec<_> = args.iter().map(|arg| super::cstring(arg)).collect();
-    let mut argv: Vec<*mut c_char> = args.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
+    // The arguments as C strings one after the other in one buffer (interior
+    // NULs become '?', as in `cstring`), sized up front so it never moves.
+    let mut text: Vec<u8> = Vec::with_capacity(args.iter().map(|arg| arg.len() + 1).sum());
+    for arg in args {
+        text.extend(arg.bytes().map(|byte| if byte == 0 { b'?' } else { byte }));
+        text.push(0);
+    }
+    // argv on the stack for the usual few arguments.
+    const ON_STACK: usize = 8;
+    let mut on_stack = [std::ptr::null_mut::<c_char>(); ON_STACK];
+    let mut on_heap = Vec::new();
+    let argv: &mut [*mut c_char] = if args.len() <= ON_STACK {
+        &mut on_stack[..args.len()]
+    } else {
+        on_heap.resize(args.len(), std::ptr::null_mut());
+        &mut on_heap
+    };
+    let mut start = 0;
+    for (slot, arg) in argv.iter_mut().zip(args) {
+        *slot = text[start..].as_ptr().cast::<c_char>().cast_mut();
+        start += arg.len() + 1;
+    }
     let argc = c_int::try_from(argv.len()).unwrap_or(c_int::MAX);
-    // SAFETY: the channel is the one lent to this callback; argv points at
-    // `args`, alive until the call returns; stasis_app_exec only reads them.
-    unsafe { channel.exec_in_stasis(application.as_ptr(), argc, argv.as_mut_ptr()) == 0 }
+    super::with_cstr(application, |application| {
+        // SAFETY: the channel is the one lent to this callback; argv points at
+        // NUL-terminated strings in `text`, which neither moves nor changes
+        // until the call returns; stasis_app_exec only reads them.
+        unsafe { channel.exec_in_stasis(application.as_ptr(), argc, argv.as_mut_ptr()) == 0 }
+    })
 }
 
 impl Channel<'_> {
