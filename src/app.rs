@@ -352,19 +352,15 @@ pub const C_IMPLEMENTATION: [&CStr; 2] = [c"res_stasis_broadcast.so", c"app_stas
 /// declined one takes nothing over). Takes Asterisk's module-list lock: for
 /// load, which holds it already.
 pub fn c_implementation_running() -> Vec<String> {
-    C_IMPLEMENTATION
-        .iter()
-        .filter(|name| module::is_running(name))
-        .map(|name| name.to_string_lossy().into_owned())
-        .collect()
+    c_implementation_where(module::is_running)
 }
 
 /// Which of them are mapped into the process (loaded, running or declined).
 /// For every call: none of Asterisk's locks (see `module::is_mapped`).
 pub fn c_implementation_mapped() -> Vec<String> {
-    C_IMPLEMENTATION
-        .iter()
-        .filter(|name| module::is_mapped(name))
-        .map(|name| name.to_string_lossy().into_owned())
-        .collect()
+    c_implementation_where(module::is_mapped)
+}
+
+fn c_implementation_where(test: impl Fn(&CStr) -> bool) -> Vec<String> {
+    C_IMPLEMENTATION.iter().filter(|name| test(name)).map(|name| name.to_string_lossy().into_owned()).collect()
 }
