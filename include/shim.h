@@ -32,6 +32,13 @@ int sbshim_with_running_module(const char *name, void (*fn)(void *), void *data)
 
 /* Logging: the message is always passed through "%s". */
 void sbshim_log(int level, const char *file, int line, const char *function, const char *message);
+/* The first `length` bytes of `text` (no NUL needed), as "%.*s". */
+void sbshim_log_text(int level, const char *file, int line, const char *function, const char *text, int length);
+void sbshim_verb_text(int level, const char *text, int length);
+/* `format` holds exactly two "%.*s" (and ends in "\n"): the first
+ * `first_length` bytes of `first`, then of `second`. */
+void sbshim_verb_two(int level, const char *format, const char *first, int first_length,
+	const char *second, int second_length);
 void sbshim_verb(int level, const char *message);
 int sbshim_verb_enabled(int level);
 int sbshim_debug_enabled(int level);
@@ -48,8 +55,12 @@ void sbshim_free(void *p);
 void sbshim_channel_ref(struct ast_channel *chan);
 void sbshim_channel_unref(struct ast_channel *chan);
 /* Copies caller id number and dialplan extension with the channel locked. */
-void sbshim_channel_caller_and_exten(struct ast_channel *chan,
-	char *caller, size_t caller_len, char *exten, size_t exten_len);
+/* The caller id number and the dialplan extension ("" when unset) as new
+ * JSON strings (NULL when out of memory), read under the channel lock. */
+void sbshim_channel_caller_and_exten_json(struct ast_channel *chan,
+	struct ast_json **caller, struct ast_json **exten);
+/* sbshim_channel_snapshot_json of the channel's own unique id. */
+struct ast_json *sbshim_channel_snapshot_json_of(struct ast_channel *chan);
 /* A new reference to the channel with this uniqueid, or NULL. Uses
  * ast_channel_get_by_uniqueid() where the headers declare it (build.rs
  * detects it), else a scan of the channel container. */

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::broadcast::args::parse_app_args;
 use crate::broadcast::filter::{AppFilter, FilterError};
-use crate::broadcast::registry::{Active, BroadcastSpec, ClaimPolicy, Wake};
-use crate::broadcast::shuffle::shuffled;
+use crate::broadcast::registry::{self, BroadcastSpec, ChannelId, ClaimPolicy, Name, Wake};
 use crate::broadcast::stats::Ending;
+use crate::broadcast::text::LineText;
 use crate::config::{FilterErrorPolicy, Settings};
 use crate::events;
 use crate::host::channel::{self, Channel, ChannelRef, SleepEnd, TiePayload};
@@ -17,6 +17,8 @@ use crate::host::module::{self, UseCount};
 use crate::host::stasis::{self, ApplicationNames};
 use crate::host::log;
 use crate::state::ModuleState;
+
+type Active<'r> = registry::Active<'r, Waker>;
 
 pub const APP_NAME: &CStr = c"StasisBroadcast";
 
@@ -27,31 +29,40 @@ const STATUS: &CStr = c"STASISSTATUS";
 pub const CONTINUE: i32 = 0;
 pub const HANG_UP: i32 = -1;
 
-/// Wakes the dialplan thread waiting on its channel. Holding it also holds one
-/// unit of the module's use count, so the module cannot be unloaded while any
-/// broadcast is registered.
-struct ChannelWaker {
-    channel: ChannelRef,
-    _in_use: UseCount,
+/// Wakes whoever waits for a claim. Holding it also holds one unit of the
+/// module's use count, so the module cannot be unloaded while any broadcast
+/// is registered.
+pub enum Waker {
+    /// The dialplan thread waiting on its channel (StasisBroadcast()).
+    Channel { channel: ChannelRef, _in_use: UseCount },
+    /// For broadcasts started through the optional API: the caller's thread
+    /// may not be waiting yet, and no channel reference is kept (so a caller
+    /// that never cleans up cannot keep the channel alive).
+    UniqueId { unique_id: String, _in_use: UseCount },
 }
 
-impl Wake for ChannelWaker {
-    fn wake(&self) {
-        self.channel.wake();
+/// What a winning claim wakes with, once the registry lock is released.
+pub enum Waking {
+    Channel(ChannelRef),
+    UniqueId(String),
+}
+
+impl Wake for Waker {
+    type Waking = Waking;
+
+    fn waking(&self) -> Waking {
+        match self {
+            // Another channel reference: an atomic increment, no lock.
+            Waker::Channel { channel, .. } => Waking::Channel(channel.clone()),
+            Waker::UniqueId { unique_id, .. } => Waking::UniqueId(unique_id.clone()),
+        }
     }
-}
 
-/// For broadcasts started through the optional API: the caller's thread may
-/// not be waiting yet, and no channel reference is kept (so a caller that
-/// never cleans up cannot keep the channel alive).
-struct UniqueIdWaker {
-    unique_id: String,
-    _in_use: UseCount,
-}
-
-impl Wake for UniqueIdWaker {
-    fn wake(&self) {
-        channel::wake_by_unique_id(&self.unique_id);
+    fn wake(waking: Waking) {
+        match waking {
+            Waking::Channel(channel) => channel.wake(),
+            Waking::UniqueId(unique_id) => channel::wake_by_unique_id(&unique_id),
+        }
     }
 }
 
@@ -70,7 +81,7 @@ fn start<'r>(
     timeout: Duration,
     filter: Option<&str>,
     notify_claimed: bool,
-    waker: Arc<dyn Wake>,
+    waker: Waker,
 ) -> Result<Active<'r>, StartError> {
     let pattern = filter.unwrap_or("");
     let filter = match AppFilter::from_arg(pattern) {
@@ -84,29 +95,23 @@ fn start<'r>(
         }
         Err(error) => return Err(StartError::Filter { pattern: pattern.to_owned(), error }),
     };
-    let registered = ApplicationNames::registered();
-    state.liveness.retain_registered(|name| registered.iter().any(|registered| registered.to_bytes() == name.as_bytes()));
-    // Indices into `registered`: the names stay where Asterisk keeps them.
-    let mut offered: Vec<usize> = Vec::with_capacity(registered.len());
-    match &filter {
-        None => offered.extend(0..registered.len()),
-        Some(filter) => offered
-            .extend((0..registered.len()).filter(|&index| filter.matches(&registered.get(index).to_string_lossy()))),
+    // The registered applications, narrowed and shuffled in place into the
+    // ones offered (the names stay where Asterisk keeps them).
+    let mut offered = ApplicationNames::registered();
+    state.liveness.retain_registered(|name| offered.iter().any(|registered| registered.to_bytes() == name.as_bytes()));
+    if let Some(filter) = &filter {
+        offered.retain(|name| filter.matches(&name.to_string_lossy()));
     }
-    let offered = shuffled(offered);
-    let channel_id = channel.unique_id();
-    let event = events::call_broadcast(channel, &channel_id).ok_or(StartError::Event)?;
+    offered.reorder(|names| state.shuffler.shuffle(names));
+    let event = events::call_broadcast(channel).ok_or(StartError::Event)?;
     // The names themselves only when a claim or CallClaimed will need them.
     let names_needed = notify_claimed || settings.claim_policy == ClaimPolicy::Offered;
-    let offered_names = if names_needed {
-        offered.iter().map(|&index| registered.get(index).to_string_lossy().into_owned()).collect()
-    } else {
-        Vec::new()
-    };
+    let offered_names =
+        if names_needed { offered.iter().map(|name| name.to_string_lossy().into_owned()).collect() } else { Vec::new() };
     let active = state.registry.begin(
         BroadcastSpec {
-            channel_id,
-            channel_name: channel.name(),
+            channel_id: channel.with_unique_id(ChannelId::new),
+            channel_name: channel.with_name(Name::new),
             timeout,
             filter: filter.map(|filter| filter.pattern().to_owned()),
             offered_count: offered.len(),
@@ -117,7 +122,7 @@ fn start<'r>(
         waker,
     );
     // Registered before the first event leaves, so no claim can arrive first.
-    events::send_to_each(&state.liveness, offered.iter().map(|&index| registered.name(index)), &event);
+    events::send_to_each(&state.liveness, offered.app_names(), &event);
     log::debug(1, || format!("Channel {}: offered to {} application(s)", channel.name(), offered.len()));
     Ok(active)
 }
@@ -144,7 +149,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
         log::warning(&format!("Channel {}: {warning}", channel.name()));
     }
     let timeout = Duration::from_millis(u64::from(args.timeout_ms));
-    let waker = Arc::new(ChannelWaker { channel: channel.to_ref(), _in_use: UseCount::acquire() });
+    let waker = Waker::Channel { channel: channel.to_ref(), _in_use: UseCount::acquire() };
     let active = match start(state, channel, &settings, timeout, args.filter.as_deref(), args.notify_claimed, waker) {
         Ok(active) => active,
         Err(error) => {
@@ -156,13 +161,15 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     };
 
     state.stats.started();
-    let ended = channel.sleep_until(timeout, &|| active.is_claimed(), state.callbacks.sleep_condition);
-    if let Some(claimed_at) = active.claimed_at() {
-        state.stats.claim_to_wake(claimed_at.elapsed());
-    }
+    // No time to wait: settle below still takes a claim that came already.
+    let ended = if timeout.is_zero() {
+        if channel.is_hung_up() { SleepEnd::HungUp } else { SleepEnd::TimedOut }
+    } else {
+        channel.sleep_until(timeout, &|| active.is_claimed(), state.callbacks.sleep_condition)
+    };
     // A claim may land between the wait ending and this line: settle decides
     // once, under the registry lock, whether it counts.
-    let Some(winner) = active.settle() else {
+    let Some(settled) = active.settle() else {
         drop(active);
         channel.set_variable(STATUS, c"TIMEOUT");
         if ended == SleepEnd::HungUp {
@@ -171,13 +178,26 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
             return HANG_UP;
         }
         state.stats.ended(Ending::TimedOut);
-        log::warning_args(format_args!("Channel {}: not claimed within {}ms timeout", channel.name(), args.timeout_ms));
+        log::warning_line(
+            log::source_line!(),
+            &LineText::new()
+                .text("Channel ")
+                .c_text(channel.name_cstr())
+                .text(": not claimed within ")
+                .number(u64::from(args.timeout_ms))
+                .text("ms timeout"),
+        );
         return CONTINUE;
     };
+    if let Some(claimed_at) = settled.claimed_at {
+        state.stats.claim_to_wake(claimed_at.elapsed());
+    }
+    let winner = settled.winner.as_str();
 
     log::debug(3, || format!("Channel {} claimed by {winner}, entering Stasis", channel.name()));
     // The broadcast stays registered (claims get 409) until the session ends.
-    let succeeded = stasis::exec(channel, &winner, &args.stasis_args);
+    let stasis_args = &args.stasis_args;
+    let succeeded = stasis::exec(channel, winner, stasis_args.iter(), stasis_args.len(), stasis_args.c_size());
     drop(active);
     if succeeded {
         state.stats.ended(Ending::Claimed);
@@ -249,7 +269,7 @@ pub fn api_broadcast_channel(
 ) -> i32 {
     const SUPPRESS_CLAIMED: u32 = 1;
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
-    let waker = Arc::new(UniqueIdWaker { unique_id: channel.unique_id(), _in_use: UseCount::acquire() });
+    let waker = Waker::UniqueId { unique_id: channel.unique_id(), _in_use: UseCount::acquire() };
     match start(state, channel, &state.settings.current(), timeout, filter, flags & SUPPRESS_CLAIMED == 0, waker) {
         Ok(active) => {
             // The caller removes it with stasis_app_broadcast_cleanup; should
@@ -333,7 +353,7 @@ pub fn api_wait(state: &ModuleState, channel: &Channel<'_>, timeout_ms: i32) -> 
 
 /// `stasis_app_broadcast_winner`: the winner, once the broadcast is settled.
 pub fn api_winner(state: &ModuleState, channel_id: &str) -> Option<String> {
-    state.registry.settle_by_id(channel_id)
+    state.registry.settle_by_id(channel_id).map(|settled| settled.winner.as_str().to_owned())
 }
 
 /// `stasis_app_broadcast_cleanup`: removes the broadcast and the channel

@@ -2,54 +2,50 @@
 
 use std::ffi::CString;
 
-use crate::broadcast::registry::{ClaimOutcome, ClaimResult};
+use crate::broadcast::registry::ClaimOutcome;
 use crate::broadcast::stats::ClaimAnswer;
 use crate::events;
 use crate::host::stasis::AppName;
+use crate::host::log::VerboseTwo;
 use crate::host::{cstring, log};
-use crate::host::module::UseCount;
 use crate::state::ModuleState;
 
-/// A claim for the broadcast of `channel_id` by `application`.
+/// A claim for the broadcast of `channel_id` by `application`, as they
+/// came (bytes: most claims are answered by one look-up of the id, and
+/// neither needs checking as text for that).
 ///
 /// Who may win is the `claim_policy` the broadcast started with. A refused
 /// claimant is answered "not found" and the race stays open for the others;
 /// a call that is already taken answers 409 to everyone.
-pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimOutcome {
-    // The module stays loaded while a claim is inside it.
-    let _in_use = UseCount::acquire();
+///
+/// The module stays loaded while a claim is inside it: the caller holds the
+/// module's state, which unload waits for.
+pub fn claim(state: &ModuleState, channel_id: &[u8], application: &[u8]) -> ClaimOutcome {
     if channel_id.is_empty() || application.is_empty() {
-        state.stats.claim(ClaimAnswer::NotFound);
-        return ClaimOutcome::NotFound;
+        return answered(state, ClaimOutcome::NotFound, channel_id, application);
+    }
+    // Most claims lose (409 once the call is taken, 404 when nothing waits):
+    // they are answered by this one look-up.
+    if let Some(outcome) = state.registry.closed_claim_answer(channel_id) {
+        return answered(state, outcome, channel_id, application);
     }
     // Asked of Stasis before taking the registry lock (never call Asterisk
     // under it). An application registered but inactive (its WebSocket has
     // closed; it stays registered while it has channels) counts as not
     // registered: Stasis would refuse it the channel.
-    // Only a claim that may still win needs it: the others (409 once the
-    // call is taken, 404 when nothing waits) are answered without asking.
-    let mut registered = false;
-    let result = match state.registry.closed_claim_answer(channel_id) {
-        Some(outcome) => ClaimResult::lost(outcome),
-        None => {
-            registered = events::can_receive(&state.liveness, application);
-            state.registry.claim_if(channel_id, application, |spec| {
-                spec.claim_policy.allows(registered, spec.offered.iter().any(|name| name == application))
-            })
-        }
-    };
+    let application_name = String::from_utf8_lossy(application);
+    let registered = events::can_receive(&state.liveness, &application_name);
+    let result = state.registry.claim_if(channel_id, &application_name, |spec| {
+        spec.claim_policy.allows(registered, spec.offered.iter().any(|name| *name == application_name))
+    });
+    let text = String::from_utf8_lossy;
     match result.outcome {
         ClaimOutcome::Won => {
             state.stats.claim(ClaimAnswer::Won);
-            log::verbose_args(3, format_args!("Channel {channel_id} claimed by application {application}"));
+            log::verbose_two(3, VerboseTwo::CLAIMED, channel_id, application);
         }
-        ClaimOutcome::AlreadyClaimed => {
-            state.stats.claim(ClaimAnswer::Conflict);
-            log::debug(1, || format!("Channel {channel_id} already claimed (attempt by {application} refused)"));
-        }
-        ClaimOutcome::NotFound => {
-            state.stats.claim(ClaimAnswer::NotFound);
-            log::debug(1, || format!("No broadcast waiting for channel {channel_id} (claim by {application})"));
+        ClaimOutcome::AlreadyClaimed | ClaimOutcome::NotFound => {
+            answered(state, result.outcome, channel_id, application);
         }
         ClaimOutcome::NotAllowed => {
             state.stats.claim(ClaimAnswer::Policy);
@@ -59,7 +55,7 @@ pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimO
                 "no active Stasis application of that name is registered"
             };
             // Any ARI user can send these at will: one NOTICE per interval.
-            let line = format!("Claim for channel {channel_id} by '{application}' rejected: {why}");
+            let line = format!("Claim for channel {} by '{}' rejected: {why}", text(channel_id), text(application));
             match state.claim_refusal_logged.allow() {
                 Some(0) => log::notice(&line),
                 Some(held_back) => log::notice(&format!("{line} ({held_back} similar since the last, at debug level)")),
@@ -81,8 +77,28 @@ pub fn claim(state: &ModuleState, channel_id: &str, application: &str) -> ClaimO
                     .collect();
                 events::send_to_each(&state.liveness, reachable.iter().map(|name| AppName::from(name.as_c_str())), &event);
             }
-            None => log::warning(&format!("Channel {channel_id}: could not build the CallClaimed event")),
+            None => log::warning(&format!("Channel {}: could not build the CallClaimed event", notice.channel_id)),
         }
     }
     result.outcome
+}
+
+/// Counts and logs (at debug level) a claim answered 409 or 404.
+fn answered(state: &ModuleState, outcome: ClaimOutcome, channel_id: &[u8], application: &[u8]) -> ClaimOutcome {
+    let text = String::from_utf8_lossy;
+    match outcome {
+        ClaimOutcome::AlreadyClaimed => {
+            state.stats.claim(ClaimAnswer::Conflict);
+            log::debug(1, || {
+                format!("Channel {} already claimed (attempt by {} refused)", text(channel_id), text(application))
+            });
+        }
+        _ => {
+            state.stats.claim(ClaimAnswer::NotFound);
+            log::debug(1, || {
+                format!("No broadcast waiting for channel {} (claim by {})", text(channel_id), text(application))
+            });
+        }
+    }
+    outcome
 }

@@ -43,7 +43,7 @@ fn show_broadcasts(state: &ModuleState, words: &[String]) -> CliOutcome {
         5 => words[4].as_str(),
         _ => return CliOutcome::ShowUsage,
     };
-    let views: Vec<_> = state.registry.views().into_iter().filter(|view| view.spec.channel_name.starts_with(prefix)).collect();
+    let views: Vec<_> = state.registry.views().into_iter().filter(|view| view.spec.channel_name.as_str().starts_with(prefix)).collect();
     let mut out = String::new();
     let _ = writeln!(out, "{:<40} {:>8} {:>8} {:<16} {:>7}  State", "Channel", "Age(ms)", "Timeout", "Filter", "Offered");
     for view in &views {
@@ -77,7 +77,7 @@ fn complete_channel(state: &ModuleState, position: usize, word: &str) -> Vec<Str
         .registry
         .views()
         .into_iter()
-        .map(|view| view.spec.channel_name)
+        .map(|view| view.spec.channel_name.as_str().to_owned())
         .filter(|name| name.starts_with(word))
         .collect()
 }

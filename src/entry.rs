@@ -70,7 +70,7 @@ pub extern "C" fn reload_module() -> c_int {
 /// The StasisBroadcast() application.
 extern "C" fn stasis_broadcast_exec(chan: ChannelArg<'_>, data: CStrArg<'_>) -> c_int {
     let Some(channel) = chan.channel() else { return app::HANG_UP };
-    let data = data.text();
+    let data = data.text_borrowed();
     let executed = guarded("StasisBroadcast", None, || {
         let state = state::get()?;
         Some(app::execute(&state, &channel, &data))
@@ -106,10 +106,10 @@ extern "C" fn api_broadcast_channel(
 const CLAIM_INTERNAL_ERROR: c_int = -3;
 
 extern "C" fn api_claim_channel(channel_id: CStrArg<'_>, app_name: CStrArg<'_>) -> c_int {
-    let (channel_id, application) = (channel_id.text_borrowed(), app_name.text_borrowed());
+    let (channel_id, application) = (channel_id.bytes(), app_name.bytes());
     guarded("stasis_app_claim_channel", CLAIM_INTERNAL_ERROR, || {
         let Some(state) = state::get() else { return ClaimOutcome::NotFound.code() };
-        claim::claim(&state, &channel_id, &application).code()
+        claim::claim(&state, channel_id, application).code()
     })
 }
 
@@ -170,7 +170,9 @@ extern "C" fn claim_http(
         &request,
         |state, request| {
             let claim =
-                |channel_id: &str, application: &str| -> ClaimOutcome { claim::claim(state, channel_id, application) };
+                |channel_id: &str, application: &str| -> ClaimOutcome {
+                    claim::claim(state, channel_id.as_bytes(), application.as_bytes())
+                };
             state.endpoint.serve(request, &claim);
         },
         endpoint::answer_internal_error,

@@ -7,12 +7,12 @@ use crate::host::json::Json;
 use crate::host::stasis::{self, AppName, Delivery};
 
 /// `CallBroadcast`: type, timestamp, channel, caller, called.
-pub fn call_broadcast(channel: &Channel<'_>, channel_id: &str) -> Option<Json> {
-    let (caller, called) = channel.with_caller_and_extension(|caller, called| (Json::c_string(caller), Json::c_string(called)));
+pub fn call_broadcast(channel: &Channel<'_>) -> Option<Json> {
+    let (caller, called) = channel.caller_and_extension_json();
     let mut event = Json::object()?;
     let complete = event.set(c"type", Json::c_string(c"CallBroadcast")?)
         && event.set(c"timestamp", Json::timestamp_now()?)
-        && event.set(c"channel", Json::channel_snapshot(channel_id)?)
+        && event.set(c"channel", channel.snapshot_json()?)
         && event.set(c"caller", caller?)
         && event.set(c"called", called?);
     complete.then_some(event)

@@ -97,6 +97,22 @@ void sbshim_log(int level, const char *file, int line, const char *function, con
 	ast_log(level, file, line, function, "%s\n", message);
 }
 
+void sbshim_log_text(int level, const char *file, int line, const char *function, const char *text, int length)
+{
+	ast_log(level, file, line, function, "%.*s\n", length, text);
+}
+
+void sbshim_verb_text(int level, const char *text, int length)
+{
+	ast_verb(level, "%.*s\n", length, text);
+}
+
+void sbshim_verb_two(int level, const char *format, const char *first, int first_length,
+	const char *second, int second_length)
+{
+	ast_verb(level, format, first_length, first, second_length, second);
+}
+
 void sbshim_verb(int level, const char *message)
 {
 	ast_verb(level, "%s\n", message);
@@ -139,13 +155,18 @@ void sbshim_channel_unref(struct ast_channel *chan)
 	ast_channel_unref(chan);
 }
 
-void sbshim_channel_caller_and_exten(struct ast_channel *chan,
-	char *caller, size_t caller_len, char *exten, size_t exten_len)
+void sbshim_channel_caller_and_exten_json(struct ast_channel *chan,
+	struct ast_json **caller, struct ast_json **exten)
 {
 	ast_channel_lock(chan);
-	ast_copy_string(caller, S_OR(ast_channel_caller(chan)->id.number.str, ""), caller_len);
-	ast_copy_string(exten, S_OR(ast_channel_exten(chan), ""), exten_len);
+	*caller = ast_json_string_create(S_OR(ast_channel_caller(chan)->id.number.str, ""));
+	*exten = ast_json_string_create(S_OR(ast_channel_exten(chan), ""));
 	ast_channel_unlock(chan);
+}
+
+struct ast_json *sbshim_channel_snapshot_json_of(struct ast_channel *chan)
+{
+	return sbshim_channel_snapshot_json(ast_channel_uniqueid(chan));
 }
 
 #ifndef SBSHIM_HAVE_CHANNEL_GET_BY_UNIQUEID

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::broadcast::liveness::Liveness;
+use crate::app;
 use crate::broadcast::registry::Registry;
+use crate::broadcast::shuffle::Shuffler;
 use crate::broadcast::stats::Stats;
 use crate::config;
 use crate::endpoint::{Endpoint, Handlers};
@@ -46,7 +48,9 @@ pub struct Registrations {
 
 pub struct ModuleState {
     /// Every live broadcast.
-    pub registry: Registry,
+    pub registry: Registry<app::Waker>,
+    /// Each call's delivery order.
+    pub shuffler: Shuffler,
     /// What the module did since it was loaded.
     pub stats: Stats,
     /// Applications the last event sent to them found inactive.
@@ -72,6 +76,7 @@ impl ModuleState {
     pub fn new(callbacks: Callbacks) -> ModuleState {
         ModuleState {
             registry: Registry::new(),
+            shuffler: Shuffler::new(),
             stats: Stats::new(),
             liveness: Liveness::new(),
             ties: AtomicUsize::new(0),

@@ -136,7 +136,7 @@ impl CallgrindPlan {
     pub fn quick() -> CallgrindPlan {
         CallgrindPlan {
             runs: 1,
-            scenarios: vec![Scenario::race(3, 10), Scenario::fan(100, 2, 4)],
+            scenarios: vec![Scenario::race(3, 10), Scenario::fan(1, 3, 10), Scenario::fan(100, 2, 4)],
         }
     }
 }

@@ -25,16 +25,23 @@ impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
+            self.add(u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
         }
         let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
+        // The last 1..7 bytes as one word, read in at most three loads
+        // (no copy through a buffer).
+        let tail = match rest.len() {
+            0 => return,
+            len if len >= 4 => {
+                let low = u32::from_le_bytes(rest[..4].try_into().unwrap_or_default());
+                let high = u32::from_le_bytes(rest[len - 4..].try_into().unwrap_or_default());
+                u64::from(low) | u64::from(high) << 32
+            }
+            len => {
+                u64::from(rest[0]) | u64::from(rest[len / 2]) << 8 | u64::from(rest[len - 1]) << 16
+            }
+        };
+        self.add(tail);
     }
 
     fn write_u8(&mut self, value: u8) {
@@ -68,6 +75,19 @@ mod tests {
         assert_eq!(hashes.len(), 10_000);
         // A prefix is not the same key ("a" vs "a\0"-padded words).
         assert_ne!(build.hash_one("abcdefgh"), build.hash_one("abcdefgh\0"));
+        // Every tail length (1..7 bytes after the words) tells its bytes apart.
+        for len in 1..=15 {
+            let base = "x".repeat(len);
+            let hashes: HashSet<u64> = (0..len)
+                .map(|at| {
+                    let mut changed = base.clone().into_bytes();
+                    changed[at] = b'y';
+                    build.hash_one(changed.as_slice())
+                })
+                .chain([build.hash_one(base.as_bytes())])
+                .collect();
+            assert_eq!(hashes.len(), len + 1, "length {len}");
+        }
     }
 
     #[test]

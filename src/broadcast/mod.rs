@@ -10,3 +10,4 @@ pub mod liveness;
 pub mod registry;
 pub mod shuffle;
 pub mod stats;
+pub mod text;

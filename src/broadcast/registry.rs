@@ -10,10 +10,18 @@
 //! a claim wakes it through [`Wake`]. Tests use a `Condvar`-backed `Wake`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::fxhash::FxBuild;
+use super::text::InlineText;
+
+/// A channel's unique id: kept in place up to 64 bytes (Asterisk's own,
+/// `<system>-<epoch>.<n>`, and UUIDs given by ARI clients), on the heap
+/// beyond (up to Asterisk's limit of 149).
+pub type ChannelId = InlineText<64>;
+/// A channel's or an application's name (the usual ones kept in place).
+pub type Name = InlineText<48>;
 
 /// Who may claim a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,9 +48,15 @@ impl ClaimPolicy {
     }
 }
 
-/// Wakes whoever waits for a claim on one broadcast.
+/// Wakes whoever waits for a claim on one broadcast. The winning claim
+/// takes a [`Wake::Waking`] under the registry lock and uses it after
+/// releasing the lock, so the broadcast may end meanwhile.
 pub trait Wake: Send + Sync {
-    fn wake(&self);
+    type Waking: Send;
+    /// Under the registry lock: must not block nor take any lock.
+    fn waking(&self) -> Self::Waking;
+    /// After the lock is released.
+    fn wake(waking: Self::Waking);
 }
 
 /// What a claim attempt got, with the reference's return codes.
@@ -75,9 +89,9 @@ pub enum Phase {
     /// Offered; waiting for the first claim.
     Waiting,
     /// Claimed; the dialplan thread has not picked the winner up yet.
-    Claimed { winner: String },
+    Claimed { winner: Name },
     /// The winner's Stasis session is running: later claims get 409.
-    InStasis { winner: String },
+    InStasis { winner: Name },
     /// Ended without a winner: later claims get 404 until it is removed.
     Unclaimed,
 }
@@ -85,8 +99,8 @@ pub enum Phase {
 /// What is known of a broadcast when it starts.
 #[derive(Clone, Debug)]
 pub struct BroadcastSpec {
-    pub channel_id: String,
-    pub channel_name: String,
+    pub channel_id: ChannelId,
+    pub channel_name: Name,
     pub timeout: Duration,
     pub filter: Option<String>,
     /// How many applications the call was offered to.
@@ -141,7 +155,7 @@ fn closed_answer(phase: &Phase) -> Option<ClaimOutcome> {
     }
 }
 
-struct Entry {
+struct Entry<W> {
     spec: BroadcastSpec,
     started: Instant,
     phase: Phase,
@@ -149,36 +163,131 @@ struct Entry {
     claimed_at: Option<Instant>,
     /// Distinguishes this broadcast from a later one on the same channel.
     generation: u64,
-    waker: Arc<dyn Wake>,
+    waker: W,
 }
 
-#[derive(Default)]
-struct State {
-    /// Keyed by channel id, the key shared with the broadcast's [`Active`].
-    entries: HashMap<Arc<str>, Entry, FxBuild>,
+/// The entries sit in slots that do not move while they live, so the
+/// broadcast's own [`Active`] reaches its entry by slot, without a look-up;
+/// claims find it through the index by channel id.
+struct State<W> {
+    /// Channel id (searched by its bytes) → the slot of its entry. Every
+    /// occupied slot is in here exactly once.
+    index: HashMap<ChannelId, usize, FxBuild>,
+    slots: Vec<Option<Entry<W>>>,
+    /// Vacant slots, reused first: `slots` grows only to the most
+    /// broadcasts ever live at once.
+    free: Vec<usize>,
     next_generation: u64,
 }
 
-/// All live broadcasts.
-#[derive(Default)]
-pub struct Registry {
-    state: Mutex<State>,
+impl<W> State<W> {
+    fn by_id(&self, channel_id: &[u8]) -> Option<&Entry<W>> {
+        self.slots[*self.index.get(channel_id)?].as_ref()
+    }
+
+    fn by_id_mut(&mut self, channel_id: &[u8]) -> Option<&mut Entry<W>> {
+        let slot = *self.index.get(channel_id)?;
+        self.slots[slot].as_mut()
+    }
+
+    /// The entry in `slot` if it is still the broadcast numbered `generation`.
+    fn at_mut(&mut self, slot: usize, generation: u64) -> Option<&mut Entry<W>> {
+        self.slots.get_mut(slot)?.as_mut().filter(|entry| entry.generation == generation)
+    }
+
+    /// Puts `entry` in a slot; returns the slot and the waker of the entry it
+    /// replaced (the same channel's earlier broadcast), if any.
+    fn insert(&mut self, entry: Entry<W>) -> (usize, Option<W>) {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let earlier = self.index.insert(entry.spec.channel_id.clone(), slot);
+        self.slots[slot] = Some(entry);
+        (slot, earlier.and_then(|earlier| self.vacate(earlier)))
+    }
+
+    /// Empties `slot` (already out of the index); returns its entry's waker.
+    fn vacate(&mut self, slot: usize) -> Option<W> {
+        let entry = self.slots[slot].take()?;
+        self.free.push(slot);
+        Some(entry.waker)
+    }
+
+    /// Removes the entry in `slot`; returns its waker.
+    fn remove_at(&mut self, slot: usize) -> Option<W> {
+        let channel_id = &self.slots.get(slot)?.as_ref()?.spec.channel_id;
+        // The index names this slot for its channel: a later broadcast on
+        // the channel would have vacated it.
+        self.index.remove(channel_id.as_bytes());
+        self.vacate(slot)
+    }
+
+    /// Removes the entry of `channel_id` if it is the broadcast numbered
+    /// `generation` (any, if None); returns its waker.
+    fn remove_by_id(&mut self, channel_id: &[u8], generation: Option<u64>) -> Option<W> {
+        let slot = *self.index.get(channel_id)?;
+        if generation.is_some_and(|generation| self.slots[slot].as_ref().is_some_and(|entry| entry.generation != generation)) {
+            return None;
+        }
+        self.remove_at(slot)
+    }
+}
+
+/// All live broadcasts; `W` wakes a broadcast's waiter.
+pub struct Registry<W> {
+    state: Mutex<State<W>>,
+}
+
+impl<W: Wake> Default for Registry<W> {
+    fn default() -> Self {
+        Registry {
+            state: Mutex::new(State { index: HashMap::default(), slots: Vec::new(), free: Vec::new(), next_generation: 0 }),
+        }
+    }
 }
 
 /// A started broadcast. Dropping it removes the broadcast, whatever path the
 /// caller leaves by (return, hang-up, panic).
-pub struct Active<'r> {
-    registry: &'r Registry,
-    channel_id: Arc<str>,
+pub struct Active<'r, W: Wake> {
+    registry: &'r Registry<W>,
+    slot: usize,
     generation: u64,
+    /// Set by [`Active::detach`]: dropping it then leaves the broadcast.
+    detached: bool,
 }
 
-impl Registry {
-    pub fn new() -> Registry {
+/// How a broadcast's claim window ended with a winner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub winner: Name,
+    /// When the winning claim arrived.
+    pub claimed_at: Option<Instant>,
+}
+
+/// Settles `entry` (see [`Registry::settle_by_id`]).
+fn settle_entry<W>(entry: &mut Entry<W>) -> Option<Settled> {
+    let winner = match &mut entry.phase {
+        Phase::InStasis { winner } => winner.clone(),
+        Phase::Claimed { winner } => {
+            let winner = winner.clone();
+            entry.phase = Phase::InStasis { winner: winner.clone() };
+            winner
+        }
+        Phase::Waiting | Phase::Unclaimed => {
+            entry.phase = Phase::Unclaimed;
+            return None;
+        }
+    };
+    Some(Settled { winner, claimed_at: entry.claimed_at })
+}
+
+impl<W: Wake> Registry<W> {
+    pub fn new() -> Registry<W> {
         Registry::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<W>> {
         // A panic while holding the lock cannot leave the map half-updated
         // (every update is a single insert/remove/assignment), so a poisoned
         // lock is still consistent: keep serving rather than fail every call.
@@ -187,19 +296,17 @@ impl Registry {
 
     /// Starts a broadcast. A previous one on the same channel (left behind by
     /// an optional-API caller that never cleaned up) is replaced.
-    pub fn begin(&self, spec: BroadcastSpec, waker: Arc<dyn Wake>) -> Active<'_> {
+    pub fn begin(&self, spec: BroadcastSpec, waker: W) -> Active<'_, W> {
+        let started = Instant::now();
         let mut state = self.lock();
         state.next_generation += 1;
         let generation = state.next_generation;
-        let channel_id: Arc<str> = Arc::from(spec.channel_id.as_str());
-        let replaced = state.entries.insert(
-            Arc::clone(&channel_id),
-            Entry { spec, started: Instant::now(), phase: Phase::Waiting, claimed_at: None, generation, waker },
-        );
+        let (slot, replaced) =
+            state.insert(Entry { spec, started, phase: Phase::Waiting, claimed_at: None, generation, waker });
         drop(state);
-        // Dropping an entry drops its waker, which may call into Asterisk: never under our lock.
+        // Dropping a waker may call into Asterisk: never under our lock.
         drop(replaced);
-        Active { registry: self, channel_id, generation }
+        Active { registry: self, slot, generation, detached: false }
     }
 
     /// A claim by `application` for the broadcast of `channel_id`, allowed by any policy.
@@ -207,17 +314,22 @@ impl Registry {
         self.claim_if(channel_id, application, |_| true)
     }
 
+    // Channel ids come as bytes (`impl AsRef<[u8]>`): a claim's id is only
+    // ever compared, never shown, so it need not be checked as UTF-8.
+
+
     /// A claim that wins only if `allowed` accepts the waiting broadcast's
     /// spec. The check runs under the registry lock, so it must not call
     /// into Asterisk: whatever it needs from there is looked up beforehand.
     pub fn claim_if(
         &self,
-        channel_id: &str,
+        channel_id: impl AsRef<[u8]>,
         application: &str,
         allowed: impl FnOnce(&BroadcastSpec) -> bool,
     ) -> ClaimResult {
+        let channel_id = channel_id.as_ref();
         let mut state = self.lock();
-        let Some(entry) = state.entries.get_mut(channel_id) else {
+        let Some(entry) = state.by_id_mut(channel_id) else {
             return ClaimResult::lost(ClaimOutcome::NotFound);
         };
         if let Some(outcome) = closed_answer(&entry.phase) {
@@ -226,17 +338,18 @@ impl Registry {
         if !allowed(&entry.spec) {
             return ClaimResult::lost(ClaimOutcome::NotAllowed);
         }
-        entry.phase = Phase::Claimed { winner: application.to_owned() };
-        entry.claimed_at = Some(Instant::now());
-        let waker = Arc::clone(&entry.waker);
+        entry.phase = Phase::Claimed { winner: Name::new(application) };
+        let now = Instant::now();
+        entry.claimed_at = Some(now);
+        let waking = entry.waker.waking();
         let notice = entry.spec.notify_claimed.then(|| ClaimedNotice {
-            channel_id: channel_id.to_owned(),
+            channel_id: String::from_utf8_lossy(channel_id).into_owned(),
             winner: application.to_owned(),
             offered: entry.spec.offered.clone(),
         });
-        let claimed_after = Some(entry.started.elapsed());
+        let claimed_after = Some(now.saturating_duration_since(entry.started));
         drop(state);
-        waker.wake();
+        W::wake(waking);
         ClaimResult { outcome: ClaimOutcome::Won, notice, claimed_after }
     }
 
@@ -244,8 +357,8 @@ impl Registry {
     /// broadcast, or its race is over); None while a claim may still win.
     /// Lets a caller skip the look-ups that only a claim that may win needs;
     /// [`Registry::claim_if`] checks again, so the race stays decided by it.
-    pub fn closed_claim_answer(&self, channel_id: &str) -> Option<ClaimOutcome> {
-        match self.lock().entries.get(channel_id) {
+    pub fn closed_claim_answer(&self, channel_id: impl AsRef<[u8]>) -> Option<ClaimOutcome> {
+        match self.lock().by_id(channel_id.as_ref()) {
             None => Some(ClaimOutcome::NotFound),
             Some(entry) => closed_answer(&entry.phase),
         }
@@ -254,7 +367,7 @@ impl Registry {
     /// Whether the broadcast of `channel_id` has a winner (for optional-API waiters).
     pub fn is_claimed_by_id(&self, channel_id: &str) -> bool {
         matches!(
-            self.lock().entries.get(channel_id).map(|entry| &entry.phase),
+            self.lock().by_id(channel_id.as_bytes()).map(|entry| &entry.phase),
             Some(Phase::Claimed { .. } | Phase::InStasis { .. })
         )
     }
@@ -263,52 +376,30 @@ impl Registry {
     /// (the broadcast moves to `InStasis`, claims get 409) or None (it moves to
     /// `Unclaimed`, claims get 404). A claim racing this either got in before
     /// (and is returned) or gets an answer that is not 204.
-    pub fn settle_by_id(&self, channel_id: &str) -> Option<String> {
-        let mut state = self.lock();
-        let entry = state.entries.get_mut(channel_id)?;
-        match &mut entry.phase {
-            Phase::InStasis { winner } => Some(winner.clone()),
-            Phase::Claimed { winner } => {
-                // Moved over, one copy for the caller.
-                let winner = std::mem::take(winner);
-                entry.phase = Phase::InStasis { winner: winner.clone() };
-                Some(winner)
-            }
-            Phase::Waiting | Phase::Unclaimed => {
-                entry.phase = Phase::Unclaimed;
-                None
-            }
-        }
+    pub fn settle_by_id(&self, channel_id: &str) -> Option<Settled> {
+        settle_entry(self.lock().by_id_mut(channel_id.as_bytes())?)
     }
 
     /// Whether a broadcast is registered for `channel_id`.
     pub fn contains(&self, channel_id: &str) -> bool {
-        self.lock().entries.contains_key(channel_id)
+        self.lock().index.contains_key(channel_id.as_bytes())
     }
 
     /// Removes `channel_id`'s broadcast if it is still the one numbered
     /// `generation` (see [`Active::detach`]).
     pub fn remove_generation(&self, channel_id: &str, generation: u64) -> bool {
-        let removed = {
-            let mut state = self.lock();
-            let current = state.entries.get(channel_id).is_some_and(|entry| entry.generation == generation);
-            if current {
-                state.entries.remove(channel_id)
-            } else {
-                None
-            }
-        };
+        let removed = self.lock().remove_by_id(channel_id.as_bytes(), Some(generation));
         removed.is_some()
     }
 
     /// Removes `channel_id`'s broadcast, whichever started it.
     pub fn remove_by_id(&self, channel_id: &str) -> bool {
-        let removed = self.lock().entries.remove(channel_id);
+        let removed = self.lock().remove_by_id(channel_id.as_bytes(), None);
         removed.is_some()
     }
 
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().index.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -319,8 +410,9 @@ impl Registry {
     pub fn views(&self) -> Vec<BroadcastView> {
         let state = self.lock();
         let mut views: Vec<_> = state
-            .entries
-            .values()
+            .slots
+            .iter()
+            .flatten()
             .map(|entry| BroadcastView { spec: entry.spec.clone(), age: entry.started.elapsed(), phase: entry.phase.clone() })
             .collect();
         views.sort_by_key(|view| std::cmp::Reverse(view.age));
@@ -328,65 +420,43 @@ impl Registry {
     }
 }
 
-impl Active<'_> {
-    pub fn channel_id(&self) -> &str {
-        &self.channel_id
-    }
-
+impl<W: Wake> Active<'_, W> {
     /// Whether a claim has won this broadcast.
     pub fn is_claimed(&self) -> bool {
-        let state = self.registry.lock();
+        let mut state = self.registry.lock();
         matches!(
-            state.entries.get(&*self.channel_id),
-            Some(Entry { generation, phase: Phase::Claimed { .. } | Phase::InStasis { .. }, .. })
-                if *generation == self.generation
+            state.at_mut(self.slot, self.generation),
+            Some(Entry { phase: Phase::Claimed { .. } | Phase::InStasis { .. }, .. })
         )
     }
 
-    /// When the winning claim arrived (None while unclaimed).
-    pub fn claimed_at(&self) -> Option<Instant> {
-        let state = self.registry.lock();
-        state
-            .entries
-            .get(&*self.channel_id)
-            .filter(|entry| entry.generation == self.generation)
-            .and_then(|entry| entry.claimed_at)
-    }
-
     /// See [`Registry::settle_by_id`].
-    pub fn settle(&self) -> Option<String> {
-        let state = self.registry.lock();
-        let current = state.entries.get(&*self.channel_id).is_some_and(|entry| entry.generation == self.generation);
-        drop(state);
-        if current {
-            self.registry.settle_by_id(&self.channel_id)
-        } else {
-            None
-        }
+    pub fn settle(&self) -> Option<Settled> {
+        settle_entry(self.registry.lock().at_mut(self.slot, self.generation)?)
     }
 
     /// Keeps the broadcast registered after this handle is gone: for the
     /// optional API, whose caller removes it with `stasis_app_broadcast_cleanup`.
     /// Returns its generation, for [`Registry::remove_generation`].
-    pub fn detach(self) -> u64 {
-        let generation = self.generation;
-        std::mem::forget(self);
-        generation
+    pub fn detach(mut self) -> u64 {
+        self.detached = true;
+        self.generation
     }
 }
 
-impl Drop for Active<'_> {
+impl<W: Wake> Drop for Active<'_, W> {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         let removed = {
             let mut state = self.registry.lock();
-            let current = state.entries.get(&*self.channel_id).is_some_and(|entry| entry.generation == self.generation);
-            if current {
-                state.entries.remove(&*self.channel_id)
-            } else {
-                None
+            match state.at_mut(self.slot, self.generation) {
+                Some(_) => state.remove_at(self.slot),
+                None => None,
             }
         };
-        // The entry (and its waker) goes after the lock is released.
+        // The waker goes after the lock is released.
         drop(removed);
     }
 }
@@ -395,7 +465,7 @@ impl Drop for Active<'_> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Barrier, Condvar};
+    use std::sync::{Arc, Barrier, Condvar};
     use std::thread;
 
     /// A waiter that blocks on a Condvar until woken: what a channel does in Asterisk.
@@ -405,11 +475,22 @@ mod tests {
         signal: Condvar,
     }
 
-    impl Wake for CondvarWake {
-        fn wake(&self) {
-            *self.woken.lock().unwrap() += 1;
-            self.signal.notify_all();
+    impl Wake for Arc<CondvarWake> {
+        type Waking = Arc<CondvarWake>;
+
+        fn waking(&self) -> Arc<CondvarWake> {
+            Arc::clone(self)
         }
+
+        fn wake(waking: Arc<CondvarWake>) {
+            *waking.woken.lock().unwrap() += 1;
+            waking.signal.notify_all();
+        }
+    }
+
+    /// The winner a settle found, as text.
+    fn winner(settled: Option<Settled>) -> Option<String> {
+        settled.map(|settled| settled.winner.as_str().to_owned())
     }
 
     impl CondvarWake {
@@ -423,7 +504,7 @@ mod tests {
     fn spec(channel_id: &str, offered: &[&str], notify: bool) -> BroadcastSpec {
         BroadcastSpec {
             channel_id: channel_id.into(),
-            channel_name: format!("PJSIP/{channel_id}"),
+            channel_name: Name::new(&format!("PJSIP/{channel_id}")),
             timeout: Duration::from_millis(500),
             filter: None,
             offered_count: offered.len(),
@@ -466,7 +547,7 @@ mod tests {
         assert_eq!(registry.closed_claim_answer("c1"), None, "waiting: a claim may win");
         assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::Won);
         assert_eq!(registry.closed_claim_answer("c1"), Some(ClaimOutcome::AlreadyClaimed));
-        assert_eq!(active.settle().as_deref(), Some("a"));
+        assert_eq!(winner(active.settle()).as_deref(), Some("a"));
         assert_eq!(registry.closed_claim_answer("c1"), Some(ClaimOutcome::AlreadyClaimed), "in Stasis");
         drop(active);
         assert_eq!(registry.closed_claim_answer("c1"), Some(ClaimOutcome::NotFound));
@@ -480,16 +561,48 @@ mod tests {
     fn claimed_at_is_set_by_the_winning_claim() {
         let registry = Registry::new();
         let active = registry.begin(spec("c1", &["a"], false), Arc::new(CondvarWake::default()));
-        assert_eq!(active.claimed_at(), None);
         let before = Instant::now();
         registry.claim("c1", "a");
-        let at = active.claimed_at().expect("claimed");
+        let at = active.settle().and_then(|settled| settled.claimed_at).expect("claimed");
         assert!(at >= before && at <= Instant::now());
     }
 
     #[test]
-    fn unknown_channel_is_not_found() {
+    fn slots_are_reused_and_each_handle_keeps_to_its_own_broadcast() {
         let registry = Registry::new();
+        for round in 0..1000 {
+            let id = format!("c{round}");
+            let active = registry.begin(spec(&id, &["a"], false), Arc::new(CondvarWake::default()));
+            assert_eq!(registry.claim(&id, "a").outcome, ClaimOutcome::Won);
+            assert_eq!(winner(active.settle()).as_deref(), Some("a"));
+        }
+        assert!(registry.is_empty());
+        assert_eq!(registry.lock().slots.len(), 1, "one broadcast at a time needs one slot");
+
+        // Interleaved: a replaced broadcast's slot is reused by a later one,
+        // and the replaced handle neither sees nor removes that one.
+        let first = registry.begin(spec("x", &[], false), Arc::new(CondvarWake::default()));
+        let second = registry.begin(spec("x", &[], false), Arc::new(CondvarWake::default()));
+        let third = registry.begin(spec("y", &[], false), Arc::new(CondvarWake::default()));
+        assert_eq!(registry.len(), 2);
+        assert_eq!(registry.claim("y", "b").outcome, ClaimOutcome::Won);
+        assert!(!first.is_claimed(), "its slot now holds y's broadcast");
+        assert_eq!(first.settle(), None);
+        drop(first);
+        assert_eq!(registry.len(), 2, "the replaced handle removed nothing");
+        assert!(third.is_claimed());
+        assert!(!second.is_claimed());
+        drop(second);
+        assert_eq!(registry.claim("x", "a").outcome, ClaimOutcome::NotFound);
+        assert_eq!(winner(third.settle()).as_deref(), Some("b"));
+        drop(third);
+        assert!(registry.is_empty());
+        assert!(registry.lock().slots.len() <= 3);
+    }
+
+    #[test]
+    fn unknown_channel_is_not_found() {
+        let registry = Registry::<Arc<CondvarWake>>::new();
         assert_eq!(registry.claim("nope", "a").outcome, ClaimOutcome::NotFound);
         assert_eq!(ClaimOutcome::NotFound.code(), -1);
         assert_eq!(ClaimOutcome::AlreadyClaimed.code(), -2);
@@ -512,8 +625,8 @@ mod tests {
         let registry = Registry::new();
         let active = registry.begin(spec("c1", &["a", "b"], false), Arc::new(CondvarWake::default()));
         registry.claim("c1", "b");
-        assert_eq!(active.settle().as_deref(), Some("b"));
-        assert!(matches!(registry.views()[0].phase, Phase::InStasis { ref winner } if winner == "b"));
+        assert_eq!(winner(active.settle()).as_deref(), Some("b"));
+        assert!(matches!(registry.views()[0].phase, Phase::InStasis { ref winner } if winner.as_str() == "b"));
         assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::AlreadyClaimed);
         drop(active);
         assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::NotFound);
@@ -562,7 +675,7 @@ mod tests {
         assert!(!registry.is_claimed_by_id("c1"));
         registry.claim("c1", "x");
         assert!(registry.is_claimed_by_id("c1"));
-        assert_eq!(registry.settle_by_id("c1").as_deref(), Some("x"));
+        assert_eq!(winner(registry.settle_by_id("c1")).as_deref(), Some("x"));
         assert!(registry.remove_by_id("c1"));
         assert!(registry.is_empty());
     }
@@ -590,7 +703,7 @@ mod tests {
         };
         assert_eq!(wake.wait(Duration::from_secs(10)), 1);
         assert_eq!(claimer.join().unwrap(), ClaimOutcome::Won);
-        assert_eq!(active.settle().as_deref(), Some("a"));
+        assert_eq!(winner(active.settle()).as_deref(), Some("a"));
     }
 
     #[test]

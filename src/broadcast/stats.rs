@@ -1,10 +1,11 @@
 //! Counters since load and the claim-to-wake latency distribution, for the
 //! CLI (`stasis broadcast show stats`) and Prometheus.
 //!
-//! One `Mutex` over plain integers: updates are a few per call, far from
-//! contended, and a snapshot is then consistent across all counters.
+//! Counters are atomics, so a call or a claim counts without taking a lock;
+//! the latency distribution is under a `Mutex`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -71,21 +72,40 @@ pub struct Percentiles {
     pub max: Duration,
 }
 
-struct Counts {
-    snapshot: Snapshot,
+/// The latency distribution and the counters' start, under one lock.
+struct Latency {
+    buckets: Vec<u64>,
+    count: u64,
+    sum_us: u64,
     recent: VecDeque<u64>,
     since: Instant,
 }
 
-impl Default for Counts {
-    fn default() -> Counts {
-        Counts { snapshot: Snapshot::default(), recent: VecDeque::new(), since: Instant::now() }
+impl Default for Latency {
+    fn default() -> Latency {
+        Latency { buckets: Vec::new(), count: 0, sum_us: 0, recent: VecDeque::new(), since: Instant::now() }
     }
 }
 
+/// Event counters are atomics (a call or a claim adds one without a lock);
+/// the latencies, a few values updated together, are under a `Mutex`.
 #[derive(Default)]
 pub struct Stats {
-    counts: Mutex<Counts>,
+    started: AtomicU64,
+    not_started: AtomicU64,
+    claimed: AtomicU64,
+    timed_out: AtomicU64,
+    hung_up: AtomicU64,
+    stasis_failed: AtomicU64,
+    claims_won: AtomicU64,
+    rejected_conflict: AtomicU64,
+    rejected_not_found: AtomicU64,
+    rejected_policy: AtomicU64,
+    latency: Mutex<Latency>,
+}
+
+fn add_one(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Stats {
@@ -93,9 +113,24 @@ impl Stats {
         Stats::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Counts> {
+    fn lock(&self) -> MutexGuard<'_, Latency> {
         // Counters stay meaningful after a panic elsewhere: keep counting.
-        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.latency.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn counters(&self) -> [&AtomicU64; 10] {
+        [
+            &self.started,
+            &self.not_started,
+            &self.claimed,
+            &self.timed_out,
+            &self.hung_up,
+            &self.stasis_failed,
+            &self.claims_won,
+            &self.rejected_conflict,
+            &self.rejected_not_found,
+            &self.rejected_policy,
+        ]
     }
 
     /// Time since the counters started (load).
@@ -105,63 +140,81 @@ impl Stats {
 
     /// Back to zero (at load).
     pub fn reset(&self) {
-        *self.lock() = Counts::default();
+        let mut latency = self.lock();
+        *latency = Latency::default();
+        for counter in self.counters() {
+            counter.store(0, Ordering::Relaxed);
+        }
     }
 
     pub fn started(&self) {
-        self.lock().snapshot.started += 1;
+        add_one(&self.started);
     }
 
     pub fn not_started(&self) {
-        self.lock().snapshot.not_started += 1;
+        add_one(&self.not_started);
     }
 
     pub fn ended(&self, ending: Ending) {
-        let mut counts = self.lock();
-        let snapshot = &mut counts.snapshot;
-        match ending {
-            Ending::Claimed => snapshot.claimed += 1,
-            Ending::TimedOut => snapshot.timed_out += 1,
-            Ending::HungUp => snapshot.hung_up += 1,
-            Ending::StasisFailed => snapshot.stasis_failed += 1,
-        }
+        add_one(match ending {
+            Ending::Claimed => &self.claimed,
+            Ending::TimedOut => &self.timed_out,
+            Ending::HungUp => &self.hung_up,
+            Ending::StasisFailed => &self.stasis_failed,
+        });
     }
 
     pub fn claim(&self, answer: ClaimAnswer) {
-        let mut counts = self.lock();
-        let snapshot = &mut counts.snapshot;
-        match answer {
-            ClaimAnswer::Won => snapshot.claims_won += 1,
-            ClaimAnswer::Conflict => snapshot.rejected_conflict += 1,
-            ClaimAnswer::NotFound => snapshot.rejected_not_found += 1,
-            ClaimAnswer::Policy => snapshot.rejected_policy += 1,
-        }
+        add_one(match answer {
+            ClaimAnswer::Won => &self.claims_won,
+            ClaimAnswer::Conflict => &self.rejected_conflict,
+            ClaimAnswer::NotFound => &self.rejected_not_found,
+            ClaimAnswer::Policy => &self.rejected_policy,
+        });
     }
 
     /// Time from a winning claim to the dialplan thread acting on it.
     pub fn claim_to_wake(&self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let mut counts = self.lock();
-        let snapshot = &mut counts.snapshot;
-        if snapshot.latency_buckets.is_empty() {
-            snapshot.latency_buckets = vec![0; LATENCY_BOUNDS_US.len() + 1];
-        }
         let bucket = LATENCY_BOUNDS_US.iter().position(|&bound| micros <= bound).unwrap_or(LATENCY_BOUNDS_US.len());
-        snapshot.latency_buckets[bucket] += 1;
-        snapshot.latency_count += 1;
-        snapshot.latency_sum_us = snapshot.latency_sum_us.saturating_add(micros);
-        if counts.recent.len() == RECENT_SAMPLES {
-            counts.recent.pop_front();
+        let mut latency = self.lock();
+        if latency.buckets.is_empty() {
+            latency.buckets = vec![0; LATENCY_BOUNDS_US.len() + 1];
         }
-        counts.recent.push_back(micros);
+        latency.buckets[bucket] += 1;
+        latency.count += 1;
+        latency.sum_us = latency.sum_us.saturating_add(micros);
+        if latency.recent.len() == RECENT_SAMPLES {
+            latency.recent.pop_front();
+        }
+        latency.recent.push_back(micros);
     }
 
+    /// Every counter now (each read once: calls still running may be
+    /// counted as started and not yet as ended).
     pub fn snapshot(&self) -> Snapshot {
-        let mut snapshot = self.lock().snapshot.clone();
-        if snapshot.latency_buckets.is_empty() {
-            snapshot.latency_buckets = vec![0; LATENCY_BOUNDS_US.len() + 1];
+        let (latency_buckets, latency_count, latency_sum_us) = {
+            let latency = self.lock();
+            let buckets =
+                if latency.buckets.is_empty() { vec![0; LATENCY_BOUNDS_US.len() + 1] } else { latency.buckets.clone() };
+            (buckets, latency.count, latency.sum_us)
+        };
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Snapshot {
+            started: read(&self.started),
+            claimed: read(&self.claimed),
+            timed_out: read(&self.timed_out),
+            hung_up: read(&self.hung_up),
+            stasis_failed: read(&self.stasis_failed),
+            not_started: read(&self.not_started),
+            claims_won: read(&self.claims_won),
+            rejected_conflict: read(&self.rejected_conflict),
+            rejected_not_found: read(&self.rejected_not_found),
+            rejected_policy: read(&self.rejected_policy),
+            latency_buckets,
+            latency_count,
+            latency_sum_us,
         }
-        snapshot
     }
 
     /// Percentiles over the last 10,000 claims (None before the first).

@@ -2,11 +2,12 @@
 //! `ChannelRef` that holds a reference and can wake the channel's thread.
 
 use std::any::Any;
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{CStr, c_int, c_void};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::time::Duration;
 
+use super::json::Json;
 use crate::ffi;
 
 /// A channel Asterisk lent to the current callback (a dialplan application or
@@ -88,25 +89,49 @@ impl<'call> Channel<'call> {
         super::string_from(unsafe { ffi::ast_channel_uniqueid(self.raw.as_ptr()) })
     }
 
-    /// Calls `f` with the caller id number ("" when unset) and the dialplan
-    /// extension, read under the channel lock into buffers on the stack.
-    pub fn with_caller_and_extension<R>(&self, f: impl FnOnce(&CStr, &CStr) -> R) -> R {
-        let mut caller = [0 as c_char; 256];
-        let mut exten = [0 as c_char; 256];
-        // SAFETY: the shim locks the channel and copies at most len-1 bytes
-        // plus a NUL into each buffer.
-        unsafe {
-            ffi::sbshim_channel_caller_and_exten(
-                self.raw.as_ptr(),
-                caller.as_mut_ptr(),
-                caller.len(),
-                exten.as_mut_ptr(),
-                exten.len(),
-            )
-        };
-        // SAFETY: the shim NUL-terminated both buffers, which outlive `f`.
-        let (caller, exten) = unsafe { (CStr::from_ptr(caller.as_ptr()), CStr::from_ptr(exten.as_ptr())) };
-        f(caller, exten)
+    /// Calls `f` with the unique id, borrowed (not copied), as text.
+    pub fn with_unique_id<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        // SAFETY: valid channel for 'call; the id is read in place while
+        // `f` runs on this thread, which Asterisk lent the channel to.
+        f(&super::CStrArg::borrow(unsafe { ffi::ast_channel_uniqueid(self.raw.as_ptr()) }).text_borrowed())
+    }
+
+    /// Calls `f` with the name, borrowed (not copied), as text.
+    pub fn with_name<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        // SAFETY: as above: read in place, as Asterisk's own modules read it.
+        f(&super::CStrArg::borrow(unsafe { ffi::ast_channel_name(self.raw.as_ptr()) }).text_borrowed())
+    }
+
+    /// The name as C text, borrowed for a log line.
+    pub fn name_cstr(&self) -> &CStr {
+        // SAFETY: as above; NULL never comes back for a live channel, but
+        // reads as "" if it did.
+        let name = unsafe { ffi::ast_channel_name(self.raw.as_ptr()) };
+        if name.is_null() {
+            return c"";
+        }
+        // SAFETY: a NUL-terminated string of the channel's, read while the
+        // caller holds the channel borrowed.
+        unsafe { CStr::from_ptr(name) }
+    }
+
+    /// The caller id number ("" when unset) and the dialplan extension, as
+    /// JSON strings made under the channel lock (None if out of memory).
+    pub fn caller_and_extension_json(&self) -> (Option<Json>, Option<Json>) {
+        let (mut caller, mut exten) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: valid channel for 'call; the shim locks it, and stores a
+        // new JSON string (our reference) or NULL into each.
+        unsafe { ffi::sbshim_channel_caller_and_exten_json(self.raw.as_ptr(), &mut caller, &mut exten) };
+        (Json::from_raw(caller), Json::from_raw(exten))
+    }
+
+    /// The ARI `Channel` model of the channel's latest snapshot (with
+    /// ari.conf `channelvars`), or None if Asterisk has none.
+    pub fn snapshot_json(&self) -> Option<Json> {
+        // SAFETY: valid channel for 'call; the shim looks its snapshot up by
+        // the channel's own id, converts it and drops its snapshot reference;
+        // the JSON reference is ours.
+        Json::from_raw(unsafe { ffi::sbshim_channel_snapshot_json_of(self.raw.as_ptr()) })
     }
 
     pub fn set_variable(&self, name: &CStr, value: &CStr) {
@@ -258,6 +283,15 @@ pub struct ChannelRef {
 unsafe impl Send for ChannelRef {}
 // SAFETY: as above; no method takes &mut.
 unsafe impl Sync for ChannelRef {}
+
+impl Clone for ChannelRef {
+    /// Another reference: an atomic increment, no lock taken.
+    fn clone(&self) -> ChannelRef {
+        // SAFETY: we hold a reference, so the channel is alive; Drop unrefs the new one.
+        unsafe { ffi::sbshim_channel_ref(self.raw.as_ptr()) };
+        ChannelRef { raw: self.raw }
+    }
+}
 
 impl ChannelRef {
     /// Wakes the thread servicing the channel (a null frame on its queue).

@@ -2,6 +2,7 @@
 
 use std::panic::Location;
 
+use crate::broadcast::text::LineText;
 use crate::ffi;
 
 #[derive(Clone, Copy, Debug)]
@@ -73,13 +74,6 @@ fn with_formatted<R>(args: std::fmt::Arguments<'_>, f: impl FnOnce(&str) -> R) -
     }
 }
 
-/// Logs a WARNING formatted from `args` without building a `String` first.
-#[track_caller]
-pub fn warning_args(args: std::fmt::Arguments<'_>) {
-    let location = Location::caller();
-    with_formatted(args, |text| log_at(Level::Warning, location, "res_stasis_broadcast_rs", text));
-}
-
 #[track_caller]
 pub fn error(message: &str) {
     log_at(Level::Error, Location::caller(), "res_stasis_broadcast_rs", message);
@@ -120,3 +114,85 @@ pub fn verbose(level: i32, message: &str) {
         unsafe { ffi::sbshim_verb(level, message.as_ptr()) }
     })
 }
+
+/// Where a log line comes from, as C text made at compile time (see
+/// [`source_line!`]): what `__FILE__` and `__LINE__` give a C module.
+#[derive(Clone, Copy)]
+pub struct SourceLine {
+    pub file: &'static std::ffi::CStr,
+    pub line: u32,
+}
+
+/// The [`SourceLine`] of the place it is written at.
+macro_rules! source_line {
+    () => {
+        $crate::host::log::SourceLine {
+            file: {
+                const FILE: &::std::ffi::CStr =
+                    match ::std::ffi::CStr::from_bytes_with_nul(concat!(file!(), "\0").as_bytes()) {
+                        Ok(file) => file,
+                        Err(_) => c"?",
+                    };
+                FILE
+            },
+            line: line!(),
+        }
+    };
+}
+pub(crate) use source_line;
+
+/// The length of a line for "%.*s" (a line beyond `c_int` is cut there).
+fn length_of(line: &LineText) -> std::ffi::c_int {
+    std::ffi::c_int::try_from(line.as_bytes().len()).unwrap_or(std::ffi::c_int::MAX)
+}
+
+/// Logs a WARNING put together with [`LineText`]: no `core::fmt`, no copy,
+/// no allocation for a short line. For lines a call may log every time.
+pub fn warning_line(at: SourceLine, line: &LineText) {
+    let number = i32::try_from(at.line).unwrap_or(i32::MAX);
+    // SAFETY: `file` and MODULE are NUL-terminated; the shim reads `length`
+    // bytes of the text (as "%.*s": it is data, never a format).
+    unsafe {
+        ffi::sbshim_log_text(
+            level_code(Level::Warning),
+            at.file.as_ptr(),
+            number,
+            MODULE.as_ptr(),
+            line.as_bytes().as_ptr().cast(),
+            length_of(line),
+        )
+    }
+}
+
+/// A line of two pieces of text for `ast_verb(level, ...)`, formatted by
+/// Asterisk only when that verbosity is on (so a call pays nothing to build
+/// it): `format` is one of [`VerboseTwo`]'s.
+pub fn verbose_two(level: i32, format: VerboseTwo, first: &[u8], second: &[u8]) {
+    let length = |text: &[u8]| std::ffi::c_int::try_from(text.len()).unwrap_or(std::ffi::c_int::MAX);
+    // SAFETY: the format holds exactly two "%.*s", matched by two (length,
+    // pointer) pairs of which the shim reads at most `length` bytes (printf
+    // stops at a NUL).
+    unsafe {
+        ffi::sbshim_verb_two(
+            level,
+            format.0.as_ptr(),
+            first.as_ptr().cast(),
+            length(first),
+            second.as_ptr().cast(),
+            length(second),
+        )
+    }
+}
+
+/// A printf format with exactly two "%.*s" and nothing else to convert:
+/// only the constants here exist.
+#[derive(Clone, Copy)]
+pub struct VerboseTwo(&'static std::ffi::CStr);
+
+impl VerboseTwo {
+    /// As res_stasis_broadcast.c says it.
+    pub const CLAIMED: VerboseTwo = VerboseTwo(c"Channel %.*s claimed by application %.*s\n");
+}
+
+/// The function name every line of this module's logs under.
+const MODULE: &std::ffi::CStr = c"res_stasis_broadcast_rs";

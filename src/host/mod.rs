@@ -40,6 +40,11 @@ pub struct CStrArg<'call> {
 }
 
 impl CStrArg<'_> {
+    /// A C string the caller has borrowed for as long as the result lives.
+    fn borrow(raw: *const c_char) -> Self {
+        CStrArg { raw, _call: PhantomData }
+    }
+
     /// The text, copied; NULL reads as "".
     pub fn text(&self) -> String {
         string_from(self.raw)
@@ -54,6 +59,16 @@ impl CStrArg<'_> {
         // SAFETY: a NUL-terminated string Asterisk lends for the call, which
         // the result (tied to `self`, whose lifetime is the call's) does not outlive.
         text_of(unsafe { CStr::from_ptr(self.raw) })
+    }
+
+    /// The bytes (without the NUL); NULL reads as none.
+    pub fn bytes(&self) -> &[u8] {
+        if self.raw.is_null() {
+            return b"";
+        }
+        // SAFETY: a NUL-terminated string Asterisk lends for the call, which
+        // the result (tied to `self`) does not outlive.
+        unsafe { CStr::from_ptr(self.raw) }.to_bytes()
     }
 
     /// The text, copied; NULL stays `None`.

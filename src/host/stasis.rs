@@ -10,61 +10,105 @@ use crate::ffi;
 
 /// The names of the registered Stasis (ARI) applications, as one walk of
 /// Asterisk's copy of them (`stasis_app_get_all`) found them: borrowed from
-/// that copy, which this holds one reference on, so no name is copied.
+/// that copy, which this holds one reference on, so no name is copied. The
+/// list of them is on the stack for up to [`NAMES_ON_STACK`] applications.
+/// The caller narrows and reorders it ([`ApplicationNames::retain`],
+/// [`ApplicationNames::reorder`]) into the list of applications to offer.
 pub struct ApplicationNames {
-    container: NonNull<ffi::ao2_container>,
-    names: Vec<NonNull<c_char>>,
+    container: Option<NonNull<ffi::ao2_container>>,
+    on_stack: [NameSlot; NAMES_ON_STACK],
+    on_heap: Vec<NameSlot>,
+    len: usize,
 }
+
+/// Up to this many registered applications cost no allocation per call.
+pub const NAMES_ON_STACK: usize = 16;
+
+/// One application name in an [`ApplicationNames`]: opaque, it can only be
+/// moved around (to reorder them).
+#[derive(Clone, Copy)]
+pub struct NameSlot(*const c_char);
 
 #[allow(clippy::len_without_is_empty)]
 impl ApplicationNames {
     /// The applications registered now; none if Asterisk cannot say.
     pub fn registered() -> ApplicationNames {
+        let mut names =
+            ApplicationNames { container: None, on_stack: [NameSlot(std::ptr::null()); NAMES_ON_STACK], on_heap: Vec::new(), len: 0 };
         // SAFETY: returns a new container (one reference, ours) or NULL.
         let Some(container) = NonNull::new(unsafe { ffi::stasis_app_get_all() }) else {
-            return ApplicationNames { container: NonNull::dangling(), names: Vec::new() };
+            return names;
         };
+        names.container = Some(container);
         // SAFETY: a valid container; only its size is read.
         let count = usize::try_from(unsafe { ffi::ao2_container_count(container.as_ptr()) }).unwrap_or(0);
-        let mut names: Vec<NonNull<c_char>> = Vec::with_capacity(count);
-        // SAFETY: the shim stores at most `count` non-NULL object pointers
-        // (NonNull<c_char> has a pointer's layout) into the Vec's spare
-        // capacity and says how many, which become its length. The container
-        // holds ao2 strings (NUL-terminated), each kept alive by the
-        // container, which nothing else changes (it is our copy) and which we
-        // hold until Drop.
-        unsafe {
-            let stored = ffi::sbshim_ao2_objects(container.as_ptr(), names.as_mut_ptr().cast::<*mut c_void>(), count);
-            names.set_len(stored.min(count));
+        if count > NAMES_ON_STACK {
+            names.on_heap = vec![NameSlot(std::ptr::null()); count];
         }
-        ApplicationNames { container, names }
+        let slots = if count > NAMES_ON_STACK { &mut names.on_heap[..] } else { &mut names.on_stack[..count] };
+        // SAFETY: the shim stores at most `slots.len()` non-NULL object
+        // pointers (NameSlot has a pointer's layout) into `slots` and says
+        // how many. The container holds ao2 strings (NUL-terminated), each
+        // kept alive by the container, which nothing else changes (it is our
+        // copy) and which we hold until Drop.
+        let stored = unsafe { ffi::sbshim_ao2_objects(container.as_ptr(), slots.as_mut_ptr().cast::<*mut c_void>(), slots.len()) };
+        names.len = stored.min(slots.len());
+        names
+    }
+
+    fn slots(&self) -> &[NameSlot] {
+        if self.on_heap.is_empty() { &self.on_stack[..self.len] } else { &self.on_heap[..self.len] }
+    }
+
+    fn slots_mut(&mut self) -> &mut [NameSlot] {
+        if self.on_heap.is_empty() { &mut self.on_stack[..self.len] } else { &mut self.on_heap[..self.len] }
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.len
     }
 
-    /// The `index`th name.
-    pub fn get(&self, index: usize) -> &CStr {
-        // SAFETY: a NUL-terminated string owned by the container, alive while `self` is.
-        unsafe { CStr::from_ptr(self.names[index].as_ptr()) }
+    fn name_of(&self, slot: NameSlot) -> &CStr {
+        // SAFETY: a non-NULL, NUL-terminated string owned by the container,
+        // alive while `self` is (see `registered`).
+        unsafe { CStr::from_ptr(slot.0) }
     }
 
-    /// The `index`th name, its length not measured (all `stasis_app_send` needs).
-    pub fn name(&self, index: usize) -> AppName<'_> {
-        AppName { raw: self.names[index], _borrowed: PhantomData }
-    }
-
+    /// The names, in their current order.
     pub fn iter(&self) -> impl Iterator<Item = &CStr> + '_ {
-        (0..self.names.len()).map(|index| self.get(index))
+        self.slots().iter().map(|&slot| self.name_of(slot))
+    }
+
+    /// The names as [`stasis_app_send`](send) takes them (their length not measured).
+    pub fn app_names(&self) -> impl Iterator<Item = AppName<'_>> + '_ {
+        // The shim stores no NULL; the names live as long as `self`.
+        self.slots().iter().filter_map(|slot| NonNull::new(slot.0.cast_mut())).map(|raw| AppName { raw, _borrowed: PhantomData })
+    }
+
+    /// Keeps the names `keep` accepts, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&CStr) -> bool) {
+        let mut kept = 0;
+        for index in 0..self.len {
+            let slot = self.slots()[index];
+            if keep(self.name_of(slot)) {
+                self.slots_mut()[kept] = slot;
+                kept += 1;
+            }
+        }
+        self.len = kept;
+    }
+
+    /// Lets `order` move the names around (to shuffle them).
+    pub fn reorder(&mut self, order: impl FnOnce(&mut [NameSlot])) {
+        order(self.slots_mut());
     }
 }
 
 impl Drop for ApplicationNames {
     fn drop(&mut self) {
-        if self.container != NonNull::dangling() {
+        if let Some(container) = self.container {
             // SAFETY: the reference stasis_app_get_all gave us; no name is used after this.
-            unsafe { ffi::sbshim_ao2_cleanup(self.container.as_ptr().cast()) };
+            unsafe { ffi::sbshim_ao2_cleanup(container.as_ptr().cast()) };
         }
     }
 }
@@ -127,29 +171,48 @@ pub fn send(application: AppName<'_>, event: &Json) -> Delivery {
 }
 
 /// `stasis_app_exec`: runs the channel in the application until it leaves
-/// Stasis; true when that went without failure.
-pub fn exec(channel: &Channel<'_>, application: &str, args: &[String]) -> bool {
+/// Stasis; true when that went without failure. `args` are the `count`
+/// arguments, which take `c_size` bytes as C strings one after another.
+pub fn exec<'a>(
+    channel: &Channel<'_>,
+    application: &str,
+    args: impl Iterator<Item = &'a str>,
+    count: usize,
+    c_size: usize,
+) -> bool {
     // The arguments as C strings one after the other in one buffer (interior
-    // NULs become '?', as in `cstring`), sized up front so it never moves.
-    let mut text: Vec<u8> = Vec::with_capacity(args.iter().map(|arg| arg.len() + 1).sum());
-    for arg in args {
-        text.extend(arg.bytes().map(|byte| if byte == 0 { b'?' } else { byte }));
-        text.push(0);
-    }
-    // argv on the stack for the usual few arguments.
-    const ON_STACK: usize = 8;
-    let mut on_stack = [std::ptr::null_mut::<c_char>(); ON_STACK];
-    let mut on_heap = Vec::new();
-    let argv: &mut [*mut c_char] = if args.len() <= ON_STACK {
-        &mut on_stack[..args.len()]
+    // NULs become '?', as in `cstring`): on the stack for the usual short
+    // arguments, on the heap otherwise, sized up front so it never moves.
+    const TEXT_ON_STACK: usize = 256;
+    let mut text_on_stack = [0u8; TEXT_ON_STACK];
+    let mut text_on_heap = Vec::new();
+    let text: &mut [u8] = if c_size <= TEXT_ON_STACK {
+        &mut text_on_stack[..c_size]
     } else {
-        on_heap.resize(args.len(), std::ptr::null_mut());
-        &mut on_heap
+        text_on_heap.resize(c_size, 0);
+        &mut text_on_heap
     };
     let mut start = 0;
-    for (slot, arg) in argv.iter_mut().zip(args) {
-        *slot = text[start..].as_ptr().cast::<c_char>().cast_mut();
-        start += arg.len() + 1;
+    for arg in args.take(count) {
+        let end = (start + arg.len()).min(text.len().saturating_sub(1));
+        for (slot, byte) in text[start..end].iter_mut().zip(arg.bytes()) {
+            *slot = if byte == 0 { b'?' } else { byte };
+        }
+        // text[end] stays 0: the terminator.
+        start = end + 1;
+    }
+    // argv on the stack for the usual few arguments.
+    const ARGV_ON_STACK: usize = 8;
+    let mut argv_on_stack = [std::ptr::null_mut::<c_char>(); ARGV_ON_STACK];
+    let mut argv_on_heap = Vec::new();
+    let argv: &mut [*mut c_char] = if count <= ARGV_ON_STACK {
+        &mut argv_on_stack[..count]
+    } else {
+        argv_on_heap.resize(count, std::ptr::null_mut());
+        &mut argv_on_heap
+    };
+    for (slot, arg) in argv.iter_mut().zip(text.split(|&byte| byte == 0)) {
+        *slot = arg.as_ptr().cast::<c_char>().cast_mut();
     }
     let argc = c_int::try_from(argv.len()).unwrap_or(c_int::MAX);
     super::with_cstr(application, |application| {
