@@ -6,6 +6,7 @@
 pub mod args;
 pub mod filter;
 pub mod fxhash;
+pub mod index;
 pub mod liveness;
 pub mod registry;
 pub mod shuffle;

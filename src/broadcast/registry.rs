@@ -9,11 +9,10 @@
 //! its channel (which is also what delivers hang-ups and incoming frames), and
 //! a claim wakes it through [`Wake`]. Tests use a `Condvar`-backed `Wake`.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::fxhash::FxBuild;
+use super::index::{hash_of, Index};
 use super::text::InlineText;
 
 /// A channel's unique id: kept in place up to 64 bytes (Asterisk's own,
@@ -163,6 +162,8 @@ struct Entry<W> {
     claimed_at: Option<Instant>,
     /// Distinguishes this broadcast from a later one on the same channel.
     generation: u64,
+    /// Its channel id's hash in the index.
+    hash: u64,
     waker: W,
 }
 
@@ -170,9 +171,9 @@ struct Entry<W> {
 /// broadcast's own [`Active`] reaches its entry by slot, without a look-up;
 /// claims find it through the index by channel id.
 struct State<W> {
-    /// Channel id (searched by its bytes) → the slot of its entry. Every
-    /// occupied slot is in here exactly once.
-    index: HashMap<ChannelId, usize, FxBuild>,
+    /// Channel id (its bytes) → the slot of its entry. Every occupied slot
+    /// is in here exactly once.
+    index: Index,
     slots: Vec<Option<Entry<W>>>,
     /// Vacant slots, reused first: `slots` grows only to the most
     /// broadcasts ever live at once.
@@ -181,12 +182,19 @@ struct State<W> {
 }
 
 impl<W> State<W> {
+    fn slot_of(&self, channel_id: &[u8]) -> Option<usize> {
+        let slots = &self.slots;
+        self.index.find(hash_of(channel_id), |slot| {
+            slots[slot].as_ref().is_some_and(|entry| entry.spec.channel_id.as_bytes() == channel_id)
+        })
+    }
+
     fn by_id(&self, channel_id: &[u8]) -> Option<&Entry<W>> {
-        self.slots[*self.index.get(channel_id)?].as_ref()
+        self.slots[self.slot_of(channel_id)?].as_ref()
     }
 
     fn by_id_mut(&mut self, channel_id: &[u8]) -> Option<&mut Entry<W>> {
-        let slot = *self.index.get(channel_id)?;
+        let slot = self.slot_of(channel_id)?;
         self.slots[slot].as_mut()
     }
 
@@ -198,35 +206,28 @@ impl<W> State<W> {
     /// Puts `entry` in a slot; returns the slot and the waker of the entry it
     /// replaced (the same channel's earlier broadcast), if any.
     fn insert(&mut self, entry: Entry<W>) -> (usize, Option<W>) {
+        let earlier = self.slot_of(entry.spec.channel_id.as_bytes()).and_then(|earlier| self.remove_at(earlier));
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let earlier = self.index.insert(entry.spec.channel_id.clone(), slot);
+        self.index.insert(entry.hash, slot);
         self.slots[slot] = Some(entry);
-        (slot, earlier.and_then(|earlier| self.vacate(earlier)))
+        (slot, earlier)
     }
 
-    /// Empties `slot` (already out of the index); returns its entry's waker.
-    fn vacate(&mut self, slot: usize) -> Option<W> {
-        let entry = self.slots[slot].take()?;
+    /// Removes the entry in `slot` from the index and the slot; returns its waker.
+    fn remove_at(&mut self, slot: usize) -> Option<W> {
+        let entry = self.slots.get_mut(slot)?.take()?;
+        self.index.remove(entry.hash, slot);
         self.free.push(slot);
         Some(entry.waker)
-    }
-
-    /// Removes the entry in `slot`; returns its waker.
-    fn remove_at(&mut self, slot: usize) -> Option<W> {
-        let channel_id = &self.slots.get(slot)?.as_ref()?.spec.channel_id;
-        // The index names this slot for its channel: a later broadcast on
-        // the channel would have vacated it.
-        self.index.remove(channel_id.as_bytes());
-        self.vacate(slot)
     }
 
     /// Removes the entry of `channel_id` if it is the broadcast numbered
     /// `generation` (any, if None); returns its waker.
     fn remove_by_id(&mut self, channel_id: &[u8], generation: Option<u64>) -> Option<W> {
-        let slot = *self.index.get(channel_id)?;
+        let slot = self.slot_of(channel_id)?;
         if generation.is_some_and(|generation| self.slots[slot].as_ref().is_some_and(|entry| entry.generation != generation)) {
             return None;
         }
@@ -242,7 +243,7 @@ pub struct Registry<W> {
 impl<W: Wake> Default for Registry<W> {
     fn default() -> Self {
         Registry {
-            state: Mutex::new(State { index: HashMap::default(), slots: Vec::new(), free: Vec::new(), next_generation: 0 }),
+            state: Mutex::new(State { index: Index::default(), slots: Vec::new(), free: Vec::new(), next_generation: 0 }),
         }
     }
 }
@@ -301,8 +302,9 @@ impl<W: Wake> Registry<W> {
         let mut state = self.lock();
         state.next_generation += 1;
         let generation = state.next_generation;
+        let hash = hash_of(spec.channel_id.as_bytes());
         let (slot, replaced) =
-            state.insert(Entry { spec, started, phase: Phase::Waiting, claimed_at: None, generation, waker });
+            state.insert(Entry { spec, started, phase: Phase::Waiting, claimed_at: None, generation, hash, waker });
         drop(state);
         // Dropping a waker may call into Asterisk: never under our lock.
         drop(replaced);
@@ -382,7 +384,7 @@ impl<W: Wake> Registry<W> {
 
     /// Whether a broadcast is registered for `channel_id`.
     pub fn contains(&self, channel_id: &str) -> bool {
-        self.lock().index.contains_key(channel_id.as_bytes())
+        self.lock().slot_of(channel_id.as_bytes()).is_some()
     }
 
     /// Removes `channel_id`'s broadcast if it is still the one numbered
