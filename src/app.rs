@@ -192,12 +192,13 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     if let Some(claimed_at) = settled.claimed_at {
         state.stats.claim_to_wake(claimed_at.elapsed());
     }
-    let winner = settled.winner.as_str();
+    let winner = &settled.winner;
 
     log::debug(3, || format!("Channel {} claimed by {winner}, entering Stasis", channel.name()));
     // The broadcast stays registered (claims get 409) until the session ends.
     let stasis_args = &args.stasis_args;
-    let succeeded = stasis::exec(channel, winner, stasis_args.iter(), stasis_args.len(), stasis_args.c_size());
+    let succeeded =
+        stasis::exec(channel, winner.as_bytes(), stasis_args.iter_bytes(), stasis_args.len(), stasis_args.c_size());
     drop(active);
     if succeeded {
         state.stats.ended(Ending::Claimed);

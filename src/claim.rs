@@ -33,7 +33,10 @@ pub fn claim(state: &ModuleState, channel_id: &[u8], application: &[u8]) -> Clai
     // under it). An application registered but inactive (its WebSocket has
     // closed; it stays registered while it has channels) counts as not
     // registered: Stasis would refuse it the channel.
-    let application_name = String::from_utf8_lossy(application);
+    let application_name = match std::str::from_utf8(application) {
+        Ok(name) => std::borrow::Cow::Borrowed(name),
+        Err(_) => String::from_utf8_lossy(application),
+    };
     let registered = events::can_receive(&state.liveness, &application_name);
     let result = state.registry.claim_if(channel_id, &application_name, |spec| {
         spec.claim_policy.allows(registered, spec.offered.iter().any(|name| *name == application_name))

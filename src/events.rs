@@ -69,5 +69,5 @@ pub fn send_to_each<'n>(liveness: &Liveness, applications: impl IntoIterator<Ite
 /// Whether `application` can take a call now: registered, and not found
 /// inactive by the last event sent to it.
 pub fn can_receive(liveness: &Liveness, application: &str) -> bool {
-    stasis::is_registered(application) && !liveness.is_known_inactive(application)
+    stasis::is_registered(application.as_bytes()) && !liveness.is_known_inactive(application)
 }

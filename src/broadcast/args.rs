@@ -105,6 +105,11 @@ impl StasisArgs<'_> {
         self.raw.split(':').take(self.count)
     }
 
+    /// The same, as bytes (split without decoding characters: ':' is ASCII).
+    pub fn iter_bytes(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        self.raw.as_bytes().split(|&byte| byte == b':').take(self.count)
+    }
+
     pub fn len(&self) -> usize {
         self.count
     }
@@ -160,6 +165,28 @@ pub fn separate_app_args(data: &str, max_fields: usize) -> AppArgFields<'_> {
     // Without quotes, escapes or openers, every comma separates.
     let plain = !data.bytes().any(|byte| matches!(byte, b'"' | b'\\' | b'(' | b'['));
     AppArgFields { data, at: 0, left: max_fields, plain, paren: 0, bracket: 0, quoted: false, ended_on_separator: false }
+}
+
+/// The [`APP_FIELDS`] fields of `data` ("" for those absent) in one pass,
+/// when it has no quote, backslash, paren or bracket: then every comma up to
+/// the last field separates, as [`separate_app_args`] would split it.
+fn plain_fields(data: &str) -> Option<[&str; APP_FIELDS]> {
+    let mut fields = [""; APP_FIELDS];
+    let mut field = 0;
+    let mut start = 0;
+    for (at, byte) in data.bytes().enumerate() {
+        match byte {
+            b'"' | b'\\' | b'(' | b'[' => return None,
+            b',' if field < APP_FIELDS - 1 => {
+                fields[field] = &data[start..at];
+                field += 1;
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    fields[field] = &data[start..];
+    Some(fields)
 }
 
 /// The fields of [`separate_app_args`].
@@ -323,9 +350,19 @@ pub struct AppArgs<'a> {
 /// `notify_claimed` is `is_true` of it (so "no" turns a true default off).
 pub fn parse_app_args<'a>(data: &'a str, defaults: &Defaults) -> (AppArgs<'a>, Vec<ArgWarning>) {
     let mut warnings = Vec::new();
-    let mut fields = separate_app_args(data, APP_FIELDS);
-    let mut field = || fields.next().unwrap_or(Cow::Borrowed(""));
-    let (timeout, filter, stasis_args, notify_claimed) = (field(), field(), field(), field());
+    let (timeout, filter, stasis_args, notify_claimed) = match plain_fields(data) {
+        Some([timeout, filter, stasis_args, notify_claimed]) => (
+            Cow::Borrowed(timeout),
+            Cow::Borrowed(filter),
+            Cow::Borrowed(stasis_args),
+            Cow::Borrowed(notify_claimed),
+        ),
+        None => {
+            let mut fields = separate_app_args(data, APP_FIELDS);
+            let mut field = || fields.next().unwrap_or(Cow::Borrowed(""));
+            (field(), field(), field(), field())
+        }
+    };
 
     let timeout_ms = match parse_timeout(&timeout, defaults.timeout_ms, defaults.max_timeout_ms) {
         Ok(ms) => ms,
@@ -455,6 +492,16 @@ mod tests {
     }
 
     #[test]
+    fn stasis_args_as_bytes_are_the_arguments() {
+        for raw in ["", "a", "a::b", ":", "x,y:z", "é:ü"] {
+            let (args, _) = split_stasis_args(Cow::Borrowed(raw));
+            let bytes: Vec<&[u8]> = args.iter_bytes().collect();
+            let text: Vec<&[u8]> = args.iter().map(str::as_bytes).collect();
+            assert_eq!(bytes, text, "{raw:?}");
+        }
+    }
+
+    #[test]
     fn stasis_args_c_size_counts_each_kept_argument_and_its_nul() {
         let size = |raw: &str| split_stasis_args(Cow::Borrowed(raw)).0.c_size();
         for raw in ["", "a", "a::b", ":", "sales:priority-high"] {
@@ -519,6 +566,14 @@ mod tests {
             }
         }
         assert!(!separate_app_args("a(b", 4).plain);
+        // The one-pass split of parse_app_args agrees, absent fields as "".
+        for data in ["", "a", ",", "a,", "5000,,won", "1,2,3,4,5", ",,,,", "a)b],c", "é,ß,"] {
+            let mut expected = sep(data, APP_FIELDS);
+            expected.resize(APP_FIELDS, String::new());
+            assert_eq!(plain_fields(data).map(|fields| fields.map(str::to_owned).to_vec()), Some(expected), "{data:?}");
+        }
+        assert_eq!(plain_fields("1,\"a,b\""), None);
+        assert_eq!(plain_fields("1,^a[,]b"), None);
     }
 
     #[test]

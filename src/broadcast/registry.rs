@@ -268,17 +268,13 @@ pub struct Settled {
 
 /// Settles `entry` (see [`Registry::settle_by_id`]).
 fn settle_entry<W>(entry: &mut Entry<W>) -> Option<Settled> {
-    let winner = match &mut entry.phase {
-        Phase::InStasis { winner } => winner.clone(),
-        Phase::Claimed { winner } => {
-            let winner = winner.clone();
+    let winner = match std::mem::replace(&mut entry.phase, Phase::Unclaimed) {
+        // Claimed and in Stasis alike: the winner stays, now in Stasis.
+        Phase::InStasis { winner } | Phase::Claimed { winner } => {
             entry.phase = Phase::InStasis { winner: winner.clone() };
             winner
         }
-        Phase::Waiting | Phase::Unclaimed => {
-            entry.phase = Phase::Unclaimed;
-            return None;
-        }
+        Phase::Waiting | Phase::Unclaimed => return None,
     };
     Some(Settled { winner, claimed_at: entry.claimed_at })
 }

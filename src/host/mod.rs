@@ -79,14 +79,13 @@ impl CStrArg<'_> {
 
 /// A C string for Asterisk: interior NULs (which C would truncate at) become '?'.
 pub(crate) fn cstring(text: &str) -> CString {
+    cstring_of(text.as_bytes())
+}
+
+fn cstring_of(text: &[u8]) -> CString {
     // Room for the NUL from the start: one allocation, no regrowth.
     let mut bytes = Vec::with_capacity(text.len() + 1);
-    bytes.extend_from_slice(text.as_bytes());
-    for byte in &mut bytes {
-        if *byte == 0 {
-            *byte = b'?';
-        }
-    }
+    bytes.extend(text.iter().map(|&byte| if byte == 0 { b'?' } else { byte }));
     CString::new(bytes).unwrap_or_default()
 }
 
@@ -94,17 +93,29 @@ pub(crate) fn cstring(text: &str) -> CString {
 /// allocation for short text (the usual names, ids and values): it is copied
 /// into a buffer on the stack.
 pub(crate) fn with_cstr<R>(text: &str, f: impl FnOnce(&CStr) -> R) -> R {
+    with_c_bytes(text.as_bytes(), f)
+}
+
+/// [`with_cstr`] of bytes (which C takes as they are, UTF-8 or not).
+pub(crate) fn with_c_bytes<R>(bytes: &[u8], f: impl FnOnce(&CStr) -> R) -> R {
+    // Most ids and names fit the small buffer, which costs little to clear.
+    const SHORT: usize = 64;
     const ON_STACK: usize = 256;
-    let bytes = text.as_bytes();
-    if bytes.len() < ON_STACK {
-        let mut buffer = [0u8; ON_STACK];
+    if bytes.len() < SHORT {
+        let mut buffer = [0u8; SHORT];
         buffer[..bytes.len()].copy_from_slice(bytes);
         // One scan: fails only on an interior NUL, which `cstring` replaces.
         if let Ok(text) = CStr::from_bytes_with_nul(&buffer[..=bytes.len()]) {
             return f(text);
         }
+    } else if bytes.len() < ON_STACK {
+        let mut buffer = [0u8; ON_STACK];
+        buffer[..bytes.len()].copy_from_slice(bytes);
+        if let Ok(text) = CStr::from_bytes_with_nul(&buffer[..=bytes.len()]) {
+            return f(text);
+        }
     }
-    f(&cstring(text))
+    f(&cstring_of(bytes))
 }
 
 /// Copies a C string Asterisk lent us; NULL reads as "".

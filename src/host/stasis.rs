@@ -114,9 +114,9 @@ impl Drop for ApplicationNames {
 }
 
 /// Whether `name` is a registered Stasis application right now.
-pub fn is_registered(name: &str) -> bool {
+pub fn is_registered(name: &[u8]) -> bool {
     // SAFETY: NUL-terminated name; the shim drops the reference it looks up.
-    super::with_cstr(name, |name| unsafe { ffi::sbshim_stasis_app_is_registered(name.as_ptr()) != 0 })
+    super::with_c_bytes(name, |name| unsafe { ffi::sbshim_stasis_app_is_registered(name.as_ptr()) != 0 })
 }
 
 /// An application's name as a C string borrowed for `'a` (from
@@ -175,8 +175,8 @@ pub fn send(application: AppName<'_>, event: &Json) -> Delivery {
 /// arguments, which take `c_size` bytes as C strings one after another.
 pub fn exec<'a>(
     channel: &Channel<'_>,
-    application: &str,
-    args: impl Iterator<Item = &'a str>,
+    application: &[u8],
+    args: impl Iterator<Item = &'a [u8]>,
     count: usize,
     c_size: usize,
 ) -> bool {
@@ -195,7 +195,7 @@ pub fn exec<'a>(
     let mut start = 0;
     for arg in args.take(count) {
         let end = (start + arg.len()).min(text.len().saturating_sub(1));
-        for (slot, byte) in text[start..end].iter_mut().zip(arg.bytes()) {
+        for (slot, &byte) in text[start..end].iter_mut().zip(arg) {
             *slot = if byte == 0 { b'?' } else { byte };
         }
         // text[end] stays 0: the terminator.
@@ -215,7 +215,7 @@ pub fn exec<'a>(
         *slot = arg.as_ptr().cast::<c_char>().cast_mut();
     }
     let argc = c_int::try_from(argv.len()).unwrap_or(c_int::MAX);
-    super::with_cstr(application, |application| {
+    super::with_c_bytes(application, |application| {
         // SAFETY: the channel is the one lent to this callback; argv points at
         // NUL-terminated strings in `text`, which neither moves nor changes
         // until the call returns; stasis_app_exec only reads them.
