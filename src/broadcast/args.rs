@@ -74,6 +74,11 @@ fn scan_decimal_int(text: &str) -> Option<i32> {
     if digits.is_empty() {
         return None;
     }
+    // Nine digits cannot overflow: no check per digit.
+    if digits.len() <= 9 {
+        let magnitude = digits.iter().fold(0i32, |value, digit| value * 10 + i32::from(digit - b'0'));
+        return Some(if negative { -magnitude } else { magnitude });
+    }
     let mut magnitude: i64 = 0;
     for &digit in digits {
         magnitude = magnitude * 10 + i64::from(digit - b'0');

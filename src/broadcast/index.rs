@@ -29,12 +29,46 @@ pub struct Index {
     len: usize,
 }
 
-/// The hash a key is filed under.
+/// The hash a key is filed under: FxHash over its length and its 8-byte
+/// words, the last word read overlapping the one before (ids are rarely a
+/// whole number of words, and one load is cheaper than a tail loop).
 pub fn hash_of(key: &[u8]) -> u64 {
     let mut hasher = FxHasher::default();
-    hasher.write(key);
     hasher.write_usize(key.len());
+    if key.len() < 8 {
+        hasher.write(key);
+        return hasher.finish();
+    }
+    let mut words = key.chunks_exact(8);
+    for word in &mut words {
+        hasher.write_u64(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+    }
+    if !words.remainder().is_empty() {
+        let last: [u8; 8] = key[key.len() - 8..].try_into().unwrap_or_default();
+        hasher.write_u64(u64::from_le_bytes(last));
+    }
     hasher.finish()
+}
+
+/// Whether two keys are equal, compared a word at a time in place (ids are
+/// short: a call to `memcmp` would cost more than the comparison).
+pub fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() < 8 {
+        return a == b;
+    }
+    let word = |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+    let last = a.len() - 8;
+    let mut at = 0;
+    while at < last {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, last) == word(b, last)
 }
 
 impl Index {
@@ -185,6 +219,25 @@ mod tests {
                 }
             }
             assert_eq!(model.index.len(), reference.len());
+        }
+    }
+
+    #[test]
+    fn keys_compare_and_hash_by_every_byte() {
+        for len in 0..40 {
+            let key: Vec<u8> = (0..len).map(|n| b'a' + (n % 26) as u8).collect();
+            assert!(same_key(&key, &key.clone()));
+            assert_eq!(hash_of(&key), hash_of(&key.clone()));
+            for at in 0..len {
+                let mut other = key.clone();
+                other[at] = b'#';
+                assert!(!same_key(&key, &other), "length {len}, byte {at}");
+                assert_ne!(hash_of(&key), hash_of(&other), "length {len}, byte {at}");
+            }
+            let mut longer = key.clone();
+            longer.push(b'a');
+            assert!(!same_key(&key, &longer));
+            assert_ne!(hash_of(&key), hash_of(&longer));
         }
     }
 

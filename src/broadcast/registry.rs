@@ -12,7 +12,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::index::{hash_of, Index};
+use super::index::{hash_of, same_key, Index};
 use super::text::InlineText;
 
 /// A channel's unique id: kept in place up to 64 bytes (Asterisk's own,
@@ -134,14 +134,12 @@ pub struct ClaimResult {
     pub outcome: ClaimOutcome,
     /// Set when the claim won and the broadcast wants `CallClaimed` sent.
     pub notice: Option<ClaimedNotice>,
-    /// Set when the claim won: time from the broadcast's start.
-    pub claimed_after: Option<Duration>,
 }
 
 impl ClaimResult {
     /// A claim that did not win.
     pub fn lost(outcome: ClaimOutcome) -> ClaimResult {
-        ClaimResult { outcome, notice: None, claimed_after: None }
+        ClaimResult { outcome, notice: None }
     }
 }
 
@@ -185,7 +183,7 @@ impl<W> State<W> {
     fn slot_of(&self, channel_id: &[u8]) -> Option<usize> {
         let slots = &self.slots;
         self.index.find(hash_of(channel_id), |slot| {
-            slots[slot].as_ref().is_some_and(|entry| entry.spec.channel_id.as_bytes() == channel_id)
+            slots[slot].as_ref().is_some_and(|entry| same_key(entry.spec.channel_id.as_bytes(), channel_id))
         })
     }
 
@@ -345,10 +343,9 @@ impl<W: Wake> Registry<W> {
             winner: application.to_owned(),
             offered: entry.spec.offered.clone(),
         });
-        let claimed_after = Some(now.saturating_duration_since(entry.started));
         drop(state);
         W::wake(waking);
-        ClaimResult { outcome: ClaimOutcome::Won, notice, claimed_after }
+        ClaimResult { outcome: ClaimOutcome::Won, notice }
     }
 
     /// What any claim for `channel_id` gets now if no claim can win it (no

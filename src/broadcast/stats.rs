@@ -186,6 +186,10 @@ impl Stats {
         latency.sum_us = latency.sum_us.saturating_add(micros);
         if latency.recent.len() == RECENT_SAMPLES {
             latency.recent.pop_front();
+        } else if latency.recent.capacity() == 0 {
+            // All of it at the first claim rather than a reallocation every
+            // doubling on the way.
+            latency.recent.reserve_exact(RECENT_SAMPLES);
         }
         latency.recent.push_back(micros);
     }

@@ -90,7 +90,9 @@ pub fn notice(message: &str) {
 }
 
 /// `ast_debug(level, ...)`: the message is only built when that debug level is on.
+// Inlined: the check is what every call pays, the message only when on.
 #[track_caller]
+#[inline(always)]
 pub fn debug(level: i32, message: impl FnOnce() -> String) {
     // SAFETY: reads the module's debug level; no pointers involved.
     if unsafe { ffi::sbshim_debug_enabled(level) } != 0 {

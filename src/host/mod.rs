@@ -102,11 +102,13 @@ pub(crate) fn with_c_bytes<R>(bytes: &[u8], f: impl FnOnce(&CStr) -> R) -> R {
     const SHORT: usize = 64;
     const ON_STACK: usize = 256;
     if bytes.len() < SHORT {
-        let mut buffer = [0u8; SHORT];
-        buffer[..bytes.len()].copy_from_slice(bytes);
-        // One scan: fails only on an interior NUL, which `cstring` replaces.
-        if let Ok(text) = CStr::from_bytes_with_nul(&buffer[..=bytes.len()]) {
-            return f(text);
+        // A short scan in place (memchr's call costs more than it saves).
+        if !bytes.iter().any(|&byte| byte == 0) {
+            let mut buffer = [0u8; SHORT];
+            buffer[..bytes.len()].copy_from_slice(bytes);
+            // SAFETY: the copy holds no NUL (checked above) and is followed
+            // by one (the buffer was zeroed and is longer than the text).
+            return f(unsafe { CStr::from_bytes_with_nul_unchecked(&buffer[..=bytes.len()]) });
         }
     } else if bytes.len() < ON_STACK {
         let mut buffer = [0u8; ON_STACK];
@@ -128,20 +130,21 @@ pub(crate) fn string_from(ptr: *const c_char) -> String {
     text_of(unsafe { CStr::from_ptr(ptr) }).into_owned()
 }
 
-/// The text of a C string: borrowed when it is UTF-8 (checked a word at a
-/// time, where `to_string_lossy` walks it character by character), else a
-/// copy with the invalid bytes replaced.
-fn text_of(text: &CStr) -> std::borrow::Cow<'_, str> {
-    let bytes = text.to_bytes();
+/// Bytes from Asterisk (a name it passed) as text: borrowed when they are
+/// UTF-8 (ASCII checked a word at a time, where from_utf8 pays a setup that
+/// dominates for short ids and names), else a copy with the invalid bytes
+/// replaced.
+pub(crate) fn text_of_bytes(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     if bytes.is_ascii() {
-        // SAFETY: ASCII is valid UTF-8 (checked a word at a time, where
-        // from_utf8 pays a setup that dominates for short ids and names).
+        // SAFETY: ASCII is valid UTF-8.
         return std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) });
     }
-    match text.to_str() {
-        Ok(text) => std::borrow::Cow::Borrowed(text),
-        Err(_) => text.to_string_lossy(),
-    }
+    String::from_utf8_lossy(bytes)
+}
+
+/// The text of a C string (see [`text_of_bytes`]).
+fn text_of(text: &CStr) -> std::borrow::Cow<'_, str> {
+    text_of_bytes(text.to_bytes())
 }
 
 /// Like [`string_from`] but keeps NULL distinct from "".

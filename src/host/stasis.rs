@@ -183,7 +183,7 @@ pub fn exec<'a>(
     // The arguments as C strings one after the other in one buffer (interior
     // NULs become '?', as in `cstring`): on the stack for the usual short
     // arguments, on the heap otherwise, sized up front so it never moves.
-    const TEXT_ON_STACK: usize = 256;
+    const TEXT_ON_STACK: usize = 64;
     let mut text_on_stack = [0u8; TEXT_ON_STACK];
     let mut text_on_heap = Vec::new();
     let text: &mut [u8] = if c_size <= TEXT_ON_STACK {
