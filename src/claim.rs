@@ -7,7 +7,7 @@ use crate::broadcast::stats::ClaimAnswer;
 use crate::events;
 use crate::host::stasis::AppName;
 use crate::host::log::VerboseTwo;
-use crate::host::{self, cstring, log};
+use crate::host::{self, cstring, log, CStrArg};
 use crate::state::ModuleState;
 
 /// A claim for the broadcast of `channel_id` by `application`, as they
@@ -22,19 +22,20 @@ use crate::state::ModuleState;
 /// module's state, which unload waits for.
 // Inlined: a claim is one look-up, and a call frame is a good part of it.
 #[inline(always)]
-pub fn claim(state: &ModuleState, channel_id: &[u8], application: &[u8]) -> ClaimOutcome {
+pub fn claim(state: &ModuleState, channel_id: &[u8], application: impl ClaimantName) -> ClaimOutcome {
     if channel_id.is_empty() || application.is_empty() {
-        return answered(state, ClaimOutcome::NotFound, channel_id, application);
+        return answered(state, ClaimOutcome::NotFound, channel_id, &application);
     }
     // Most claims lose (409 once the call is taken, 404 when nothing waits):
     // they are answered by this one look-up.
     if let Some(outcome) = state.registry.closed_claim_answer(channel_id) {
-        return answered(state, outcome, channel_id, application);
+        return answered(state, outcome, channel_id, &application);
     }
     // Asked of Stasis before taking the registry lock (never call Asterisk
     // under it). An application registered but inactive (its WebSocket has
     // closed; it stays registered while it has channels) counts as not
     // registered: Stasis would refuse it the channel.
+    let application = application.bytes();
     let application_name = host::text_of_bytes(application);
     let registered = events::can_receive(&state.liveness, &application_name);
     let result = state.registry.claim_if(channel_id, &application_name, |spec| {
@@ -47,7 +48,7 @@ pub fn claim(state: &ModuleState, channel_id: &[u8], application: &[u8]) -> Clai
             log::verbose_two(3, VerboseTwo::CLAIMED, channel_id, application);
         }
         ClaimOutcome::AlreadyClaimed | ClaimOutcome::NotFound => {
-            answered(state, result.outcome, channel_id, application);
+            answered(state, result.outcome, channel_id, &application);
         }
         ClaimOutcome::NotAllowed => {
             state.stats.claim(ClaimAnswer::Policy);
@@ -87,21 +88,49 @@ pub fn claim(state: &ModuleState, channel_id: &[u8], application: &[u8]) -> Clai
 
 /// Counts and logs (at debug level) a claim answered 409 or 404.
 #[inline(always)]
-fn answered(state: &ModuleState, outcome: ClaimOutcome, channel_id: &[u8], application: &[u8]) -> ClaimOutcome {
+fn answered(state: &ModuleState, outcome: ClaimOutcome, channel_id: &[u8], application: &impl ClaimantName) -> ClaimOutcome {
     let text = String::from_utf8_lossy;
     match outcome {
         ClaimOutcome::AlreadyClaimed => {
             state.stats.claim(ClaimAnswer::Conflict);
             log::debug(1, || {
-                format!("Channel {} already claimed (attempt by {} refused)", text(channel_id), text(application))
+                format!("Channel {} already claimed (attempt by {} refused)", text(channel_id), text(application.bytes()))
             });
         }
         _ => {
             state.stats.claim(ClaimAnswer::NotFound);
             log::debug(1, || {
-                format!("No broadcast waiting for channel {} (claim by {})", text(channel_id), text(application))
+                format!("No broadcast waiting for channel {} (claim by {})", text(channel_id), text(application.bytes()))
             });
         }
     }
     outcome
+}
+
+/// A claimant's application name as the claim came with it: measured only
+/// when read (most claims lose, and a loser's name goes only into a debug
+/// line).
+pub trait ClaimantName {
+    fn is_empty(&self) -> bool;
+    fn bytes(&self) -> &[u8];
+}
+
+impl ClaimantName for &[u8] {
+    fn is_empty(&self) -> bool {
+        <[u8]>::is_empty(self)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl ClaimantName for CStrArg<'_> {
+    fn is_empty(&self) -> bool {
+        CStrArg::is_empty(self)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        CStrArg::bytes(self)
+    }
 }

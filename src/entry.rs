@@ -106,10 +106,10 @@ extern "C" fn api_broadcast_channel(
 const CLAIM_INTERNAL_ERROR: c_int = -3;
 
 extern "C" fn api_claim_channel(channel_id: CStrArg<'_>, app_name: CStrArg<'_>) -> c_int {
-    let (channel_id, application) = (channel_id.bytes(), app_name.bytes());
+    let channel_id = channel_id.bytes();
     guarded("stasis_app_claim_channel", CLAIM_INTERNAL_ERROR, || {
         let Some(state) = state::get() else { return ClaimOutcome::NotFound.code() };
-        claim::claim(&state, channel_id, application).code()
+        claim::claim(&state, channel_id, app_name).code()
     })
 }
 

@@ -29,7 +29,32 @@ impl Shuffler {
     pub fn shuffle<T>(&self, items: &mut [T]) {
         if items.len() > 1 {
             let seed = self.next_seed.fetch_add(SEED_STEP, Ordering::Relaxed);
-            shuffle_with(items, &mut SmallRng::seed_from_u64(seed));
+            shuffle_with(items, &mut WyRand(seed));
+        }
+    }
+}
+
+/// wyrand (Wang Yi's generator, as in the `fastrand` crate): one add and
+/// one widening multiply per draw, no seeding work, and statistically sound
+/// for picking orders (it passes BigCrush and PractRand); a call shuffles
+/// with its own stream from its own seed.
+struct WyRand(u64);
+
+impl rand::RngCore for WyRand {
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let mixed = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
+        ((mixed >> 64) ^ mixed) as u64
+    }
+
+    fn fill_bytes(&mut self, bytes: &mut [u8]) {
+        for chunk in bytes.chunks_mut(8) {
+            let word = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
         }
     }
 }
@@ -149,6 +174,24 @@ mod tests {
         let statistic: f64 =
             counts.iter().flatten().map(|&seen| (f64::from(seen) - 1000.0).powi(2) / 1000.0).sum();
         assert!(statistic < 400.0, "chi-square {statistic}");
+    }
+
+    #[test]
+    fn the_per_call_generator_is_uniform_bit_by_bit_and_seed_by_seed() {
+        // Seeds one step apart (as calls in a row get them): the first draw
+        // of each must look independent. Each of the 64 bits is set in about
+        // half of 20,000 first draws (sd ~71, bound ~7 sd).
+        let mut ones = [0u32; 64];
+        for call in 0..20_000u64 {
+            let value = rand::RngCore::next_u64(&mut WyRand(call.wrapping_mul(SEED_STEP)));
+            for (bit, count) in ones.iter_mut().enumerate() {
+                *count += u32::from(value >> bit & 1 == 1);
+            }
+        }
+        assert!(ones.iter().all(|&count| (9_500..=10_500).contains(&count)), "{ones:?}");
+        let mut bytes = [0u8; 11];
+        rand::RngCore::fill_bytes(&mut WyRand(1), &mut bytes);
+        assert_ne!(bytes, [0u8; 11]);
     }
 
     #[test]

@@ -61,6 +61,13 @@ impl CStrArg<'_> {
         text_of(unsafe { CStr::from_ptr(self.raw) })
     }
 
+    /// Whether it is NULL or "" (without measuring it).
+    pub fn is_empty(&self) -> bool {
+        // SAFETY: a non-NULL argument is a NUL-terminated string Asterisk
+        // lends for the call: its first byte can be read.
+        self.raw.is_null() || unsafe { *self.raw } == 0
+    }
+
     /// The bytes (without the NUL); NULL reads as none.
     pub fn bytes(&self) -> &[u8] {
         if self.raw.is_null() {
