@@ -5,7 +5,7 @@
 //! Asterisk makes or that authenticated ARI clients choose, one lookup per
 //! claim.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 /// The odd constant FxHash multiplies by (from the golden ratio).
 const SEED: u64 = 0x517c_c1b7_2722_0a95;
@@ -61,14 +61,14 @@ impl Hasher for FxHasher {
     }
 }
 
-/// For `HashMap<K, V, FxBuild>`.
-pub type FxBuild = BuildHasherDefault<FxHasher>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::{HashMap, HashSet};
-    use std::hash::BuildHasher;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    type FxBuild = BuildHasherDefault<FxHasher>;
 
     #[test]
     fn equal_keys_hash_alike_and_similar_ids_apart() {

@@ -110,6 +110,7 @@ pub(crate) fn with_c_bytes<R>(bytes: &[u8], f: impl FnOnce(&CStr) -> R) -> R {
     const ON_STACK: usize = 256;
     if bytes.len() < SHORT {
         // A short scan in place (memchr's call costs more than it saves).
+        #[allow(clippy::manual_contains)]
         if !bytes.iter().any(|&byte| byte == 0) {
             let mut buffer = [0u8; SHORT];
             buffer[..bytes.len()].copy_from_slice(bytes);

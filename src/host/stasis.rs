@@ -27,6 +27,7 @@ pub const NAMES_ON_STACK: usize = 16;
 /// One application name in an [`ApplicationNames`]: opaque, it can only be
 /// moved around (to reorder them).
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 pub struct NameSlot(*const c_char);
 
 #[allow(clippy::len_without_is_empty)]
