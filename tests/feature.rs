@@ -554,7 +554,7 @@ fn timeout(imp: Implementation) {
     println!("{imp:?} timeout=abc -> TIMEOUT after {e:?}");
     assert!(e >= 450 * MS && e < 2000 * MS, "default 500 ms: took {e:?}");
     let name = ast.global_var(&format!("NAME_{id}")).expect("name");
-    let log = ast.log_since(mark);
+    let log = logged_through_the_result(&ast, mark, &id);
     assert!(
         log.lines().any(|l| l.contains("WARNING") && l.contains(&name) && l.contains("abc")),
         "WARNING naming {name} and abc:\n{log}"
@@ -571,7 +571,7 @@ fn timeout(imp: Implementation) {
     assert_eq!(ast.continue_channel(&id).status, 204);
     assert_eq!(result(&ast, &id, 5 * SECOND).as_deref(), Some("SUCCESS"));
     let name = ast.global_var(&format!("NAME_{id}")).expect("name");
-    let log = ast.log_since(mark);
+    let log = logged_through_the_result(&ast, mark, &id);
     let warned = log.lines().any(|l| l.contains("WARNING") && l.contains(&name) && l.contains("130 Stasis arguments given"));
     match imp {
         // Ours says so, naming the channel and how many were given.
@@ -579,6 +579,15 @@ fn timeout(imp: Implementation) {
         // The C module drops them silently.
         Implementation::Reference => assert!(!warned, "{log}"),
     }
+}
+
+/// The log since `mark` once it holds the line that sets the call's
+/// result: Asterisk's logger writes from a thread of its own, in order, so
+/// by then every line the call logged before it is in the file too.
+fn logged_through_the_result(ast: &Asterisk, mark: usize, id: &str) -> String {
+    let result_line = format!("GLOBAL(RESULT_{id})");
+    assert!(ast.wait_for_log_since(mark, &result_line, 5 * SECOND), "{result_line} never logged:\n{}", ast.log_since(mark));
+    ast.log_since(mark)
 }
 
 #[test]
