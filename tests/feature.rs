@@ -501,7 +501,7 @@ fn filter(imp: Implementation) {
                 assert!(!got_before_barrier(app, "CallBroadcast", &id), "{} offered", app.name());
             }
             let name = ast.global_var(&format!("NAME_{id}")).expect("name");
-            let log = ast.log_since(mark);
+            let log = logged_through_the_result(&ast, mark, &id);
             assert!(
                 log.lines().any(|l| l.contains("ERROR") && l.contains(&name) && l.contains("ivr-(")),
                 "ERROR line with {name} and ivr-(:\n{log}"
@@ -582,11 +582,16 @@ fn timeout(imp: Implementation) {
 }
 
 /// The log since `mark` once it holds the line that sets the call's
-/// result: Asterisk's logger writes from a thread of its own, in order, so
-/// by then every line the call logged before it is in the file too.
+/// result (see [`logged_through`]).
 fn logged_through_the_result(ast: &Asterisk, mark: usize, id: &str) -> String {
-    let result_line = format!("GLOBAL(RESULT_{id})");
-    assert!(ast.wait_for_log_since(mark, &result_line, 5 * SECOND), "{result_line} never logged:\n{}", ast.log_since(mark));
+    logged_through(ast, mark, &format!("GLOBAL(RESULT_{id})"))
+}
+
+/// The log since `mark` once it holds a line with `last`: Asterisk's logger
+/// writes from a thread of its own, in order, so by then every line logged
+/// before that one is in the file too.
+fn logged_through(ast: &Asterisk, mark: usize, last: &str) -> String {
+    assert!(ast.wait_for_log_since(mark, last, 5 * SECOND), "{last} never logged:\n{}", ast.log_since(mark));
     ast.log_since(mark)
 }
 
@@ -778,7 +783,8 @@ fn hangup_during_broadcast(ast: &Asterisk, app: &AriApp, imp: Implementation) ->
     let name = ast.global_var(&format!("NAME_{id}")).expect("name");
     // The PBX logs this when an application returns -1 (at verbose 2).
     let stopped = format!("Spawn extension (incoming, 100, 2) exited non-zero on '{name}'");
-    let log = ast.log_since(mark);
+    // The h extension runs after that line would be logged.
+    let log = logged_through(ast, mark, &format!("GLOBAL(HRESULT_{id})"));
     match imp {
         // Ours returns -1: the channel is gone.
         Implementation::Ours => assert!(log.contains(&stopped), "ours returns -1 on a hang-up: no '{stopped}' in\n{log}"),
@@ -840,7 +846,7 @@ fn answered_with_audio(imp: Implementation) {
     let mark = ast.log_mark();
     let id = ast.originate(OriginateSpec::new("200", "incoming").caller_context("tones"));
     assert_eq!(result(&ast, &id, 10 * SECOND).as_deref(), Some("TIMEOUT"));
-    let log = ast.log_since(mark);
+    let log = logged_through_the_result(&ast, mark, &id);
     let long = log.lines().filter(|l| l.contains("Exceptionally long")).count();
     println!("{imp:?}: 'Exceptionally long' lines during a 5 s answered broadcast with audio: {long}");
     match imp {
