@@ -34,7 +34,6 @@ int sbshim_with_running_module(const char *name, void (*fn)(void *), void *data)
 void sbshim_log(int level, const char *file, int line, const char *function, const char *message);
 /* The first `length` bytes of `text` (no NUL needed), as "%.*s". */
 void sbshim_log_text(int level, const char *file, int line, const char *function, const char *text, int length);
-void sbshim_verb_text(int level, const char *text, int length);
 /* `format` holds exactly two "%.*s" (and ends in "\n"): the first
  * `first_length` bytes of `first`, then of `second`. */
 void sbshim_verb_two(int level, const char *format, const char *first, int first_length,
@@ -54,7 +53,6 @@ void sbshim_free(void *p);
 /* Channels. */
 void sbshim_channel_ref(struct ast_channel *chan);
 void sbshim_channel_unref(struct ast_channel *chan);
-/* Copies caller id number and dialplan extension with the channel locked. */
 /* The caller id number and the dialplan extension ("" when unset) as new
  * JSON strings (NULL when out of memory), read under the channel lock. */
 void sbshim_channel_caller_and_exten_json(struct ast_channel *chan,

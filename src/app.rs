@@ -180,12 +180,13 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
         state.stats.ended(Ending::TimedOut);
         log::warning_line(
             log::source_line!(),
-            &LineText::new()
+            LineText::new()
                 .text("Channel ")
                 .c_text(channel.name_cstr())
                 .text(": not claimed within ")
                 .number(u64::from(args.timeout_ms))
-                .text("ms timeout"),
+                .text("ms timeout")
+                .as_bytes(),
         );
         return CONTINUE;
     };

@@ -102,11 +102,6 @@ void sbshim_log_text(int level, const char *file, int line, const char *function
 	ast_log(level, file, line, function, "%.*s\n", length, text);
 }
 
-void sbshim_verb_text(int level, const char *text, int length)
-{
-	ast_verb(level, "%.*s\n", length, text);
-}
-
 void sbshim_verb_two(int level, const char *format, const char *first, int first_length,
 	const char *second, int second_length)
 {

@@ -105,12 +105,14 @@ pub struct StasisArgs<'a> {
 }
 
 impl StasisArgs<'_> {
-    /// The arguments passed, in order.
+    /// The arguments passed, in order, as text (what the tests read).
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &str> + Clone {
         self.raw.split(':').take(self.count)
     }
 
-    /// The same, as bytes (split without decoding characters: ':' is ASCII).
+    /// The arguments passed, in order, as bytes (split without decoding
+    /// characters: ':' is ASCII), as they go to stasis_app_exec.
     pub fn iter_bytes(&self) -> impl Iterator<Item = &[u8]> + Clone {
         self.raw.as_bytes().split(|&byte| byte == b':').take(self.count)
     }

@@ -91,8 +91,9 @@ impl Index {
         (cell + 1) & (self.cells.len() - 1)
     }
 
-    /// The slot filed under `hash` whose key `is_key` accepts.
-    pub fn find(&self, hash: u64, mut is_key: impl FnMut(usize) -> bool) -> Option<usize> {
+    /// Walks the probe sequence of `hash` to the first occupied cell `hit`
+    /// accepts; None at an empty cell.
+    fn probe(&self, hash: u64, mut hit: impl FnMut(Cell) -> bool) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
@@ -102,11 +103,17 @@ impl Index {
             if cell.slot_plus_one == 0 {
                 return None;
             }
-            if cell.hash == hash && is_key(cell.slot_plus_one - 1) {
-                return Some(cell.slot_plus_one - 1);
+            if hit(cell) {
+                return Some(at);
             }
             at = self.next(at);
         }
+    }
+
+    /// The slot filed under `hash` whose key `is_key` accepts.
+    pub fn find(&self, hash: u64, mut is_key: impl FnMut(usize) -> bool) -> Option<usize> {
+        let at = self.probe(hash, |cell| cell.hash == hash && is_key(cell.slot_plus_one - 1))?;
+        Some(self.cells[at].slot_plus_one - 1)
     }
 
     /// Files `slot` under `hash` (the caller has checked its key is not in).
@@ -124,20 +131,7 @@ impl Index {
 
     /// Removes the entry of `slot` filed under `hash`; false if none.
     pub fn remove(&mut self, hash: u64, slot: usize) -> bool {
-        if self.len == 0 {
-            return false;
-        }
-        let mut at = self.home(hash);
-        loop {
-            let cell = self.cells[at];
-            if cell.slot_plus_one == 0 {
-                return false;
-            }
-            if cell.slot_plus_one == slot + 1 {
-                break;
-            }
-            at = self.next(at);
-        }
+        let Some(at) = self.probe(hash, |cell| cell.slot_plus_one == slot + 1) else { return false };
         // Backward shift: move up every following cell that may sit in the
         // hole (its home is not strictly between the hole and itself).
         let mut hole = at;

@@ -310,13 +310,11 @@ impl<W: Wake> Registry<W> {
         self.claim_if(channel_id, application, |_| true)
     }
 
-    // Channel ids come as bytes (`impl AsRef<[u8]>`): a claim's id is only
-    // ever compared, never shown, so it need not be checked as UTF-8.
-
-
     /// A claim that wins only if `allowed` accepts the waiting broadcast's
     /// spec. The check runs under the registry lock, so it must not call
     /// into Asterisk: whatever it needs from there is looked up beforehand.
+    /// The channel id comes as bytes: it is only compared, never shown, so
+    /// it need not be checked as UTF-8.
     pub fn claim_if(
         &self,
         channel_id: impl AsRef<[u8]>,

@@ -44,6 +44,7 @@ impl<const N: usize> InlineText<N> {
         }
     }
 
+    #[cfg(test)]
     pub fn is_inline(&self) -> bool {
         matches!(self, InlineText::Inline { .. })
     }

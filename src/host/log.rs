@@ -2,7 +2,6 @@
 
 use std::panic::Location;
 
-use crate::broadcast::text::LineText;
 use crate::ffi;
 
 #[derive(Clone, Copy, Debug)]
@@ -143,14 +142,15 @@ macro_rules! source_line {
 }
 pub(crate) use source_line;
 
-/// The length of a line for "%.*s" (a line beyond `c_int` is cut there).
-fn length_of(line: &LineText) -> std::ffi::c_int {
-    std::ffi::c_int::try_from(line.as_bytes().len()).unwrap_or(std::ffi::c_int::MAX)
+/// The length of a text for "%.*s" (a text beyond `c_int` is cut there).
+fn length_of(text: &[u8]) -> std::ffi::c_int {
+    std::ffi::c_int::try_from(text.len()).unwrap_or(std::ffi::c_int::MAX)
 }
 
-/// Logs a WARNING put together with [`LineText`]: no `core::fmt`, no copy,
-/// no allocation for a short line. For lines a call may log every time.
-pub fn warning_line(at: SourceLine, line: &LineText) {
+/// Logs a WARNING of `line` (put together without `core::fmt`, see
+/// `broadcast::text::LineText`): no copy, no allocation. For lines a call
+/// may log every time.
+pub fn warning_line(at: SourceLine, line: &[u8]) {
     let number = i32::try_from(at.line).unwrap_or(i32::MAX);
     // SAFETY: `file` and MODULE are NUL-terminated; the shim reads `length`
     // bytes of the text (as "%.*s": it is data, never a format).
@@ -160,7 +160,7 @@ pub fn warning_line(at: SourceLine, line: &LineText) {
             at.file.as_ptr(),
             number,
             MODULE.as_ptr(),
-            line.as_bytes().as_ptr().cast(),
+            line.as_ptr().cast(),
             length_of(line),
         )
     }
@@ -170,7 +170,6 @@ pub fn warning_line(at: SourceLine, line: &LineText) {
 /// Asterisk only when that verbosity is on (so a call pays nothing to build
 /// it): `format` is one of [`VerboseTwo`]'s.
 pub fn verbose_two(level: i32, format: VerboseTwo, first: &[u8], second: &[u8]) {
-    let length = |text: &[u8]| std::ffi::c_int::try_from(text.len()).unwrap_or(std::ffi::c_int::MAX);
     // SAFETY: the format holds exactly two "%.*s", matched by two (length,
     // pointer) pairs of which the shim reads at most `length` bytes (printf
     // stops at a NUL).
@@ -179,9 +178,9 @@ pub fn verbose_two(level: i32, format: VerboseTwo, first: &[u8], second: &[u8]) 
             level,
             format.0.as_ptr(),
             first.as_ptr().cast(),
-            length(first),
+            length_of(first),
             second.as_ptr().cast(),
-            length(second),
+            length_of(second),
         )
     }
 }
