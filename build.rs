@@ -67,7 +67,10 @@ fn main() {
         .allowlist_function("ast_(append_acl|apply_acl|acl_list_is_empty|free_acl_list)|ast_crypt_validate")
         .allowlist_function("ast_get_version|ast_ari_json_format|ast_json_(object_get|string_get|load_string)")
         .allowlist_type("ast_http_method|ast_http_auth|ast_acl_sense")
-        .opaque_type("ast_tcptls_session_instance|ast_sockaddr|ast_acl_list|ast_sorcery")
+        // The claim node in ARI's own REST handler tree (src/host/ari_tree.rs).
+        .allowlist_function("ast_ari_(add|remove)_handler|ast_ari_response_(error|no_content)")
+        .allowlist_type("stasis_rest_handlers|stasis_rest_callback")
+        .opaque_type("ast_tcptls_session_instance|ast_sockaddr|ast_acl_list|ast_sorcery|ast_ari_response")
         .default_enum_style(bindgen::EnumVariation::Consts)
         .layout_tests(false)
         .derive_default(true)

@@ -1,6 +1,7 @@
 //! Who serves `POST /ari/events/claim`: ARI's own route (which calls this
-//! module through the optional API) or this module's HTTP handler. Pure:
-//! decided from `claim_endpoint` and the running Asterisk's version string.
+//! module through the optional API), this module's node in ARI's REST
+//! handler tree, or its own HTTP handler beside ARI. Pure: decided from
+//! `claim_endpoint` and the running Asterisk's version string.
 
 use std::fmt;
 
@@ -11,8 +12,11 @@ use crate::config::ClaimEndpoint;
 pub enum Served {
     /// res_ari_events routes the claim to `stasis_app_claim_channel`.
     Ari,
-    /// The module's own HTTP handler for `ari/events/claim`.
+    /// The module's `claim` node in ARI's tree (its own HTTP handler where
+    /// the node cannot be installed).
     Module,
+    /// The module's own HTTP handler for `ari/events/claim`, beside ARI.
+    Http,
 }
 
 impl fmt::Display for Served {
@@ -20,6 +24,7 @@ impl fmt::Display for Served {
         f.write_str(match self {
             Served::Ari => "ari",
             Served::Module => "module",
+            Served::Http => "http",
         })
     }
 }
@@ -58,17 +63,44 @@ pub fn has_claim_route((major, minor, _): (u32, u32, u32)) -> bool {
     }
 }
 
+/// Whether that ARI refuses a `read_only` user's POST sent over its
+/// WebSocket. REST over WebSocket arrived in 20.14, 21.9, 22.4 and 23.0;
+/// until 20.20.1, 21.12.3, 22.10.1 and 23.4.1 (advisory GHSA-wcvv-g26m-wx5c)
+/// a WebSocket authenticated with `api_key` passes no user to its requests,
+/// so ARI cannot refuse them.
+pub fn websocket_refuses_read_only((major, minor, patch): (u32, u32, u32)) -> bool {
+    let (since, fixed) = match major {
+        0..=19 => return true,
+        20 => ((20, 14, 0), (20, 20, 1)),
+        21 => ((21, 9, 0), (21, 12, 3)),
+        22 => ((22, 4, 0), (22, 10, 1)),
+        23 => ((23, 0, 0), (23, 4, 1)),
+        _ => return true,
+    };
+    let version = (major, minor, patch);
+    version < since || version >= fixed
+}
+
 /// The effective endpoint for the `claim_endpoint` setting on the Asterisk
 /// whose version string is `version`.
 pub fn decide(setting: ClaimEndpoint, version: &str) -> Decision {
-    let route = parse_version(version).map(has_claim_route);
+    let parsed = parse_version(version);
+    let route = parsed.map(has_claim_route);
+    let safe_route = parsed.map(|parsed| has_claim_route(parsed) && websocket_refuses_read_only(parsed));
     let (served, reason, warn) = match (setting, route) {
         (ClaimEndpoint::Module, Some(true)) => (
             Served::Module,
-            format!("claim_endpoint=module: this module's handler serves it, in front of the route Asterisk {version} has"),
+            format!("claim_endpoint=module: this module's node in ARI's tree serves it, in place of the route Asterisk {version} has"),
             false,
         ),
-        (ClaimEndpoint::Module, _) => (Served::Module, "claim_endpoint=module: this module's handler serves it".into(), false),
+        (ClaimEndpoint::Module, _) => {
+            (Served::Module, "claim_endpoint=module: this module's node in ARI's tree serves it".into(), false)
+        }
+        (ClaimEndpoint::Http, _) => (
+            Served::Http,
+            "claim_endpoint=http: this module's own HTTP handler serves it beside ARI (not over ARI's WebSocket)".into(),
+            false,
+        ),
         (ClaimEndpoint::Ari, Some(true)) => {
             (Served::Ari, format!("claim_endpoint=ari: Asterisk {version} routes it to this module"), false)
         }
@@ -88,18 +120,26 @@ pub fn decide(setting: ClaimEndpoint, version: &str) -> Decision {
             ),
             true,
         ),
-        (ClaimEndpoint::Auto, Some(true)) => {
+        (ClaimEndpoint::Auto, Some(true)) if safe_route == Some(true) => {
             (Served::Ari, format!("claim_endpoint=auto: Asterisk {version} routes it to this module"), false)
         }
+        (ClaimEndpoint::Auto, Some(true)) => (
+            Served::Module,
+            format!(
+                "claim_endpoint=auto: Asterisk {version} routes it, but lets read_only users POST over its WebSocket, \
+                 so this module's node in ARI's tree serves it"
+            ),
+            false,
+        ),
         (ClaimEndpoint::Auto, Some(false)) => (
             Served::Module,
-            format!("claim_endpoint=auto: Asterisk {version} has no claim route, so this module serves it"),
+            format!("claim_endpoint=auto: Asterisk {version} has no claim route, so this module serves it in ARI's tree"),
             false,
         ),
         (ClaimEndpoint::Auto, None) => (
             Served::Module,
             format!(
-                "claim_endpoint=auto: version '{version}' not recognised, so this module serves it (works on every version)"
+                "claim_endpoint=auto: version '{version}' not recognised, so this module serves it in ARI's tree (works on every version)"
             ),
             false,
         ),
@@ -148,13 +188,40 @@ mod tests {
     }
 
     #[test]
+    fn websocket_read_only_hole() {
+        for (version, refuses) in [
+            ("20.6.0", true),
+            ("20.14.0", false),
+            ("20.20.0", false),
+            ("20.20.1", true),
+            ("21.8.0", true),
+            ("21.12.2", false),
+            ("21.12.3", true),
+            ("22.3.0", true),
+            ("22.9.0", false),
+            ("22.10.1", true),
+            ("23.3.0", false),
+            ("23.4.1", true),
+            ("24.0.0", true),
+        ] {
+            assert_eq!(websocket_refuses_read_only(parse_version(version).expect(version)), refuses, "{version}");
+        }
+    }
+
+    #[test]
     fn decisions() {
         assert_eq!(decide(ClaimEndpoint::Auto, "22.10.1").served, Served::Ari);
         assert_eq!(decide(ClaimEndpoint::Auto, "22.9.0").served, Served::Module);
         assert_eq!(decide(ClaimEndpoint::Auto, "21.5.0").served, Served::Module);
         assert_eq!(decide(ClaimEndpoint::Auto, "GIT-master-1").served, Served::Module);
         assert_eq!(decide(ClaimEndpoint::Module, "22.10.1").served, Served::Module);
-        assert!(decide(ClaimEndpoint::Module, "22.10.1").reason.contains("in front of"));
+        assert!(decide(ClaimEndpoint::Module, "22.10.1").reason.contains("in place of"));
+        assert_eq!(decide(ClaimEndpoint::Http, "22.9.0").served, Served::Http);
+        // A route, but a WebSocket that lets read_only users POST: the module's node.
+        assert_eq!(decide(ClaimEndpoint::Auto, "22.10.0").served, Served::Module);
+        assert_eq!(decide(ClaimEndpoint::Auto, "23.4.0").served, Served::Module);
+        assert_eq!(decide(ClaimEndpoint::Auto, "23.4.1").served, Served::Ari);
+        assert_eq!(decide(ClaimEndpoint::Auto, "20.20.1").served, Served::Ari);
         assert_eq!(decide(ClaimEndpoint::Ari, "21.5.0").served, Served::Ari);
         assert!(decide(ClaimEndpoint::Ari, "21.5.0").warn);
         assert!(decide(ClaimEndpoint::Ari, "GIT-master-1").warn);

@@ -31,12 +31,15 @@ pub enum FilterErrorPolicy {
 /// Who serves `POST /ari/events/claim`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClaimEndpoint {
-    /// `Ari` where the running Asterisk routes claims, else `Module`.
+    /// `Ari` where the running Asterisk routes claims safely, else `Module`.
     Auto,
     /// res_ari_events, through the optional API.
     Ari,
-    /// This module's own HTTP handler.
+    /// This module's node in ARI's own REST handler tree (HTTP and
+    /// WebSocket); its own HTTP handler where the node cannot be installed.
     Module,
+    /// This module's own HTTP handler beside ARI (HTTP only).
+    Http,
 }
 
 /// One effective configuration.
@@ -168,10 +171,15 @@ pub fn parse(sections: &[Section]) -> (Settings, Vec<ConfigWarning>) {
                 "claim_endpoint" => {
                     let parsed = choice(
                         &word,
-                        &[("auto", ClaimEndpoint::Auto), ("ari", ClaimEndpoint::Ari), ("module", ClaimEndpoint::Module)],
+                        &[
+                            ("auto", ClaimEndpoint::Auto),
+                            ("ari", ClaimEndpoint::Ari),
+                            ("module", ClaimEndpoint::Module),
+                            ("http", ClaimEndpoint::Http),
+                        ],
                     );
                     set_or_default(&mut settings.claim_endpoint, parsed, defaults.claim_endpoint)
-                        .ok_or_else(|| ("auto, ari or module".to_owned(), defaults.claim_endpoint.to_string()))
+                        .ok_or_else(|| ("auto, ari, module or http".to_owned(), defaults.claim_endpoint.to_string()))
                 }
                 "notify_claimed_default" => {
                     set_or_default(&mut settings.notify_claimed_default, parse_bool(value), defaults.notify_claimed_default)
@@ -262,6 +270,7 @@ impl fmt::Display for ClaimEndpoint {
             ClaimEndpoint::Auto => "auto",
             ClaimEndpoint::Ari => "ari",
             ClaimEndpoint::Module => "module",
+            ClaimEndpoint::Http => "http",
         })
     }
 }
@@ -356,7 +365,7 @@ mod tests {
             ("max_timeout", "99999999999", "invalid value '99999999999' for max_timeout (milliseconds, 1 to 86400000); using 60000 ms"),
             ("filter_error", "ignore", "invalid value 'ignore' for filter_error (fail or broadcast_all); using fail"),
             ("claim_policy", "first", "invalid value 'first' for claim_policy (registered, offered or any); using registered"),
-            ("claim_endpoint", "http", "invalid value 'http' for claim_endpoint (auto, ari or module); using auto"),
+            ("claim_endpoint", "tree", "invalid value 'tree' for claim_endpoint (auto, ari, module or http); using auto"),
             ("notify_claimed_default", "maybe", "invalid value 'maybe' for notify_claimed_default (yes or no); using no"),
         ];
         for (name, value, expected) in cases {

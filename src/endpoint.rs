@@ -1,13 +1,17 @@
-//! The claim endpoint: who serves `POST /ari/events/claim` (ARI's route or
-//! this module's own handler, see [`crate::claim_mode`]), and, when it is
-//! this module, serving it with ARI's authentication (see [`crate::ari_auth`]):
-//! on pre-sorcery ARI, ARI itself validates each request's credentials
-//! ([`crate::host::ari_legacy`]); on sorcery-based ARI, from the module's
-//! reading of ari.conf, re-read whenever ARI reloads it. Also ARI's API
-//! description of events, which the module serves (`GET
+//! The claim endpoint: who serves `POST /ari/events/claim` (see
+//! [`crate::claim_mode`]): ARI's own route, or this module's `claim` node in
+//! ARI's REST handler tree ([`crate::host::ari_tree`]), reached over HTTP and
+//! over ARI's WebSocket with ARI's own front door. Where that node cannot be
+//! installed (or `claim_endpoint=http`), the module's own HTTP handler
+//! beside ARI, which has to apply ARI's authentication itself (see
+//! [`crate::ari_auth`]): on pre-sorcery ARI, ARI itself validates each
+//! request's credentials ([`crate::host::ari_legacy`]); on sorcery-based
+//! ARI, from the module's reading of ari.conf, re-read whenever ARI reloads
+//! it. Also ARI's API description of events, which the module serves (`GET
 //! /ari/api-docs/events.json`, completed with its events and the claim
 //! operation, see [`crate::api_docs`]) where Asterisk's own lacks them,
-//! behind the same authentication.
+//! behind the same authentication: api-docs are answered by ARI before its
+//! tree, so no node can serve them.
 //!
 //! Load, reload and unload run one at a time (Asterisk's module loader
 //! serialises them); requests run on HTTP threads at any time and only read
@@ -26,6 +30,7 @@ use crate::claim_mode::{self, Decision, Served};
 use crate::config::ClaimEndpoint;
 use crate::host::acl::Acl;
 use crate::host::config::ConfigFile;
+use crate::host::ari_tree::{self, RestRequest};
 use crate::host::http::{self, HttpRequest, RequestBody};
 use crate::host::json::Json;
 use crate::host::sorcery::{Observer, Watch};
@@ -52,6 +57,8 @@ type Conf = AriConf<Arc<Acl>>;
 /// The functions Asterisk calls for the endpoint (from `crate::entry`).
 #[derive(Clone, Copy)]
 pub struct Handlers {
+    /// The POST callback of the claim node in ARI's tree.
+    pub tree_claim: ari_tree::Callback,
     pub claim: http::Handler,
     pub docs: http::Handler,
     pub ari_observer: Observer,
@@ -73,6 +80,10 @@ pub struct Endpoint {
     docs: RwLock<Option<api_docs::Decision>>,
     /// Observing ARI's configuration reloads, where ARI allows it.
     watch: Mutex<Option<Watch>>,
+    /// The claim node in ARI's tree, while installed.
+    tree: Mutex<Option<ari_tree::Installed>>,
+    /// Why the node could not be installed (the HTTP handler stands in).
+    tree_refused: RwLock<Option<String>>,
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
@@ -92,6 +103,8 @@ impl Endpoint {
             ari_read_warned: AtomicBool::new(false),
             docs: RwLock::new(None),
             watch: Mutex::new(None),
+            tree: Mutex::new(None),
+            tree_refused: RwLock::new(None),
         }
     }
 
@@ -129,6 +142,10 @@ impl Endpoint {
     /// False, with the handlers linked again, if some did not leave in time (a
     /// forced unload then has to be refused: the module's code is still running).
     pub fn stop(&self) -> bool {
+        if !self.remove_tree_node() {
+            log::warning("claim endpoint: ARI's tree could not be given its own 'events' node back; not unloading");
+            return false;
+        }
         let (claim_linked, docs_linked) = (http::is_linked(), http::docs_handler_linked());
         let docs_drained = http::unlink_docs_handler();
         if !http::unlink_claim_handler() || !docs_drained {
@@ -138,6 +155,9 @@ impl Endpoint {
             }
             if docs_linked {
                 http::link_docs_handler(self.handlers.docs);
+            }
+            if self.serving(Served::Module) {
+                self.install_tree_node();
             }
             return false;
         }
@@ -151,6 +171,7 @@ impl Endpoint {
         drop(self.replace_conf(None));
         write(&self.decision, None);
         write(&self.docs, None);
+        write(&self.tree_refused, None);
         true
     }
 
@@ -166,10 +187,15 @@ impl Endpoint {
                 log::notice(&line);
             }
         }
-        let claims = decision.served == Served::Module;
+        let served = decision.served;
         write(&self.decision, Some(decision));
+        if served == Served::Module {
+            self.install_tree_node();
+        } else if !self.remove_tree_node() {
+            log::warning("claim endpoint: this module's node is still in ARI's tree (a claim was still inside it)");
+        }
         let docs = self.decide_docs();
-        if claims || docs {
+        if self.serving_claims() || docs {
             self.serve_from_module(reloading);
         } else {
             http::unlink_claim_handler();
@@ -200,8 +226,70 @@ impl Endpoint {
         serves
     }
 
+    fn serving(&self, served: Served) -> bool {
+        read(&self.decision).as_ref().map(|decision| decision.served) == Some(served)
+    }
+
+    fn tree_installed(&self) -> bool {
+        self.tree.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+    }
+
+    /// Whether the module's own HTTP handler serves claims: asked for, or
+    /// standing in for a node ARI's tree could not take.
+    fn http_claims(&self) -> bool {
+        self.serving(Served::Http) || (self.serving(Served::Module) && !self.tree_installed())
+    }
+
+    /// Whether ari.conf is read: for the HTTP handlers, and for the node's
+    /// check of WebSocket claims.
     fn serving_claims(&self) -> bool {
-        read(&self.decision).as_ref().map(|decision| decision.served) == Some(Served::Module)
+        self.http_claims() || self.tree_installed()
+    }
+
+    /// Puts the claim node into ARI's tree (if not there yet); on failure
+    /// says why in one WARNING (again only when the reason changes).
+    fn install_tree_node(&self) {
+        let mut tree = self.tree.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if tree.is_some() {
+            return;
+        }
+        match ari_tree::install(self.handlers.tree_claim) {
+            Ok(installed) => {
+                let replaced = if installed.replaced_claim { ", in place of res_ari_events' own" } else { "" };
+                log::verbose(
+                    2,
+                    &format!("claim endpoint: POST /ari/events/claim is in ARI's own tree{replaced} (HTTP and WebSocket)"),
+                );
+                *tree = Some(installed);
+                write(&self.tree_refused, None);
+            }
+            Err(ari_tree::NotInstalled(why)) => {
+                drop(tree);
+                if read(&self.tree_refused).as_deref() != Some(why.as_str()) {
+                    log::warning(&format!(
+                        "claim endpoint: the claim cannot be put into ARI's tree ({why}); this module's own HTTP \
+                         handler serves POST /ari/events/claim instead (not over ARI's WebSocket)"
+                    ));
+                }
+                write(&self.tree_refused, Some(why));
+            }
+        }
+    }
+
+    /// Gives res_ari_events its own node back; false if the node had to stay.
+    fn remove_tree_node(&self) -> bool {
+        let mut tree = self.tree.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(installed) = tree.take() else { return true };
+        match installed.remove() {
+            Ok(()) => {
+                log::verbose(2, "claim endpoint: res_ari_events' own 'events' node is back in ARI's tree");
+                true
+            }
+            Err(kept) => {
+                *tree = Some(kept);
+                false
+            }
+        }
     }
 
     fn serving_docs(&self) -> bool {
@@ -259,7 +347,7 @@ impl Endpoint {
         let enabled = conf.enabled();
         drop(self.replace_conf(Some(conf)));
         drop(previous);
-        let (claims, docs) = (self.serving_claims(), self.serving_docs());
+        let (claims, docs) = (self.http_claims(), self.serving_docs());
         if claims && legacy {
             if !http::is_linked() {
                 log::verbose(2, "claim endpoint: serving POST /ari/events/claim; ARI itself checks the credentials");
@@ -301,14 +389,21 @@ impl Endpoint {
                 let state = match decision.served {
                     Served::Ari if module::is_running(c"res_ari_events.so") => String::new(),
                     Served::Ari => "; but res_ari_events.so is not running, so nothing serves it".into(),
-                    Served::Module if http::is_linked() && ari_legacy::is_available() => {
+                    Served::Module if self.tree_installed() => "; in ARI's own tree, over HTTP and WebSocket".into(),
+                    Served::Module | Served::Http if !http::is_linked() => {
+                        "; not served: ARI is disabled or not configured".into()
+                    }
+                    Served::Module => format!(
+                        "; not in ARI's tree ({}), own HTTP handler linked instead",
+                        read(&self.tree_refused).unwrap_or_default()
+                    ),
+                    Served::Http if ari_legacy::is_available() => {
                         "; handler linked, credentials checked by ARI itself".into()
                     }
-                    Served::Module if http::is_linked() => {
+                    Served::Http => {
                         let users = self.current_conf().map_or(0, |conf| conf.users.len());
                         format!("; handler linked, {users} ARI user(s)")
                     }
-                    Served::Module => "; not served: ARI is disabled or not configured".into(),
                 };
                 format!("{} ({}{state})", decision.served, decision.reason)
             }
@@ -369,6 +464,74 @@ impl Endpoint {
                 }
                 handler.serve(request, &directory);
             }
+        }
+    }
+
+    /// Answers a claim that reached the module's node in ARI's tree: ARI has
+    /// authenticated it (or, over a WebSocket, the WebSocket) and applied its
+    /// front door; the parameters as res_ari_events reads them (the last of
+    /// each in the query, then a JSON body's member, which wins; a member
+    /// that is not a string counts as missing).
+    pub fn serve_tree(&self, request: &RestRequest<'_>, claim: Claim<'_>) {
+        if request.from_websocket() && !self.websocket_may_write(request) {
+            request.error(403, c"Forbidden", "Write access denied");
+            return;
+        }
+        let params = request.params();
+        let last = |name: &str| params.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+        let from_body = |value: Option<String>, member: Option<Option<String>>| member.unwrap_or(value);
+        let channel_id = from_body(last("channelId"), request.body_string(c"channelId"));
+        let application = from_body(last("application"), request.body_string(c"application"));
+        let Some(channel_id) = channel_id.filter(|value| !value.is_empty()) else {
+            return request.error(400, c"Bad Request", "channelId parameter is required");
+        };
+        let Some(application) = application.filter(|value| !value.is_empty()) else {
+            return request.error(400, c"Bad Request", "application parameter is required");
+        };
+        match claim(&channel_id, &application) {
+            ClaimOutcome::Won => request.no_content(),
+            ClaimOutcome::NotFound | ClaimOutcome::NotAllowed => {
+                request.error(404, c"Not Found", "Channel not found or not in broadcast state")
+            }
+            ClaimOutcome::AlreadyClaimed => {
+                request.error(409, c"Conflict", "Channel has already been claimed by another application")
+            }
+        }
+    }
+
+    /// Whether a claim sent over an ARI WebSocket may write. ARI refuses a
+    /// `read_only` user it has identified before the node is reached; but
+    /// before 20.20.1, 21.12.3, 22.10.1 and 23.4.1 a WebSocket authenticated
+    /// with `api_key` passes no user to its requests (GHSA-wcvv-g26m-wx5c).
+    /// So: the credentials the request carries (the upgrade's Basic header,
+    /// else an `api_key` parameter) as ARI would judge them; without any
+    /// that pass, the request may write only if no ARI user is `read_only`.
+    fn websocket_may_write(&self, request: &RestRequest<'_>) -> bool {
+        let Some(conf) = self.current_conf() else { return false };
+        let params = request.params();
+        let ari_request =
+            Request { method: ari_auth::Method::Post, params: &params, basic: request.basic_auth(), headers: &[], json: None };
+        let host = CredentialsOnly;
+        let warn = |unverified: &ari_legacy::Unverified| self.warn_unverified(unverified);
+        let read_only = if ari_legacy::is_available() {
+            let verdict = |user: &[u8], password: &[u8]| ari_verdict(user, password, &warn);
+            let directory = AriItself::new(Err(()), conf.as_ref(), verdict);
+            ari_auth::authenticate(&directory, &ari_request, &host).map(|accepted| accepted.read_only)
+        } else {
+            ari_auth::authenticate(conf.as_ref(), &ari_request, &host).map(|accepted| accepted.read_only)
+        };
+        match read_only {
+            Some(read_only) => !read_only,
+            None if conf.users.values().any(|user| user.read_only) => {
+                log_request_notice(
+                    "claim endpoint: a claim over an ARI WebSocket carries no credentials this module can check, \
+                     and ari.conf has read_only users: refused (403). This Asterisk does not pass a WebSocket's \
+                     api_key to its requests (fixed in 20.20.1, 21.12.3, 22.10.1, 23.4.1): open the WebSocket \
+                     with HTTP Basic authentication, or add api_key to the request's query string",
+                );
+                false
+            }
+            None => true,
         }
     }
 
@@ -565,5 +728,26 @@ impl Host<Arc<Acl>> for EndpointHost<'_, '_> {
 
     fn claim(&mut self, channel_id: &str, application: &str) -> ClaimOutcome {
         self.claim.map_or(ClaimOutcome::NotFound, |claim| claim(channel_id, application))
+    }
+}
+
+/// Authentication alone (the node's WebSocket check): nothing else is asked.
+struct CredentialsOnly;
+
+impl Host<Arc<Acl>> for CredentialsOnly {
+    fn crypt_matches(&self, password: &[u8], hash: &str) -> bool {
+        system::crypt_matches(password, hash)
+    }
+
+    fn acl_allows(&self, _acl: &Arc<Acl>) -> bool {
+        true
+    }
+
+    fn fully_booted(&self) -> bool {
+        true
+    }
+
+    fn claim(&mut self, _channel_id: &str, _application: &str) -> ClaimOutcome {
+        ClaimOutcome::NotFound
     }
 }

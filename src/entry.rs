@@ -13,6 +13,7 @@ use std::ffi::{c_int, c_uint};
 use crate::broadcast::registry::ClaimOutcome;
 use crate::endpoint::{self, Handlers};
 use crate::guard::{self, guarded};
+use crate::host::ari_tree::{self, BodyArg, ResponseArg, RestRequest};
 use crate::host::channel::{ChannelArg, ConditionArg, TieArg};
 use crate::host::cli::{self as host_cli, ArgsArg, CliAnswer, EntryArg};
 use crate::host::http::{self, HttpRequest, SessionArg, UriArg, VariablesArg};
@@ -38,7 +39,7 @@ fn callbacks() -> Callbacks {
         scrape: prometheus_scrape,
         prometheus_unloading,
         sleep_condition,
-        endpoint: Handlers { claim: claim_http, docs: docs_http, ari_observer: ari_config_loaded },
+        endpoint: Handlers { tree_claim: claim_rest, claim: claim_http, docs: docs_http, ari_observer: ari_config_loaded },
     }
 }
 
@@ -150,6 +151,36 @@ pub extern "C" fn sbrs_broadcast_datastore_destroy(data: TieArg) {
             app::channel_gone(payload);
         }
     });
+}
+
+// ------------------------------------------------------------ ARI's REST handler tree
+
+/// `POST /ari/events/claim` as ARI routes it to the module's node, over HTTP
+/// or as a REST request over an ARI WebSocket (`ser` is then NULL).
+extern "C" fn claim_rest(
+    ser: SessionArg<'_>,
+    get_params: VariablesArg<'_>,
+    _path_vars: VariablesArg<'_>,
+    headers: VariablesArg<'_>,
+    body: BodyArg<'_>,
+    response: ResponseArg<'_>,
+) {
+    let _in_flight = ari_tree::in_flight();
+    let Some(request) = RestRequest::new(&ser, &get_params, &headers, &body, &response) else { return };
+    let served = guarded("claim (ARI route)", false, || match state::get() {
+        Some(state) => {
+            let claim = |channel_id: &str, application: &str| -> ClaimOutcome {
+                claim::claim(&state, channel_id.as_bytes(), application.as_bytes())
+            };
+            state.endpoint.serve_tree(&request, &claim);
+            true
+        }
+        None => false,
+    });
+    if !served {
+        // As res_ari_events answers a claim function's unexpected result.
+        guarded("claim (ARI route)", (), || request.error(500, c"Internal Server Error", "Failed to claim channel"));
+    }
 }
 
 // ------------------------------------------------------------ HTTP (module-served endpoints)

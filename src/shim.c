@@ -512,8 +512,11 @@ AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,
 	 * reference the loader takes on an optional module is only taken at load.
 	 * See src/host/prometheus.rs for how the metrics follow res_prometheus. */
 	.load_pri = AST_MODPRI_DEFAULT + 1,
-	.requires = "res_stasis,res_ari,res_http_websocket",
+	/* res_ari_events: the module's claim node in ARI's tree extends that
+	 * module's `events` node (src/host/ari_tree.rs), so the loader's
+	 * reference keeps it loaded while this module is. */
+	.requires = "res_stasis,res_ari,res_ari_events,res_http_websocket",
 	/* Loaded first when configured: the C implementation so this module sees
 	 * it and declines. */
-	.optional_modules = "res_ari_events,res_stasis_broadcast,app_stasis_broadcast",
+	.optional_modules = "res_stasis_broadcast,app_stasis_broadcast",
 );

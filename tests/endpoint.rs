@@ -1,6 +1,8 @@
-//! The claim endpoint served by the module itself (`claim_endpoint=module`,
-//! what Asterisk versions without a claim route get), checked against ARI's
-//! own answers on whatever Asterisk the runtime carries.
+//! The module's own HTTP claim handler beside ARI (`claim_endpoint=http`, and
+//! what `module` falls back to where its node cannot be put into ARI's tree),
+//! checked against ARI's own answers on whatever Asterisk the runtime
+//! carries; and how `claim_endpoint` chooses between ARI's route, the
+//! module's node in ARI's tree and that handler.
 //!
 //! The credential matrix sends every request to the module's handler and to
 //! ARI, and requires the same status, body and the headers a client acts on:
@@ -111,14 +113,15 @@ fn version_facts_read_per_branch() {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Ari,
-    Module,
+    /// The module's own HTTP handler.
+    Http,
 }
 
 impl Mode {
     fn setting(self) -> &'static str {
         match self {
             Mode::Ari => "ari",
-            Mode::Module => "module",
+            Mode::Http => "http",
         }
     }
 }
@@ -160,7 +163,7 @@ fn boot(mode: Mode) -> Asterisk {
 fn boot_both() -> (Asterisk, Asterisk) {
     std::thread::scope(|s| {
         let ari = s.spawn(|| boot(Mode::Ari));
-        let module = s.spawn(|| boot(Mode::Module));
+        let module = s.spawn(|| boot(Mode::Http));
         (ari.join().expect("boot ari"), module.join().expect("boot module"))
     })
 }
@@ -170,7 +173,7 @@ fn handler_linked(asterisk: &Asterisk) -> bool {
 }
 
 fn assert_mode(asterisk: &Asterisk, mode: Mode) {
-    assert_eq!(handler_linked(asterisk), mode == Mode::Module, "handler linked in {mode:?} mode");
+    assert_eq!(handler_linked(asterisk), mode == Mode::Http, "handler linked in {mode:?} mode");
     let expected = format!("claim endpoint: {} (claim_endpoint={}", mode.setting(), mode.setting());
     assert!(asterisk.wait_for_log(&expected, 5 * SECOND), "log line '{expected}'");
 }
@@ -513,7 +516,7 @@ impl AriSide {
             let (ari, module) = boot_both();
             (AriSide::Route(Box::new(ari)), module)
         } else {
-            (AriSide::Probe, boot(Mode::Module))
+            (AriSide::Probe, boot(Mode::Http))
         }
     }
 
@@ -535,7 +538,7 @@ fn credential_matrix_answers_as_ari_does() {
         (AriSide::Route(Box::new(ari)), module)
     } else {
         println!("{}: no claim route in ARI; ARI's answers come from POST {ARI_PROBE_PATH}", facts.version);
-        (AriSide::Probe, boot(Mode::Module))
+        (AriSide::Probe, boot(Mode::Http))
     };
     let ari_answer = |case: &Case| match &ari_side {
         AriSide::Route(ari) => send(ari, case),
@@ -757,8 +760,10 @@ fn live_cases_module(module: &Asterisk, table: &mut Vec<String>, failures: &mut 
 }
 
 /// `claim_endpoint=auto` takes ARI's route where the running Asterisk has one
-/// (20.20+, 22.10+, 23.4+) and the module's handler elsewhere; a reload of
-/// the module switches to the other mode and back.
+/// that refuses read_only users over its WebSocket (20.20.1+, 22.10.1+,
+/// 23.4.1+) and the module's node in ARI's tree elsewhere; a reload of the
+/// module switches between ARI's route, the node and the HTTP handler, and
+/// each answers a claim.
 #[test]
 fn auto_mode_follows_the_claim_route_and_reload_switches_modes() {
     let facts = AriFacts::of_runtime();
@@ -773,51 +778,57 @@ fn auto_mode_follows_the_claim_route_and_reload_switches_modes() {
         assert!(asterisk.wait_for_log_since(mark, line, 5 * SECOND), "'{line}' in {}", asterisk.log_since(mark));
     };
     let message = |r: &Response| r.json()["message"].as_str().unwrap_or("").to_owned();
+    let settings_shown = || asterisk.cli("stasis broadcast show settings");
+    let in_tree = "in ARI's own tree, over HTTP and WebSocket";
 
     if facts.claim_route {
         // No stasis_broadcast.conf: auto, and this Asterisk has the route.
         let line = format!("claim endpoint: ari (claim_endpoint=auto: {version}");
         assert!(asterisk.wait_for_log(&line, 5 * SECOND));
         assert!(!handler_linked(&asterisk));
-        let shown = asterisk.cli("stasis broadcast show settings");
+        let shown = settings_shown();
         assert!(shown.contains("claim endpoint:") && shown.contains(&line["claim endpoint: ".len()..]), "{shown}");
 
         switch("module", "claim endpoint: module (claim_endpoint=module");
-        assert!(handler_linked(&asterisk));
-        let shown = asterisk.cli("stasis broadcast show settings");
+        assert!(!handler_linked(&asterisk));
+        let shown = settings_shown();
         println!("{shown}");
-        assert!(
-            shown.contains("module (claim_endpoint=module: this module's handler serves it, in front of the route"),
-            "{shown}"
-        );
-        assert!(shown.contains("handler linked, 1 ARI user(s)"), "{shown}");
+        assert!(shown.contains("in place of the route") && shown.contains(in_tree), "{shown}");
+        assert!(asterisk.wait_for_log("in ARI's own tree, in place of res_ari_events' own", 5 * SECOND));
         let r = asterisk.claim("no-such-channel", "x");
         assert_eq!((r.status, message(&r).as_str()), (404, CHANNEL_NOT_FOUND));
 
         switch("auto", "claim endpoint: ari (claim_endpoint=auto");
-        assert!(!handler_linked(&asterisk));
+        assert!(asterisk.wait_for_log("res_ari_events' own 'events' node is back in ARI's tree", 5 * SECOND));
         let r = asterisk.claim("no-such-channel", "x");
         assert_eq!((r.status, message(&r).as_str()), (404, CHANNEL_NOT_FOUND), "ARI's route, the module's answer");
     } else {
         let line = format!("claim endpoint: module (claim_endpoint=auto: {version}");
         assert!(asterisk.wait_for_log(&line, 5 * SECOND), "{}", asterisk.log());
-        assert!(handler_linked(&asterisk));
-        let shown = asterisk.cli("stasis broadcast show settings");
+        assert!(!handler_linked(&asterisk));
+        let shown = settings_shown();
         println!("{shown}");
-        assert!(shown.contains("has no claim route, so this module serves it"), "{shown}");
+        assert!(shown.contains("this module serves it in ARI's tree") && shown.contains(in_tree), "{shown}");
         let r = asterisk.claim("no-such-channel", "x");
         assert_eq!((r.status, message(&r).as_str()), (404, CHANNEL_NOT_FOUND));
 
         // Forcing ARI where it has no route: a WARNING, and ARI's router answers.
         switch("ari", "claim endpoint: ari (claim_endpoint=ari, but");
+        assert!(asterisk.wait_for_log("res_ari_events' own 'events' node is back in ARI's tree", 5 * SECOND));
         assert!(!handler_linked(&asterisk));
         let r = asterisk.claim("no-such-channel", "x");
         assert_eq!((r.status, message(&r).as_str()), (404, "Resource not found"));
 
         switch("auto", "claim endpoint: module (claim_endpoint=auto");
-        assert!(handler_linked(&asterisk));
+        assert!(!handler_linked(&asterisk));
         assert_eq!(message(&asterisk.claim("no-such-channel", "x")), CHANNEL_NOT_FOUND);
     }
+    // The HTTP handler beside ARI, on any version.
+    switch("http", "claim endpoint: http (claim_endpoint=http");
+    assert!(handler_linked(&asterisk));
+    let shown = settings_shown();
+    assert!(shown.contains("handler linked") && !shown.contains(in_tree), "{shown}");
+    assert_eq!(message(&asterisk.claim("no-such-channel", "x")), CHANNEL_NOT_FOUND);
 }
 
 // ------------------------------------------------- ari.conf changes, reloads
@@ -959,7 +970,7 @@ fn ari_conf_changes_apply_alike_after_aris_reload() {
 #[test]
 fn password_rotation_follows_aris_reload_without_reloading_the_module() {
     let facts = AriFacts::of_runtime();
-    let asterisk = boot(Mode::Module);
+    let asterisk = boot(Mode::Http);
     let shown = asterisk.cli("stasis broadcast show settings");
     println!("{shown}");
     if facts.sorcery {
@@ -1010,7 +1021,7 @@ fn password_rotation_follows_aris_reload_without_reloading_the_module() {
 #[test]
 fn the_modules_own_reload_rereads_ari_conf() {
     let facts = AriFacts::of_runtime();
-    let asterisk = boot(Mode::Module);
+    let asterisk = boot(Mode::Http);
     // The status and the Access-Control-Allow-Origin value.
     let claim = |user: &str, password: &str, origin: &str| {
         let r = send(&asterisk, &case("", "POST", UNKNOWN, 0).auth(user, password).origin(origin));
@@ -1086,7 +1097,7 @@ fn http_prefix_is_honoured() {
 fn race_over_the_module_endpoint() {
     const APPS: usize = 8;
     const CALLS: usize = 60;
-    let asterisk = boot(Mode::Module);
+    let asterisk = boot(Mode::Http);
     let apps: Vec<AriApp> = (0..APPS).map(|i| asterisk.connect_app(&format!("racer-{i}"))).collect();
     let mut wins = [0usize; APPS];
     for n in 0..CALLS {
@@ -1127,7 +1138,7 @@ fn race_over_the_module_endpoint() {
 /// The error scenarios of the feature tests, over the module's own endpoint.
 #[test]
 fn errors_over_the_module_endpoint() {
-    let asterisk = boot(Mode::Module);
+    let asterisk = boot(Mode::Http);
     let http = asterisk.ari();
     let app = asterisk.connect_app("winner");
     let _latecomer = asterisk.connect_app("latecomer");
@@ -1210,7 +1221,7 @@ fn unload_load_cycles_leave_no_handler_behind() {
     } else {
         (404, "Resource not found")
     };
-    let asterisk = boot(Mode::Module);
+    let asterisk = boot(Mode::Http);
     let stop = AtomicBool::new(false);
     // Answers the request stream got so far: the module's (404, the channel
     // is unknown) and ARI's own (the handler gone).
@@ -1434,7 +1445,7 @@ fn answered_as_expected(framing: &Framing, got: &[(String, String)]) -> bool {
 #[test]
 fn ten_thousand_bad_requests_keep_asterisk_up_and_small() {
     let facts = AriFacts::of_runtime();
-    let asterisk = boot(Mode::Module);
+    let asterisk = boot(Mode::Http);
     let kinds = vec![
         case("no credentials", "POST", UNKNOWN, 401),
         case("bad password", "POST", UNKNOWN, 401).auth("test", "wrong"),
@@ -1501,7 +1512,7 @@ fn ten_thousand_bad_requests_keep_asterisk_up_and_small() {
 #[test]
 fn the_json_body_and_query_string_claims_win_alike() {
     // A claim in a JSON body and one in the query string, each on its own call, in module mode.
-    let asterisk = boot(Mode::Module);
+    let asterisk = boot(Mode::Http);
     let app = asterisk.connect_app("claimer");
     for body in [true, false] {
         let id = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", "5000"));

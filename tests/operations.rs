@@ -102,7 +102,7 @@ default_timeout = soon
 max_timeout = 0
 filter_error = ignore
 claim_policy = first
-claim_endpoint = http
+claim_endpoint = tree
 notify_claimed_default = maybe
 colour = blue
 [extra]
@@ -116,7 +116,7 @@ x = 1
         "stasis_broadcast.conf line 3: invalid value '0' for max_timeout (milliseconds, 1 to 86400000); using 60000 ms",
         "stasis_broadcast.conf line 4: invalid value 'ignore' for filter_error (fail or broadcast_all); using fail",
         "stasis_broadcast.conf line 5: invalid value 'first' for claim_policy (registered, offered or any); using registered",
-        "stasis_broadcast.conf line 6: invalid value 'http' for claim_endpoint (auto, ari or module); using auto",
+        "stasis_broadcast.conf line 6: invalid value 'tree' for claim_endpoint (auto, ari, module or http); using auto",
         "stasis_broadcast.conf line 7: invalid value 'maybe' for notify_claimed_default (yes or no); using no",
         "stasis_broadcast.conf line 8: unknown option 'colour' in [general] ignored",
         "stasis_broadcast.conf line 10: unknown section [extra] ignored (the options go in [general])",

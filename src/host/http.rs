@@ -42,7 +42,7 @@ const DRAIN_GRACE: Duration = Duration::from_millis(20);
 /// The session argument of an HTTP handler, valid for the call.
 #[repr(transparent)]
 pub struct SessionArg<'call> {
-    raw: *mut ffi::ast_tcptls_session_instance,
+    pub(super) raw: *mut ffi::ast_tcptls_session_instance,
     _call: PhantomData<&'call ()>,
 }
 
@@ -56,7 +56,7 @@ pub struct UriArg<'call> {
 /// A variable list argument of an HTTP handler (query parameters, headers).
 #[repr(transparent)]
 pub struct VariablesArg<'call> {
-    raw: *mut ffi::ast_variable,
+    pub(super) raw: *mut ffi::ast_variable,
     _call: PhantomData<&'call ()>,
 }
 
@@ -248,22 +248,7 @@ impl<'call> HttpRequest<'call> {
 
     /// `Authorization: Basic …` as Asterisk parses it (`ast_http_get_auth`).
     pub fn basic_auth(&self) -> Option<Credentials> {
-        // SAFETY: reads the header list; returns an ao2 object we release below.
-        let auth = unsafe { ffi::ast_http_get_auth(self.headers) };
-        if auth.is_null() {
-            return None;
-        }
-        // SAFETY: `auth` holds two NUL-terminated strings inside its own
-        // allocation, copied before it is released.
-        let credentials = unsafe {
-            Credentials {
-                user: CStr::from_ptr((*auth).userid).to_bytes().to_vec(),
-                password: CStr::from_ptr((*auth).password).to_bytes().to_vec(),
-            }
-        };
-        // SAFETY: drops the reference ast_http_get_auth gave us.
-        unsafe { ffi::sbshim_ao2_cleanup(auth.cast()) };
-        Some(credentials)
+        basic_auth_of(self.headers)
     }
 
     /// Reads the body as ARI does: form parameters, else a JSON body (each
@@ -395,7 +380,7 @@ pub fn ari_json_text(json: &Json) -> Option<String> {
 ///
 /// # Safety
 /// `list` is NULL or a valid list that stays alive during the call.
-unsafe fn variables(mut list: *mut ffi::ast_variable) -> Vec<(String, String)> {
+pub(super) unsafe fn variables(mut list: *mut ffi::ast_variable) -> Vec<(String, String)> {
     let mut out = Vec::new();
     while !list.is_null() {
         // SAFETY: a node of the valid list (caller's contract).
@@ -404,4 +389,25 @@ unsafe fn variables(mut list: *mut ffi::ast_variable) -> Vec<(String, String)> {
         list = node.next;
     }
     out
+}
+
+/// `Authorization: Basic …` in a header list, as Asterisk parses it
+/// (`ast_http_get_auth`).
+pub(super) fn basic_auth_of(headers: *mut ffi::ast_variable) -> Option<Credentials> {
+    // SAFETY: reads the header list; returns an ao2 object we release below.
+    let auth = unsafe { ffi::ast_http_get_auth(headers) };
+    if auth.is_null() {
+        return None;
+    }
+    // SAFETY: `auth` holds two NUL-terminated strings inside its own
+    // allocation, copied before it is released.
+    let credentials = unsafe {
+        Credentials {
+            user: CStr::from_ptr((*auth).userid).to_bytes().to_vec(),
+            password: CStr::from_ptr((*auth).password).to_bytes().to_vec(),
+        }
+    };
+    // SAFETY: drops the reference ast_http_get_auth gave us.
+    unsafe { ffi::sbshim_ao2_cleanup(auth.cast()) };
+    Some(credentials)
 }

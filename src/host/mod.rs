@@ -27,6 +27,8 @@ pub mod http;
 pub mod sorcery;
 // Pre-sorcery ARI's own credential check, looked up at run time.
 pub mod ari_legacy;
+// The claim node in ARI's own REST handler tree.
+pub mod ari_tree;
 pub mod system;
 
 use std::ffi::{c_char, CStr, CString};
