@@ -1,5 +1,8 @@
-//! ARI's front door, re-implemented for the claim endpoint this module serves
-//! itself on Asterisk versions whose `res_ari_events` has no claim route.
+//! ARI's front door, re-implemented for what the module serves beside ARI
+//! (the claim's HTTP handler, `claim_endpoint=http` or where the node in
+//! ARI's tree cannot be installed; the API description, which ARI answers
+//! before its tree) and for the node's `read_only` check of WebSocket claims
+//! on releases whose ARI lets them through.
 //!
 //! Everything here is pure: `ari.conf` arrives as sections already read by
 //! Asterisk's config API, a request arrives as plain values, and the few
@@ -27,6 +30,7 @@ use std::collections::HashMap;
 use crate::broadcast::args::is_true;
 use crate::broadcast::registry::ClaimOutcome;
 use crate::config::Section;
+pub use crate::ari_types::{AclRule, BodyError, Credentials, Method};
 
 /// `auth_realm` when ari.conf does not set one.
 pub const DEFAULT_AUTH_REALM: &str = "Asterisk REST Interface";
@@ -53,14 +57,6 @@ impl Default for General {
 pub enum PasswordFormat {
     Plain,
     Crypt,
-}
-
-/// One `permit=`, `deny=` or `acl=` line of a user, in file order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AclRule {
-    /// `permit`, `deny` or `acl` (a named ACL from acl.conf), as written.
-    pub sense: String,
-    pub value: String,
 }
 
 /// An ari.conf user. `A` is the compiled form of its ACL rules (Asterisk's
@@ -214,27 +210,6 @@ fn parse_user<A>(
     Ok(User { name: section.name.clone(), password, password_format, read_only, rules, acl })
 }
 
-/// HTTP methods as Asterisk's HTTP server names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-    Head,
-    Put,
-    Delete,
-    Options,
-    /// Anything Asterisk did not recognise.
-    Unknown,
-}
-
-/// A user name and password as the client sent them (bytes: they are
-/// compared byte for byte, as ARI's `strcmp` does).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    pub user: Vec<u8>,
-    pub password: Vec<u8>,
-}
-
 /// One of the claim parameters in a JSON body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodyField {
@@ -250,18 +225,6 @@ pub enum BodyField {
 pub struct JsonFields {
     pub channel_id: BodyField,
     pub application: BodyField,
-}
-
-/// Why the request body could not be read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyError {
-    TooLarge,
-    /// Out of memory reading a form body (`form`) or a JSON body.
-    OutOfMemory {
-        form: bool,
-    },
-    /// Not parseable (bad chunking, invalid JSON).
-    Malformed,
 }
 
 /// A request to the claim resource.

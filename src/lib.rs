@@ -19,12 +19,14 @@
 //!   shuffle, counters, settings), unit-tested without Asterisk;
 //! - `ari_auth`, `claim_mode`, `api_docs`: ARI's authentication, the choice
 //!   of claim endpoint, ARI's API description of events, also pure;
+//! - `ari_types`: plain request data that `ari_auth` and `host` both speak;
 //! - `host`: the only `unsafe` code besides `ffi`, thin safe wrappers over
 //!   Asterisk; it imports nothing of the module's behaviour;
 //! - `ffi`: bindings generated from the Asterisk headers, and the C shim.
 
 pub mod api_docs;
 pub mod ari_auth;
+pub mod ari_types;
 pub mod broadcast;
 pub mod claim_mode;
 pub mod config;

@@ -4,7 +4,7 @@
 use std::ffi::c_int;
 
 use super::http::HttpRequest;
-use crate::ari_auth::AclRule;
+use crate::ari_types::AclRule;
 use crate::ffi;
 
 /// What ARI passes as the purpose of a user ACL check (it appears in

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use super::http::{variables, SessionArg, VariablesArg};
 use super::module::UseCount;
-use crate::ari_auth::Credentials;
+use crate::ari_types::Credentials;
 use crate::ffi;
 
 type Node = ffi::stasis_rest_handlers;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use super::json::Json;
 use super::module::UseCount;
 use super::CStrArg;
-use crate::ari_auth::{BodyError, Credentials, Method};
+use crate::ari_types::{BodyError, Credentials, Method};
 use crate::ffi;
 
 static LINKED: AtomicBool = AtomicBool::new(false);
