@@ -217,11 +217,11 @@ fn a_panic_in_a_claim_answers_500_and_the_next_claim_works() {
     let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", "10000"));
     app.wait_for_channel_event("CallBroadcast", &call, 5 * SECOND).expect("CallBroadcast");
     // ARI's own route calls the optional API where it exists (20.20+/22.10+/23.4+);
-    // elsewhere the module's own HTTP handler serves the claim.
+    // elsewhere the module's node in ARI's tree serves the claim.
     let entry_point = if asterisk.runtime().at_least(C_IMPLEMENTATION_RELEASES) {
         "stasis_app_claim_channel"
     } else {
-        "claim endpoint"
+        "claim (ARI route)"
     };
     let mark = asterisk.log_mark();
     inject_panic(&asterisk, entry_point);
@@ -233,6 +233,70 @@ fn a_panic_in_a_claim_answers_500_and_the_next_claim_works() {
     app.wait_for_channel_event("StasisStart", &call, 5 * SECOND).expect("StasisStart after the claim");
     assert_eq!(asterisk.continue_channel(&call).status, 204);
     assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("SUCCESS"));
+}
+
+/// A panic in the module's node in ARI's tree (claim_endpoint=module, on any
+/// version) is ARI's 500 for that claim; the next claim wins.
+#[test]
+fn a_panic_in_the_claim_node_answers_500_and_the_next_claim_works() {
+    let asterisk = Asterisk::start(
+        AsteriskConfig::new(Broadcaster::Ours(fault_module()))
+            .dialplan(WAIT_DIALPLAN)
+            .file("stasis_broadcast.conf", "[general]\nclaim_endpoint = module\n"),
+    );
+    assert!(asterisk.wait_for_log("claim endpoint: POST /ari/events/claim is in ARI's own tree", 5 * SECOND));
+    let app = asterisk.connect_app("claimer");
+    let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", "10000"));
+    app.wait_for_channel_event("CallBroadcast", &call, 5 * SECOND).expect("CallBroadcast");
+    let mark = asterisk.log_mark();
+    inject_panic(&asterisk, "claim (ARI route)");
+    let panicked = asterisk.claim(&call, "claimer");
+    assert_eq!((panicked.status, panicked.json()["message"].as_str()), (500, Some("Failed to claim channel")));
+    assert_panic_logged(&asterisk, mark, "claim (ARI route)");
+    assert_eq!(asterisk.claim(&call, "claimer").status, 204);
+    app.wait_for_channel_event("StasisStart", &call, 5 * SECOND).expect("StasisStart after the claim");
+    assert_eq!(asterisk.continue_channel(&call).status, 204);
+    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("SUCCESS"));
+}
+
+/// Where the node cannot be put into ARI's tree (the test build refuses on
+/// request), one WARNING says why and the module's own HTTP handler serves
+/// claims; the next reload that can install the node unlinks the handler.
+#[test]
+fn a_claim_node_ari_cannot_take_falls_back_to_the_http_handler() {
+    let asterisk = Asterisk::start(
+        AsteriskConfig::new(Broadcaster::Ours(fault_module()))
+            .dialplan(WAIT_DIALPLAN)
+            .file("stasis_broadcast.conf", "[general]\nclaim_endpoint = http\n"),
+    );
+    let settings = asterisk.dir().join("etc/stasis_broadcast.conf");
+    let handler_linked = || asterisk.cli("http show status").contains("/ari/events/claim =>");
+    assert!(handler_linked());
+    let r = asterisk.ari().post("/asterisk/variable?variable=STASISBROADCAST_REFUSE_TREE&value=yes", None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    std::fs::write(&settings, "[general]\nclaim_endpoint = module\n").expect("settings");
+    let mark = asterisk.log_mark();
+    asterisk.cli(&format!("module reload {OURS}"));
+    let warning = "the claim cannot be put into ARI's tree (refused by the test build's fault injection); \
+                   this module's own HTTP handler serves POST /ari/events/claim instead";
+    assert!(asterisk.wait_for_log_since(mark, warning, 5 * SECOND), "{}", asterisk.log_since(mark));
+    assert!(handler_linked(), "the handler stands in");
+    let shown = asterisk.cli("stasis broadcast show settings");
+    assert!(shown.contains("not in ARI's tree (refused by the test build's fault injection)"), "{shown}");
+    let app = asterisk.connect_app("claimer");
+    let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", "10000"));
+    app.wait_for_channel_event("CallBroadcast", &call, 5 * SECOND).expect("CallBroadcast");
+    assert_eq!(asterisk.claim(&call, "claimer").status, 204, "claimed through the handler");
+    app.wait_for_channel_event("StasisStart", &call, 5 * SECOND).expect("StasisStart");
+    assert_eq!(asterisk.continue_channel(&call).status, 204);
+    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("SUCCESS"));
+
+    // Nothing refuses any more: the next reload installs the node.
+    let mark = asterisk.log_mark();
+    asterisk.cli(&format!("module reload {OURS}"));
+    assert!(asterisk.wait_for_log_since(mark, "POST /ari/events/claim is in ARI's own tree", 5 * SECOND));
+    assert!(!handler_linked(), "the handler is unlinked once the node is in");
+    assert_eq!(asterisk.claim("no-such-channel", "claimer").status, 404);
 }
 
 /// Each name src/entry.rs gives the panic guard (`guarded`, and

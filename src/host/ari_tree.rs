@@ -213,6 +213,11 @@ pub struct NotInstalled(pub String);
 /// Puts a `claim` node whose POST callback is `callback` into ARI's tree,
 /// under res_ari_events' `events` node.
 pub fn install(callback: Callback) -> Result<Installed, NotInstalled> {
+    // The test build can refuse, to prove the HTTP handler that stands in.
+    #[cfg(feature = "fault-injection")]
+    if super::system::take_global("STASISBROADCAST_REFUSE_TREE", "yes") {
+        return Err(NotInstalled("refused by the test build's fault injection".into()));
+    }
     let original = find_events_node()?;
     let children_at = offset_of!(Node, children);
     // SAFETY: `original` was validated by find_events_node: a whole node
