@@ -56,3 +56,5 @@ mod metrics;
 mod throttle;
 #[cfg(not(test))]
 mod state;
+#[cfg(not(test))]
+mod waker;

@@ -2,10 +2,10 @@
 //!
 //! One `Mutex` guards the index and every broadcast's state, so "exactly one
 //! claim wins" is a plain check-and-set under that lock. Under it, a winning
-//! claim only takes what will wake the waiter ([`Wake::waking`]: a channel
-//! reference, an atomic increment); waking the channel and dropping wakers
-//! happen after the lock is released, so no Asterisk lock is ever taken
-//! inside ours (Asterisk's own locks must never nest inside ours).
+//! claim only takes what will wake the waiter ([`Wake::waking`]: another
+//! reference to the channel, or a copy of its id); waking the channel and
+//! dropping wakers happen after the lock is released, so no Asterisk lock
+//! is ever taken inside ours (they must never nest inside ours).
 //!
 //! The waiting side does not block on a `Condvar`: the dialplan thread waits on
 //! its channel (which is also what delivers hang-ups and incoming frames), and
