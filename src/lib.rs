@@ -13,14 +13,18 @@
 //! - `state`: the one value holding everything the module keeps (registry,
 //!   counters, settings, endpoint, registrations), made at load and dropped
 //!   at unload, and its one accessor;
+//! - `waker`: what wakes a broadcast's waiting channel when a claim wins;
 //! - `endpoint`: the module-served claim endpoint and API description;
 //! - `guard`: the panic guard;
+//! - `ari_auth`, `claim_mode`, `api_docs`, `throttle`: ARI's authentication,
+//!   the choice of claim endpoint, ARI's API description of events, a log
+//!   throttle, all pure;
 //! - `broadcast` and `config`: the pure logic (registry, filter, arguments,
 //!   shuffle, counters, settings), unit-tested without Asterisk;
-//! - `ari_auth`, `claim_mode`, `api_docs`: ARI's authentication, the choice
-//!   of claim endpoint, ARI's API description of events, also pure;
 //! - `host`: the only `unsafe` code besides `ffi`, thin safe wrappers over
-//!   Asterisk; it imports nothing of the module's behaviour;
+//!   Asterisk. What it reads for a caller comes back in the caller's own
+//!   types (e.g. through `host::config::FromCategory`); `host::http` and
+//!   `host::acl` still take `ari_auth`'s request and ACL types;
 //! - `ffi`: bindings generated from the Asterisk headers, and the C shim.
 
 pub mod api_docs;
