@@ -182,10 +182,11 @@ struct State<W> {
     /// it only with entries filed under the same hash). Every occupied slot
     /// is in here exactly once.
     index: HashTable<usize>,
-    /// foldhash, seeded anew at each load: fast on short ids, and a seed
-    /// no client knows keeps chosen ids from piling up under one hash.
-    /// Its fixed-seed form, because the random one keeps a thread-local,
-    /// which would keep the module from unmapping at unload.
+    /// foldhash, seeded from the OS at each load: fast on short ids, and a
+    /// seed no client knows makes ids chosen to collide hard to find (not
+    /// impossible: foldhash is no keyed MAC; ARI clients are authenticated).
+    /// Its fixed-seed form, given that seed, because its random form keeps
+    /// a thread-local, which would keep the module from unmapping at unload.
     hasher: FixedState,
     slots: Vec<Option<Entry<W>>>,
     /// Vacant slots, reused first: `slots` grows only to the most
