@@ -310,6 +310,8 @@ fn judge(path: &str, found: Result<Option<Missing>, serde_json::Error>) -> Decis
     let found = match found {
         Ok(found) => found,
         Err(error) if error.is_io() => return Decision::Unusable(format!("cannot read {path}: {error}")),
+        // Every shape is judged; only a repeated key is refused (see `scan`).
+        Err(error) if error.is_data() => return Decision::Unusable(format!("{path} repeats a key: {error}")),
         Err(error) => return Decision::Unusable(format!("{path} is not valid JSON: {error}")),
     };
     match found {
@@ -322,296 +324,202 @@ fn judge(path: &str, found: Result<Option<Missing>, serde_json::Error>) -> Decis
 /// [`missing`] of a document's text, without making it a [`Value`].
 ///
 /// Load and reload decide from Asterisk's `events.json` (some 30 KiB of
-/// text, read through a 4 KiB buffer); as a `serde_json::Value` it is about 200 KiB of small allocations,
-/// all alive at once. Made in the thread that runs `module load` (a new
-/// remote-console thread each time, given one of glibc's per-thread malloc
-/// arenas in turn), that peak grew each arena's heap by some 100 KiB that
-/// glibc never trims (less than its 128 KiB trim threshold is left free at
-/// the top), so Asterisk's resident memory grew by ~2 MiB over the first
-/// few dozen unload/load cycles, until every arena had had its turn. These
-/// visitors look at each value while it is parsed and keep only the answer;
-/// the result is the same as `missing(&serde_json::from_str(text)?)`, the
-/// last of a repeated key counting as it does in a `Value`.
+/// text, read through a 4 KiB buffer); as a `serde_json::Value` it is about
+/// 200 KiB of small allocations, all alive at once. Made in the thread that
+/// runs `module load` (a new remote-console thread each time, given one of
+/// glibc's per-thread malloc arenas in turn), that peak grew each arena's
+/// heap by some 100 KiB that glibc never trims (less than its 128 KiB trim
+/// threshold is left free at the top), so Asterisk's resident memory grew
+/// by ~2 MiB over the first few dozen unload/load cycles, until every arena
+/// had had its turn. Here only the few fields the answer needs are kept,
+/// everything else is skipped while it is parsed (`IgnoredAny`); the result
+/// is the same as `missing(&serde_json::from_str(text)?)`, except that a
+/// key repeated in one object is refused (a `Value` keeps the last one):
+/// Asterisk writes none, and the document is then left to ARI.
 mod scan {
     use std::fmt;
+    use std::marker::PhantomData;
 
-    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::Deserialize as DeriveDeserialize;
 
-    use super::{Missing, CLAIM_PATH, EVENT_MODEL, MODELS};
+    use super::{Missing, CLAIM_PATH, MODELS};
 
     pub fn missing<'de, R: serde_json::de::Read<'de>>(read: R) -> Result<Option<Missing>, serde_json::Error> {
         let mut deserializer = serde_json::Deserializer::new(read);
-        let found = Seed(Document).deserialize(&mut deserializer)?;
+        let Shaped(document) = Shaped::<Document>::deserialize(&mut deserializer)?;
         deserializer.end()?;
-        Ok(found)
+        Ok(document.and_then(Document::missing))
     }
 
-    /// What one JSON value is looked at for: what is made of an object, an
-    /// array or a string, and `other` for anything else (and, unless
-    /// overridden, for objects and arrays too, skipped without keeping them).
-    trait Look: Sized {
-        type Out;
-        fn other(&self) -> Self::Out;
-        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(self.other())
-        }
-        fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(self.other())
-        }
-        fn string(self, _text: &str) -> Self::Out {
-            self.other()
+    #[derive(Default, DeriveDeserialize)]
+    #[serde(default)]
+    struct Document {
+        models: Shaped<Models>,
+        apis: Shaped<Vec<Shaped<Api>>>,
+    }
+
+    #[derive(Default, DeriveDeserialize)]
+    #[serde(default)]
+    struct Models {
+        #[serde(rename = "CallBroadcast")]
+        call_broadcast: Shaped<IgnoredAny>,
+        #[serde(rename = "CallClaimed")]
+        call_claimed: Shaped<IgnoredAny>,
+        #[serde(rename = "Event")]
+        event: Shaped<EventModel>,
+    }
+
+    #[derive(Default, DeriveDeserialize)]
+    #[serde(default)]
+    struct EventModel {
+        #[serde(rename = "subTypes")]
+        sub_types: Shaped<Vec<Shaped<String>>>,
+    }
+
+    #[derive(Default, DeriveDeserialize)]
+    #[serde(default)]
+    struct Api {
+        path: Shaped<String>,
+        operations: Shaped<Vec<Shaped<Operation>>>,
+    }
+
+    #[derive(Default, DeriveDeserialize)]
+    #[serde(default)]
+    struct Operation {
+        #[serde(rename = "httpMethod")]
+        http_method: Shaped<String>,
+    }
+
+    impl Document {
+        fn missing(self) -> Option<Missing> {
+            let (Shaped(Some(models)), Shaped(Some(apis))) = (self.models, self.apis) else { return None };
+            let objects = [models.call_broadcast.0.is_some(), models.call_claimed.0.is_some()];
+            let subtypes = models.event.0.and_then(|event| event.sub_types.0).map(|list| {
+                MODELS.map(|name| list.iter().any(|item| item.0.as_deref() == Some(name)))
+            });
+            let lacks = |found: [bool; 2]| MODELS.into_iter().zip(found).filter(|(_, f)| !f).map(|(m, _)| m).collect();
+            Some(Missing {
+                models: lacks(objects),
+                subtypes: subtypes.map(lacks).unwrap_or_default(),
+                claim_operation: !apis.into_iter().flat_map(|api| api.0).any(|api| api.is_claim()),
+            })
         }
     }
 
-    struct Seed<L>(L);
-
-    impl<'de, L: Look> DeserializeSeed<'de> for Seed<L> {
-        type Value = L::Out;
-        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<L::Out, D::Error> {
-            deserializer.deserialize_any(self)
+    impl Api {
+        /// [`CLAIM_PATH`] with a POST operation.
+        fn is_claim(&self) -> bool {
+            self.path.0.as_deref() == Some(CLAIM_PATH)
+                && self.operations.0.iter().flatten().any(|operation| {
+                    operation.0.as_ref().is_some_and(|operation| operation.http_method.0.as_deref() == Some("POST"))
+                })
         }
     }
 
-    impl<'de, L: Look> Visitor<'de> for Seed<L> {
-        type Value = L::Out;
+    /// A value that counts only if it is of the JSON kind `T` is read
+    /// from: an object for a struct (or `IgnoredAny`, which only says there
+    /// is one), a list for a `Vec`, a string for a `String`. Anything else
+    /// is skipped and counts as absent, as `Value::as_object` and its kin
+    /// answer `None`, so an odd document is judged, not refused.
+    struct Shaped<T>(Option<T>);
+
+    impl<T> Default for Shaped<T> {
+        fn default() -> Self {
+            Shaped(None)
+        }
+    }
+
+    /// The JSON kind each `Shaped` type is read from.
+    trait Kind {
+        const KIND: Json;
+    }
+
+    #[derive(PartialEq, Eq)]
+    enum Json {
+        Object,
+        List,
+        Text,
+    }
+
+    impl Kind for IgnoredAny {
+        const KIND: Json = Json::Object;
+    }
+    impl Kind for String {
+        const KIND: Json = Json::Text;
+    }
+    impl<T> Kind for Vec<T> {
+        const KIND: Json = Json::List;
+    }
+    impl Kind for Models {
+        const KIND: Json = Json::Object;
+    }
+    impl Kind for Document {
+        const KIND: Json = Json::Object;
+    }
+    impl Kind for EventModel {
+        const KIND: Json = Json::Object;
+    }
+    impl Kind for Api {
+        const KIND: Json = Json::Object;
+    }
+    impl Kind for Operation {
+        const KIND: Json = Json::Object;
+    }
+
+    impl<'de, T: Deserialize<'de> + Kind> Deserialize<'de> for Shaped<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(ShapedVisitor(PhantomData))
+        }
+    }
+
+    struct ShapedVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de> + Kind> Visitor<'de> for ShapedVisitor<T> {
+        type Value = Shaped<T>;
+
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON value")
         }
-        fn visit_bool<E>(self, _: bool) -> Result<L::Out, E> {
-            Ok(self.0.other())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<L::Out, E> {
-            Ok(self.0.other())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<L::Out, E> {
-            Ok(self.0.other())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<L::Out, E> {
-            Ok(self.0.other())
-        }
-        fn visit_unit<E>(self) -> Result<L::Out, E> {
-            Ok(self.0.other())
-        }
-        fn visit_str<E>(self, text: &str) -> Result<L::Out, E> {
-            Ok(self.0.string(text))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<L::Out, A::Error> {
-            self.0.array(seq)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<L::Out, A::Error> {
-            self.0.object(map)
-        }
-    }
 
-    /// A string's position in a list (object keys, `subTypes` items).
-    struct OneOf(&'static [&'static str]);
-
-    impl Look for OneOf {
-        type Out = Option<usize>;
-        fn other(&self) -> Option<usize> {
-            None
-        }
-        fn string(self, text: &str) -> Option<usize> {
-            self.0.iter().position(|item| *item == text)
-        }
-    }
-
-    /// Whether a value is this string.
-    struct Is(&'static str);
-
-    impl Look for Is {
-        type Out = bool;
-        fn other(&self) -> bool {
-            false
-        }
-        fn string(self, text: &str) -> bool {
-            text == self.0
-        }
-    }
-
-    /// Whether a value is an object.
-    struct AnObject;
-
-    impl Look for AnObject {
-        type Out = bool;
-        fn other(&self) -> bool {
-            false
-        }
-        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shaped<T>, A::Error> {
+            if T::KIND == Json::Object {
+                return T::deserialize(MapAccessDeserializer::new(map)).map(|value| Shaped(Some(value)));
+            }
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(true)
+            Ok(Shaped(None))
         }
-    }
 
-    /// The document: `None` unless an object with a `models` object and an
-    /// `apis` array.
-    struct Document;
-
-    impl Look for Document {
-        type Out = Option<Missing>;
-        fn other(&self) -> Option<Missing> {
-            None
-        }
-        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Missing>, A::Error> {
-            let (mut models, mut apis) = (None, None);
-            while let Some(key) = map.next_key_seed(Seed(OneOf(&["models", "apis"])))? {
-                match key {
-                    Some(0) => models = map.next_value_seed(Seed(Models))?,
-                    Some(_) => apis = map.next_value_seed(Seed(Apis))?,
-                    None => drop(map.next_value::<IgnoredAny>()?),
-                }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shaped<T>, A::Error> {
+            if T::KIND == Json::List {
+                return T::deserialize(SeqAccessDeserializer::new(seq)).map(|value| Shaped(Some(value)));
             }
-            let (Some(models), Some(claim_operation)) = (models, apis) else { return Ok(None) };
-            let lacks = |found: [bool; 2]| MODELS.into_iter().zip(found).filter(|(_, f)| !f).map(|(m, _)| m).collect();
-            Ok(Some(Missing {
-                models: lacks(models.objects),
-                subtypes: models.subtypes.map(lacks).unwrap_or_default(),
-                claim_operation: !claim_operation,
-            }))
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Shaped(None))
         }
-    }
 
-    /// What `models` has of ours: which of [`MODELS`] are objects, and which
-    /// are among the `Event` model's `subTypes` (`None`: no such list).
-    struct ModelsFound {
-        objects: [bool; 2],
-        subtypes: Option<[bool; 2]>,
-    }
-
-    struct Models;
-
-    impl Look for Models {
-        type Out = Option<ModelsFound>;
-        fn other(&self) -> Option<ModelsFound> {
-            None
-        }
-        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<ModelsFound>, A::Error> {
-            const KEYS: [&str; 3] = [MODELS[0], MODELS[1], EVENT_MODEL];
-            let mut found = ModelsFound { objects: [false; 2], subtypes: None };
-            while let Some(key) = map.next_key_seed(Seed(OneOf(&KEYS)))? {
-                match key {
-                    Some(2) => found.subtypes = map.next_value_seed(Seed(EventModel))?,
-                    Some(n) => found.objects[n] = map.next_value_seed(Seed(AnObject))?,
-                    None => drop(map.next_value::<IgnoredAny>()?),
-                }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Shaped<T>, E> {
+            if T::KIND == Json::Text {
+                return T::deserialize(serde::de::value::StrDeserializer::new(text)).map(|value| Shaped(Some(value)));
             }
-            Ok(Some(found))
+            Ok(Shaped(None))
         }
-    }
 
-    /// The `Event` model's `subTypes`, if it is an object that has that list.
-    struct EventModel;
-
-    impl Look for EventModel {
-        type Out = Option<[bool; 2]>;
-        fn other(&self) -> Option<[bool; 2]> {
-            None
+        fn visit_bool<E>(self, _: bool) -> Result<Shaped<T>, E> {
+            Ok(Shaped(None))
         }
-        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<[bool; 2]>, A::Error> {
-            let mut subtypes = None;
-            while let Some(key) = map.next_key_seed(Seed(OneOf(&["subTypes"])))? {
-                match key {
-                    Some(_) => subtypes = map.next_value_seed(Seed(SubTypes))?,
-                    None => drop(map.next_value::<IgnoredAny>()?),
-                }
-            }
-            Ok(subtypes)
+        fn visit_i64<E>(self, _: i64) -> Result<Shaped<T>, E> {
+            Ok(Shaped(None))
         }
-    }
-
-    /// Which of [`MODELS`] a list names.
-    struct SubTypes;
-
-    impl Look for SubTypes {
-        type Out = Option<[bool; 2]>;
-        fn other(&self) -> Option<[bool; 2]> {
-            None
+        fn visit_u64<E>(self, _: u64) -> Result<Shaped<T>, E> {
+            Ok(Shaped(None))
         }
-        fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<[bool; 2]>, A::Error> {
-            let mut found = [false; 2];
-            while let Some(item) = seq.next_element_seed(Seed(OneOf(&MODELS)))? {
-                if let Some(n) = item {
-                    found[n] = true;
-                }
-            }
-            Ok(Some(found))
+        fn visit_f64<E>(self, _: f64) -> Result<Shaped<T>, E> {
+            Ok(Shaped(None))
         }
-    }
-
-    /// `apis`, if a list: whether it has a POST operation on [`CLAIM_PATH`].
-    struct Apis;
-
-    impl Look for Apis {
-        type Out = Option<bool>;
-        fn other(&self) -> Option<bool> {
-            None
-        }
-        fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<bool>, A::Error> {
-            let mut any = false;
-            while let Some(claim) = seq.next_element_seed(Seed(Api))? {
-                any |= claim;
-            }
-            Ok(Some(any))
-        }
-    }
-
-    /// One resource: whether it is [`CLAIM_PATH`] with a POST operation.
-    struct Api;
-
-    impl Look for Api {
-        type Out = bool;
-        fn other(&self) -> bool {
-            false
-        }
-        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-            let (mut claim_path, mut post) = (false, false);
-            while let Some(key) = map.next_key_seed(Seed(OneOf(&["path", "operations"])))? {
-                match key {
-                    Some(0) => claim_path = map.next_value_seed(Seed(Is(CLAIM_PATH)))?,
-                    Some(_) => post = map.next_value_seed(Seed(Operations))?,
-                    None => drop(map.next_value::<IgnoredAny>()?),
-                }
-            }
-            Ok(claim_path && post)
-        }
-    }
-
-    /// `operations`: whether it is a list with a POST operation.
-    struct Operations;
-
-    impl Look for Operations {
-        type Out = bool;
-        fn other(&self) -> bool {
-            false
-        }
-        fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-            let mut any = false;
-            while let Some(post) = seq.next_element_seed(Seed(Post))? {
-                any |= post;
-            }
-            Ok(any)
-        }
-    }
-
-    /// One operation: whether its `httpMethod` is POST.
-    struct Post;
-
-    impl Look for Post {
-        type Out = bool;
-        fn other(&self) -> bool {
-            false
-        }
-        fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-            let mut post = false;
-            while let Some(key) = map.next_key_seed(Seed(OneOf(&["httpMethod"])))? {
-                match key {
-                    Some(_) => post = map.next_value_seed(Seed(Is("POST")))?,
-                    None => drop(map.next_value::<IgnoredAny>()?),
-                }
-            }
-            Ok(post)
+        fn visit_unit<E>(self) -> Result<Shaped<T>, E> {
+            Ok(Shaped(None))
         }
     }
 }
@@ -812,7 +720,7 @@ mod tests {
     }
 
     /// `decide` scans the text; `add_entries` looks at the `Value`: the same
-    /// answer for every shape, repeated keys included (the last one counts).
+    /// answer for every shape; a key repeated in one object is refused.
     #[test]
     fn scanning_the_text_agrees_with_the_value() {
         let mut complete_doc = old();
@@ -834,10 +742,7 @@ mod tests {
                 r#"{"models": {}, "apis": []}"#,
                 r#"{"models": {"CallBroadcast": [], "CallClaimed": "x", "Event": []}, "apis": [1, "a", null]}"#,
                 r#"{"models": {"Event": {"subTypes": "CallBroadcast"}}, "apis": [{"path": "/events/claim"}]}"#,
-                r#"{"models": {"Event": {"subTypes": ["CallBroadcast"], "subTypes": []}}, "apis": []}"#,
-                r#"{"models": {"CallBroadcast": {}, "CallBroadcast": 1}, "models": {"CallClaimed": {}}, "apis": []}"#,
                 r#"{"models": {}, "apis": [{"path": "\/events\/claim", "operations": [{"httpMethod": "P\u004fST"}]}]}"#,
-                r#"{"models": {}, "apis": [{"operations": [{"httpMethod": "POST"}], "path": "/events/claim", "path": "/x"}]}"#,
                 r#"{"models": {}, "apis": [{"path": "/events/claim", "operations": {"httpMethod": "POST"}}]}"#,
                 r#"{"apis": [{"path": "/events/claim", "operations": [{}, {"httpMethod": "POST", "x": [[{}]]}]}], "models": {"CallClaimed": {"a": [1.5, -2, true]}}}"#,
             ]
@@ -851,6 +756,26 @@ mod tests {
         }
         for bad in ["{", "{\"models\": }", "[1,]", "{} {}", ""] {
             assert!(scan::missing(serde_json::de::StrRead::new(bad)).is_err(), "{bad}");
+        }
+        for repeated in [
+            r#"{"models": {"Event": {"subTypes": ["CallBroadcast"], "subTypes": []}}, "apis": []}"#,
+            r#"{"models": {"CallBroadcast": {}, "CallBroadcast": 1}, "apis": []}"#,
+            r#"{"models": {}, "models": {"CallClaimed": {}}, "apis": []}"#,
+            r#"{"models": {}, "apis": [{"operations": [{"httpMethod": "POST"}], "path": "/events/claim", "path": "/x"}]}"#,
+            r#"{"models": {}, "apis": [{"path": "/events/claim", "operations": [{"httpMethod": "POST", "httpMethod": "GET"}]}]}"#,
+            r#"{"x": {"x": 1, "x": 2}, "models": {}, "apis": []}"#,
+        ] {
+            // Keys no one reads may repeat (they are skipped, as in a Value).
+            let skipped = repeated.starts_with(r#"{"x""#);
+            let scanned = scan::missing(serde_json::de::StrRead::new(repeated));
+            if skipped {
+                let doc: Value = serde_json::from_str(repeated).unwrap();
+                assert_eq!(scanned.unwrap(), missing(&doc), "{repeated}");
+            } else {
+                assert!(scanned.is_err_and(|error| error.is_data() && error.to_string().contains("duplicate")), "{repeated}");
+                let decision = decide("events.json", Ok(repeated));
+                assert!(matches!(&decision, Decision::Unusable(why) if why.contains("repeats a key")), "{decision}");
+            }
         }
     }
 

@@ -7,16 +7,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::broadcast::args::parse_app_args;
 use crate::broadcast::filter::{AppFilter, FilterError};
-use crate::broadcast::registry::{self, BroadcastSpec, ChannelId, ClaimPolicy, Name, Wake};
+use crate::broadcast::registry::{self, BroadcastSpec, ChannelId, ClaimPolicy, Name};
 use crate::broadcast::stats::Ending;
 use crate::broadcast::text::LineText;
 use crate::config::{FilterErrorPolicy, Settings};
 use crate::events;
-use crate::host::channel::{self, Channel, ChannelRef, SleepEnd, TiePayload};
+use crate::host::channel::{self, Channel, SleepEnd, TiePayload};
 use crate::host::module::{self, UseCount};
 use crate::host::stasis::{self, ApplicationNames};
 use crate::host::log;
 use crate::state::ModuleState;
+use crate::waker::Waker;
 
 type Active<'r> = registry::Active<'r, Waker>;
 
@@ -28,43 +29,6 @@ const STATUS: &CStr = c"STASISSTATUS";
 /// because the channel is gone.
 pub const CONTINUE: i32 = 0;
 pub const HANG_UP: i32 = -1;
-
-/// Wakes whoever waits for a claim. Holding it also holds one unit of the
-/// module's use count, so the module cannot be unloaded while any broadcast
-/// is registered.
-pub enum Waker {
-    /// The dialplan thread waiting on its channel (StasisBroadcast()).
-    Channel { channel: ChannelRef, _in_use: UseCount },
-    /// For broadcasts started through the optional API: the caller's thread
-    /// may not be waiting yet, and no channel reference is kept (so a caller
-    /// that never cleans up cannot keep the channel alive).
-    UniqueId { unique_id: String, _in_use: UseCount },
-}
-
-/// What a winning claim wakes with, once the registry lock is released.
-pub enum Waking {
-    Channel(ChannelRef),
-    UniqueId(String),
-}
-
-impl Wake for Waker {
-    type Waking = Waking;
-
-    fn waking(&self) -> Waking {
-        match self {
-            // Another channel reference: an atomic increment, no lock.
-            Waker::Channel { channel, .. } => Waking::Channel(channel.clone()),
-            Waker::UniqueId { unique_id, .. } => Waking::UniqueId(unique_id.clone()),
-        }
-    }
-
-    fn wake(waking: Waking) {
-        match waking {
-            Waking::Channel(channel) => channel.wake(),
-            Waking::UniqueId(unique_id) => channel::wake_by_unique_id(&unique_id),
-        }
-    }
-}
 
 /// Why a broadcast could not start.
 pub enum StartError {

@@ -13,15 +13,19 @@
 //! - `state`: the one value holding everything the module keeps (registry,
 //!   counters, settings, endpoint, registrations), made at load and dropped
 //!   at unload, and its one accessor;
-//! - `endpoint`: the module-served claim endpoint and API description;
+//! - `waker`: what wakes a broadcast's waiting channel when a claim wins;
+//! - `endpoint`: who serves the claim (ARI's route, the module's node in
+//!   ARI's tree, or its HTTP handler) and the module-served API description;
 //! - `guard`: the panic guard;
+//! - `ari_auth`, `claim_mode`, `api_docs`, `throttle`: ARI's authentication,
+//!   the choice of claim endpoint, ARI's API description of events, a log
+//!   throttle, all pure;
 //! - `broadcast` and `config`: the pure logic (registry, filter, arguments,
 //!   shuffle, counters, settings), unit-tested without Asterisk;
-//! - `ari_auth`, `claim_mode`, `api_docs`: ARI's authentication, the choice
-//!   of claim endpoint, ARI's API description of events, also pure;
 //! - `ari_types`: plain request data that `ari_auth` and `host` both speak;
 //! - `host`: the only `unsafe` code besides `ffi`, thin safe wrappers over
-//!   Asterisk; it imports nothing of the module's behaviour;
+//!   Asterisk. What it reads for a caller comes back in the caller's own
+//!   types (e.g. through `host::config::FromCategory`) or in `ari_types`;
 //! - `ffi`: bindings generated from the Asterisk headers, and the C shim.
 
 pub mod api_docs;
@@ -58,3 +62,5 @@ mod metrics;
 mod throttle;
 #[cfg(not(test))]
 mod state;
+#[cfg(not(test))]
+mod waker;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::app::{self, APP_NAME};
 use crate::config::{self, Origin, Settings};
-use crate::host::config::ConfigFile;
+use crate::host::config::{ConfigFile, FromCategory};
 use crate::host::{cli, log, module};
 use crate::state::{self, Callbacks, ModuleState};
 use crate::{ffi, guard, metrics};
@@ -132,6 +132,20 @@ pub fn reload() -> i32 {
     metrics::start(&state);
     state.endpoint.reload(state.settings.current().claim_endpoint);
     ffi::AST_MODULE_LOAD_SUCCESS
+}
+
+/// The files the module reads (stasis_broadcast.conf, ari.conf), as the
+/// pure parsers take them: `host` builds them without knowing them.
+impl FromCategory for config::Section {
+    type Variable = config::Entry;
+
+    fn variable(name: String, value: String, line: i32) -> config::Entry {
+        config::Entry { name, value, line }
+    }
+
+    fn category(name: String, entries: Vec<config::Entry>) -> config::Section {
+        config::Section { name, entries }
+    }
 }
 
 /// Reads stasis_broadcast.conf and makes it the snapshot new broadcasts use.

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::broadcast::liveness::Liveness;
-use crate::app;
 use crate::broadcast::registry::Registry;
 use crate::broadcast::shuffle::Shuffler;
 use crate::broadcast::stats::Stats;
@@ -25,6 +24,7 @@ use crate::host::channel::Condition;
 use crate::host::module::{AppExec, OptionalFunction};
 use crate::host::{cli, prometheus};
 use crate::throttle::Throttle;
+use crate::waker::Waker;
 
 /// The functions Asterisk calls, as `crate::entry` hands them down: what the
 /// module registers is passed to Asterisk from here.
@@ -48,7 +48,7 @@ pub struct Registrations {
 
 pub struct ModuleState {
     /// Every live broadcast.
-    pub registry: Registry<app::Waker>,
+    pub registry: Registry<Waker>,
     /// Each call's delivery order.
     pub shuffler: Shuffler,
     /// What the module did since it was loaded.

@@ -1,7 +1,9 @@
 //! One PNG: the distributions behind the table, ours vs the reference vs the floor.
 
 use crate::phases::{ByKind, Measured};
-use crate::report::{Meta, Results};
+use crate::meta::Meta;
+use crate::report::Results;
+use crate::style::{color, register_font, FONT};
 use crate::target::Kind;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
@@ -10,16 +12,7 @@ use plotters::prelude::*;
 use std::error::Error;
 use std::path::Path;
 
-pub(crate) const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (1400, 1000);
-
-pub(crate) fn color(kind: Kind) -> RGBColor {
-    match kind {
-        Kind::Ours => RGBColor(31, 119, 180),
-        Kind::Reference => RGBColor(214, 39, 40),
-        Kind::Floor => RGBColor(120, 120, 120),
-    }
-}
 
 /// Empirical cumulative distribution: (value, share of samples ≤ value).
 fn cdf(samples: &[f64], floor: f64) -> Vec<(f64, f64)> {
@@ -209,12 +202,6 @@ fn fan_panel(area: &Area, r: &Results) -> Result<(), Box<dyn Error>> {
         .position(SeriesLabelPosition::UpperLeft)
         .draw()?;
     Ok(())
-}
-
-/// The font is compiled in: no fontconfig, no system font needed.
-pub(crate) fn register_font() -> Result<(), Box<dyn Error>> {
-    plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-        .map_err(|_| "embedded DejaVu Sans did not parse".into())
 }
 
 /// Renders the chart to `path` (PNG).

@@ -23,14 +23,18 @@
 mod callgrind;
 mod chart;
 mod engine;
+mod meta;
 mod phases;
+mod record;
 mod report;
 mod scaling;
 mod stats;
+mod style;
 mod target;
 
 use phases::Plan;
-use report::{Meta, Results};
+use meta::Meta;
+use report::Results;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,10 +2,8 @@
 //! instance (so the set of registered applications is exactly what it says),
 //! runs in alternating rounds, and disconnects them at the end.
 
-use crate::engine::{
-    at_rate, closed_loop, cpu_ms, names, originate, wait_idle, Call, CallRecord, Outcome, Pool,
-    Stage,
-};
+use crate::engine::{at_rate, closed_loop, cpu_ms, names, originate, wait_idle, Call, Outcome, Pool};
+use crate::record::{CallRecord, Stage};
 use crate::stats::{chi_square_uniform, Summary};
 use crate::target::{alternate, Kind, Target};
 use serde::Serialize;

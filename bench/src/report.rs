@@ -4,6 +4,7 @@ use crate::phases::{
     passed_by_all, ByKind, ClaimParts, Fairness, FanPoint, Ladder, Measured, Memory, Plan,
 };
 use crate::stats::{bootstrap, pct, Stat, Summary};
+use crate::meta::Meta;
 use crate::target::Kind;
 use serde::Serialize;
 
@@ -41,20 +42,6 @@ impl Results {
             callgrind: None,
         }
     }
-}
-
-/// Where and when.
-#[derive(Clone, Debug, Serialize)]
-pub struct Meta {
-    pub date: String,
-    pub mode: String,
-    pub wall_seconds: f64,
-    pub cpu: String,
-    pub cores: usize,
-    pub memory_gib: f64,
-    pub kernel: String,
-    pub asterisk: String,
-    pub commit: String,
 }
 
 /// One line of the table.

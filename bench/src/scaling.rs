@@ -7,7 +7,7 @@ use crate::engine::{at_rate, closed_loop, cpu_ms, names, originate, wait_idle, C
 use crate::phases::{
     self, describe, ms, p50_line, progress, wins, ByKind, FanPoint, Measured, Plan, CALL_DEADLINE,
 };
-use crate::report::Meta;
+use crate::meta::Meta;
 use crate::stats::{bootstrap, fit_line, pct};
 use crate::target::{alternate, Kind, Target};
 use plotters::prelude::*;
@@ -780,7 +780,7 @@ fn panel(
         .flat_map(|s| s.2.iter().map(|p| p.1))
         .fold(0.0f64, f64::min);
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (crate::chart::FONT, 19))
+        .caption(title, (crate::style::FONT, 19))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -789,7 +789,7 @@ fn panel(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .label_style((crate::chart::FONT, 14))
+        .label_style((crate::style::FONT, 14))
         .draw()?;
     let any = series.iter().any(|s| !s.2.is_empty());
     for (label, c, points) in series {
@@ -807,7 +807,7 @@ fn panel(
     }
     chart
         .configure_series_labels()
-        .label_font((crate::chart::FONT, 13))
+        .label_font((crate::style::FONT, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperLeft)
@@ -819,13 +819,13 @@ fn panel(
 fn lines(kinds: &[Kind], f: impl Fn(Kind) -> Vec<(f64, f64)>) -> Vec<Series> {
     kinds
         .iter()
-        .map(|&k| (k.label().to_owned(), crate::chart::color(k), f(k)))
+        .map(|&k| (k.label().to_owned(), crate::style::color(k), f(k)))
         .collect()
 }
 
 /// Renders the scaling chart (PNG): six panels.
 pub fn render(path: &Path, meta: &Meta, s: &Scaling) -> Result<(), Box<dyn Error>> {
-    crate::chart::register_font()?;
+    crate::style::register_font()?;
     let root = BitMapBackend::new(path, (1500, 950)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(
@@ -833,7 +833,7 @@ pub fn render(path: &Path, meta: &Meta, s: &Scaling) -> Result<(), Box<dyn Error
             "StasisBroadcast scaling: ours vs the C reference vs plain Stasis() — {} ({} mode)",
             meta.date, meta.mode
         ),
-        (crate::chart::FONT, 24),
+        (crate::style::FONT, 24),
     )?;
     let panels = root.split_evenly((2, 3));
     let wait = |k: Kind, f: &dyn Fn(&WaitPoint) -> Option<f64>| -> Vec<(f64, f64)> {

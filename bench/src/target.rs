@@ -8,7 +8,7 @@
 //! option: this module refuses to run beside the C modules, and memory growth
 //! must be measured per implementation in a process of its own.
 
-use crate::engine::Tracker;
+use crate::record::Tracker;
 use asterisk_harness::{Asterisk, AsteriskConfig, Broadcaster};
 use serde::Serialize;
 use std::path::Path;

@@ -169,9 +169,7 @@ pub fn is_true(raw: &str) -> bool {
 /// Fields come one at a time, borrowed from `data` unless a quote or a
 /// backslash had to be removed: the usual dialplan costs no allocation.
 pub fn separate_app_args(data: &str, max_fields: usize) -> AppArgFields<'_> {
-    // Without quotes, escapes or openers, every comma separates.
-    let plain = !data.bytes().any(|byte| matches!(byte, b'"' | b'\\' | b'(' | b'['));
-    AppArgFields { data, at: 0, left: max_fields, plain, paren: 0, bracket: 0, quoted: false, ended_on_separator: false }
+    AppArgFields { data, at: 0, left: max_fields, paren: 0, bracket: 0, quoted: false, ended_on_separator: false }
 }
 
 /// The [`APP_FIELDS`] fields of `data` ("" for those absent) in one pass,
@@ -203,8 +201,6 @@ pub struct AppArgFields<'a> {
     at: usize,
     /// Fields that may still come.
     left: usize,
-    /// No quote, backslash, paren or bracket anywhere in `data`.
-    plain: bool,
     paren: u32,
     bracket: u32,
     quoted: bool,
@@ -230,13 +226,6 @@ impl<'a> Iterator for AppArgFields<'a> {
             return Some(Cow::Borrowed(rest));
         }
         let bytes = rest.as_bytes();
-        if self.plain {
-            let end = bytes.iter().position(|&byte| byte == b',');
-            self.ended_on_separator = end.is_some();
-            let end = end.unwrap_or(bytes.len());
-            self.at += if self.ended_on_separator { end + 1 } else { end };
-            return Some(Cow::Borrowed(&rest[..end]));
-        }
         // The field with quotes and escapes removed, once one has been met.
         let mut unquoted: Option<Vec<u8>> = None;
         let mut end = bytes.len();
@@ -561,19 +550,8 @@ mod tests {
 
     #[test]
     fn the_plain_data_shortcut_splits_as_the_full_scan_does() {
-        let full_scan = |data: &str, max_fields: usize| -> Vec<String> {
-            let mut fields = separate_app_args(data, max_fields);
-            fields.plain = false;
-            fields.map(Cow::into_owned).collect()
-        };
-        for data in ["", "a", ",", "a,", ",a", "a,,b", "1,2,3,4,5", "5000,,won", ",,,,", "a)b],c", "é,ß,"] {
-            for max_fields in 0..=5 {
-                assert!(separate_app_args(data, max_fields).plain, "{data:?}");
-                assert_eq!(sep(data, max_fields), full_scan(data, max_fields), "{data:?} in {max_fields}");
-            }
-        }
-        assert!(!separate_app_args("a(b", 4).plain);
-        // The one-pass split of parse_app_args agrees, absent fields as "".
+        // The one-pass split of parse_app_args agrees with the full scan,
+        // absent fields as "".
         for data in ["", "a", ",", "a,", "5000,,won", "1,2,3,4,5", ",,,,", "a)b],c", "é,ß,"] {
             let mut expected = sep(data, APP_FIELDS);
             expected.resize(APP_FIELDS, String::new());

@@ -5,8 +5,6 @@
 
 pub mod args;
 pub mod filter;
-pub mod fxhash;
-pub mod index;
 pub mod liveness;
 pub mod registry;
 pub mod shuffle;

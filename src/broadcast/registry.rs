@@ -1,9 +1,11 @@
 //! Live broadcasts, keyed by channel unique id, and the claim state machine.
 //!
-//! One `Mutex` guards the map and every broadcast's state, so "exactly one
-//! claim wins" is a plain check-and-set under that lock. Nothing here calls
-//! into Asterisk while the lock is held: waking the waiting channel happens
-//! after the lock is released (Asterisk's own locks must never nest inside ours).
+//! One `Mutex` guards the index and every broadcast's state, so "exactly one
+//! claim wins" is a plain check-and-set under that lock. Under it, a winning
+//! claim only takes what will wake the waiter ([`Wake::waking`]: another
+//! reference to the channel, or a copy of its id); waking the channel and
+//! dropping wakers happen after the lock is released, so no Asterisk lock
+//! is ever taken inside ours (they must never nest inside ours).
 //!
 //! The waiting side does not block on a `Condvar`: the dialplan thread waits on
 //! its channel (which is also what delivers hang-ups and incoming frames), and
@@ -12,7 +14,13 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::index::{hash_of, same_key, Index};
+use std::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use rand::rngs::OsRng;
+use rand::TryRngCore;
+
 use super::text::InlineText;
 
 /// A channel's unique id: kept in place up to 64 bytes (Asterisk's own,
@@ -52,7 +60,7 @@ impl ClaimPolicy {
 /// releasing the lock, so the broadcast may end meanwhile.
 pub trait Wake: Send + Sync {
     type Waking: Send;
-    /// Under the registry lock: must not block nor take any lock.
+    /// Under the registry lock: must not block, take any lock, or panic.
     fn waking(&self) -> Self::Waking;
     /// After the lock is released.
     fn wake(waking: Self::Waking);
@@ -169,9 +177,17 @@ struct Entry<W> {
 /// broadcast's own [`Active`] reaches its entry by slot, without a look-up;
 /// claims find it through the index by channel id.
 struct State<W> {
-    /// Channel id (its bytes) → the slot of its entry. Every occupied slot
+    /// Channel id → the slot of its entry: a table of slot numbers whose
+    /// keys stay in the entries (a look-up hashes the id once and compares
+    /// it only with entries filed under the same hash). Every occupied slot
     /// is in here exactly once.
-    index: Index,
+    index: HashTable<usize>,
+    /// foldhash, seeded from the OS at each load: fast on short ids, and a
+    /// seed no client knows makes ids chosen to collide hard to find (not
+    /// impossible: foldhash is no keyed MAC; ARI clients are authenticated).
+    /// Its fixed-seed form, given that seed, because its random form keeps
+    /// a thread-local, which would keep the module from unmapping at unload.
+    hasher: FixedState,
     slots: Vec<Option<Entry<W>>>,
     /// Vacant slots, reused first: `slots` grows only to the most
     /// broadcasts ever live at once.
@@ -180,11 +196,16 @@ struct State<W> {
 }
 
 impl<W> State<W> {
+    fn hash_of(&self, channel_id: &[u8]) -> u64 {
+        self.hasher.hash_one(channel_id)
+    }
+
     fn slot_of(&self, channel_id: &[u8]) -> Option<usize> {
         let slots = &self.slots;
-        self.index.find(hash_of(channel_id), |slot| {
-            slots[slot].as_ref().is_some_and(|entry| same_key(entry.spec.channel_id.as_bytes(), channel_id))
-        })
+        let found = self.index.find(self.hash_of(channel_id), |&slot| {
+            slots[slot].as_ref().is_some_and(|entry| entry.spec.channel_id.as_bytes() == channel_id)
+        });
+        found.copied()
     }
 
     fn by_id(&self, channel_id: &[u8]) -> Option<&Entry<W>> {
@@ -209,15 +230,20 @@ impl<W> State<W> {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        self.index.insert(entry.hash, slot);
+        let hash = entry.hash;
         self.slots[slot] = Some(entry);
+        let slots = &self.slots;
+        // Growing the table rehashes from the hashes the entries keep.
+        self.index.insert_unique(hash, slot, |&filed| slots[filed].as_ref().map_or(0, |entry| entry.hash));
         (slot, earlier)
     }
 
     /// Removes the entry in `slot` from the index and the slot; returns its waker.
     fn remove_at(&mut self, slot: usize) -> Option<W> {
         let entry = self.slots.get_mut(slot)?.take()?;
-        self.index.remove(entry.hash, slot);
+        if let Ok(filed) = self.index.find_entry(entry.hash, |&filed| filed == slot) {
+            filed.remove();
+        }
         self.free.push(slot);
         Some(entry.waker)
     }
@@ -241,7 +267,13 @@ pub struct Registry<W> {
 impl<W: Wake> Default for Registry<W> {
     fn default() -> Self {
         Registry {
-            state: Mutex::new(State { index: Index::default(), slots: Vec::new(), free: Vec::new(), next_generation: 0 }),
+            state: Mutex::new(State {
+                index: HashTable::new(),
+                hasher: FixedState::with_seed(OsRng.try_next_u64().unwrap_or_default()),
+                slots: Vec::new(),
+                free: Vec::new(),
+                next_generation: 0,
+            }),
         }
     }
 }
@@ -283,9 +315,11 @@ impl<W: Wake> Registry<W> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<W>> {
-        // A panic while holding the lock cannot leave the map half-updated
-        // (every update is a single insert/remove/assignment), so a poisoned
-        // lock is still consistent: keep serving rather than fail every call.
+        // A poisoned lock still guards consistent state: the only code of
+        // a caller's run under it (`claim_if`'s check) runs before anything
+        // changes, and the steps that update index and slots together
+        // cannot panic between them (allocation failure aborts). So keep
+        // serving rather than fail every call.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -296,7 +330,7 @@ impl<W: Wake> Registry<W> {
         let mut state = self.lock();
         state.next_generation += 1;
         let generation = state.next_generation;
-        let hash = hash_of(spec.channel_id.as_bytes());
+        let hash = state.hash_of(spec.channel_id.as_bytes());
         let (slot, replaced) =
             state.insert(Entry { spec, started, phase: Phase::Waiting, claimed_at: None, generation, hash, waker });
         drop(state);
@@ -591,6 +625,74 @@ mod tests {
         drop(third);
         assert!(registry.is_empty());
         assert!(registry.lock().slots.len() <= 3);
+    }
+
+    #[test]
+    fn finds_what_it_holds_as_a_std_map_does_through_growth_and_removals() {
+        // Few distinct ids, so starts, replacements and removals of the same
+        // ids mix, and the index grows and empties again.
+        use rand::rngs::SmallRng;
+        use rand::{Rng, SeedableRng};
+        use std::collections::HashMap;
+
+        let registry = Registry::<Arc<CondvarWake>>::new();
+        let mut model: HashMap<String, u64> = HashMap::new();
+        let mut rng = SmallRng::seed_from_u64(5);
+        for step in 0..20_000 {
+            // Asterisk's ids (short), and ids beyond the inline 64 bytes.
+            let n = rng.random_range(0..300);
+            let id = if n % 7 == 0 { format!("{}-1764640000.{n}", "x".repeat(60)) } else { format!("1764640000.{n}") };
+            match rng.random_range(0..10) {
+                0..=3 => {
+                    let generation = registry.begin(spec(&id, &[], false), Arc::new(CondvarWake::default())).detach();
+                    model.insert(id, generation);
+                }
+                4 | 5 => assert_eq!(registry.remove_by_id(&id), model.remove(&id).is_some(), "step {step}"),
+                6 => {
+                    let generation = model.get(&id).copied().unwrap_or(0);
+                    let removed = registry.remove_generation(&id, generation);
+                    assert_eq!(removed, model.get(&id) == Some(&generation), "step {step}");
+                    if removed {
+                        model.remove(&id);
+                    }
+                }
+                _ => assert_eq!(registry.contains(&id), model.contains_key(&id), "step {step}"),
+            }
+            assert_eq!(registry.len(), model.len(), "step {step}");
+            if step % 997 == 0 {
+                let state = registry.lock();
+                assert_eq!(state.slots.iter().flatten().count(), model.len());
+                for (id, generation) in &model {
+                    let entry = state.by_id(id.as_bytes()).expect("filed");
+                    assert_eq!(entry.generation, *generation, "step {step}, {id}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_registry_allocates_nothing_and_finds_nothing() {
+        let registry = Registry::<Arc<CondvarWake>>::new();
+        assert_eq!(registry.lock().index.capacity(), 0);
+        assert_eq!(registry.claim("c1", "a").outcome, ClaimOutcome::NotFound);
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn ids_that_differ_in_any_byte_or_the_length_are_different_broadcasts() {
+        let registry = Registry::<Arc<CondvarWake>>::new();
+        for len in 1..80 {
+            let id: String = (0..len).map(|n| char::from(b'a' + (n % 26) as u8)).collect();
+            let _active = registry.begin(spec(&id, &[], false), Arc::new(CondvarWake::default()));
+            for at in 0..len {
+                let mut other = id.clone().into_bytes();
+                other[at] = b'#';
+                assert_eq!(registry.closed_claim_answer(&other), Some(ClaimOutcome::NotFound), "length {len}, byte {at}");
+            }
+            assert!(!registry.contains(&format!("{id}a")));
+            assert!(!registry.contains(&id[..len - 1]));
+            assert_eq!(registry.closed_claim_answer(id.as_bytes()), None);
+        }
     }
 
     #[test]

@@ -4,10 +4,8 @@
 //! ones (a unique id is under 150 bytes), so they fit in place. Longer text
 //! still works, on the heap.
 
-use std::borrow::Borrow;
 use std::ffi::CStr;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 
 /// Text of up to `N` bytes stored in place, longer text on the heap.
 #[derive(Clone)]
@@ -27,7 +25,7 @@ impl<const N: usize> InlineText<N> {
         InlineText::Inline { len, bytes }
     }
 
-    /// The text's bytes (what keys compare and hash: no UTF-8 check).
+    /// The text's bytes (what the registry compares and hashes: no UTF-8 check).
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             InlineText::Inline { len, bytes } => &bytes[..*len],
@@ -57,19 +55,6 @@ impl<const N: usize> PartialEq for InlineText<N> {
 }
 
 impl<const N: usize> Eq for InlineText<N> {}
-
-/// Hashes as its bytes do, so a map keyed by it can be searched with `&[u8]`.
-impl<const N: usize> Hash for InlineText<N> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state);
-    }
-}
-
-impl<const N: usize> Borrow<[u8]> for InlineText<N> {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
 
 impl<const N: usize> fmt::Debug for InlineText<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -162,7 +147,6 @@ impl Default for LineText {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
     fn short_text_stays_inline_and_long_text_goes_to_the_heap() {
@@ -177,14 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn a_map_keyed_by_it_is_searched_by_bytes_whichever_the_storage() {
-        let mut map: HashMap<InlineText<8>, u32> = HashMap::new();
-        map.insert("short".into(), 1);
-        map.insert("longer than eight".into(), 2);
-        assert_eq!(map.get(b"short".as_slice()), Some(&1));
-        assert_eq!(map.get("longer than eight".as_bytes()), Some(&2));
-        assert_eq!(map.get(b"shor".as_slice()), None);
-        // Equal text is one key, inline or not.
+    fn equal_text_is_equal_whichever_the_storage() {
         assert_eq!(InlineText::<4>::new("abcdef"), InlineText::<4>::Heap("abcdef".into()));
         assert_ne!(InlineText::<8>::new("a"), InlineText::<8>::new("b"));
     }
