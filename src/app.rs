@@ -198,8 +198,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     log::debug(3, || format!("Channel {} claimed by {winner}, entering Stasis", channel.name()));
     // The broadcast stays registered (claims get 409) until the session ends.
     let stasis_args = &args.stasis_args;
-    let succeeded =
-        stasis::exec(channel, winner.as_bytes(), stasis_args.iter_bytes(), stasis_args.len(), stasis_args.c_size());
+    let succeeded = stasis::exec(channel, winner.as_bytes(), stasis_args.iter_bytes());
     drop(active);
     if succeeded {
         state.stats.ended(Ending::Claimed);
