@@ -182,7 +182,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
             log::source_line!(),
             LineText::new()
                 .text("Channel ")
-                .c_text(channel.name_cstr())
+                .c_text(&channel.name_cstr())
                 .text(": not claimed within ")
                 .number(u64::from(args.timeout_ms))
                 .text("ms timeout")
