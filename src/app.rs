@@ -253,6 +253,17 @@ fn warn_if_c_implementation_loaded(state: &ModuleState, channel: &Channel<'_>) {
     ));
 }
 
+/// Called by the entry point instead of `execute` while the module is
+/// unloading: nothing is offered, and the dialplan goes on.
+pub fn while_unloading(channel: &Channel<'_>) -> i32 {
+    log::warning(&format!(
+        "Channel {}: res_stasis_broadcast_rs is unloading; not broadcasting (STASISSTATUS=FAILED)",
+        channel.name()
+    ));
+    channel.set_variable(STATUS, c"FAILED");
+    CONTINUE
+}
+
 /// Called by the entry point when `execute` panicked.
 pub fn after_panic(channel: &Channel<'_>) {
     channel.set_variable(STATUS, c"FAILED");
