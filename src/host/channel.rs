@@ -176,7 +176,7 @@ impl<'call> Channel<'call> {
 }
 
 /// A string of the channel's copied under its lock: NUL-terminated, on the
-/// stack when it fits in [`COPY_ON_STACK`] bytes (every unique id does:
+/// stack when it fits in `COPY_ON_STACK` bytes (every unique id does:
 /// Asterisk's are shorter than `AST_MAX_UNIQUEID`, 152), else on the heap.
 pub struct CopiedText {
     on_stack: [u8; COPY_ON_STACK],

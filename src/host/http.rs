@@ -9,7 +9,7 @@
 //! request holds a unit of the module's use count (a plain `module unload`
 //! is refused meanwhile) and is counted in flight from the handler's first
 //! statement; unlinking either handler waits until none is inside and none
-//! entered for [`DRAIN_QUIET`] (see [`super::in_flight`]).
+//! entered for `DRAIN_QUIET` (see [`super::in_flight`]).
 //!
 //! What that cannot see (main/http.c, `handle_uri`, 20.x to 23.x): a thread
 //! that found our `ast_http_uri` under the server's read lock, released it,
