@@ -286,6 +286,35 @@ fn a_panic_in_each_optional_api_function_gives_its_failure_value() {
     assert_eq!(result(&id), "0|0|alpha|0");
 }
 
+/// A forced unload while an optional-API call is inside the module and has
+/// not looked for the module's state yet (the fault-injection build holds it
+/// there 2 s): the unload waits for it to leave, then unloads; the call gets
+/// the answer of a module that is unloading (-1); Asterisk runs on and the
+/// module loads again. Without the count of calls in flight the unload
+/// would unmap the code the call is still running.
+#[test]
+fn a_forced_unload_waits_for_an_optional_api_call_inside() {
+    let ast = boot_with(Broadcaster::Ours(fault_module()));
+    let mark = ast.log_mark();
+    inject_delay(&ast, "stasis_app_claim_channel");
+    let claimer = ast.originate(OriginateSpec::new("claim", "api").var("CID", "no-such-channel").var("CAPP", "alpha"));
+    assert!(
+        ast.wait_for_log_since(mark, "fault injection: stasis_app_claim_channel waits", 5 * SECOND),
+        "the call never entered\n{}",
+        ast.diagnostics()
+    );
+    let started = Instant::now();
+    let out = ast.cli(&format!("module unload -f {OURS}"));
+    let took = started.elapsed();
+    assert!(out.contains("Unloaded"), "forced unload with a call inside: {out}\n{}", ast.diagnostics());
+    assert!(took >= Duration::from_millis(1000), "the unload returned after {took:?}: it did not wait for the call");
+    assert_eq!(api_result(&ast, &claimer, 5 * SECOND).as_deref(), Some("-1"));
+    assert!(ast.is_running(), "{}", ast.diagnostics());
+    let out = ast.cli(&format!("module load {OURS}"));
+    assert!(is_running(&ast, OURS), "load after the unload: {out}");
+    assert_eq!(ast.claim("no-such-channel", "alpha").status, 404, "ARI's claim route reaches the module again");
+}
+
 /// `module unload` (forced, and plain) and `module load`, over and over,
 /// while C callers run the optional API in tight loops on three channels:
 /// claim_channel, wait, and broadcast_channel + wait + winner + cleanup.
