@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tungstenite::handshake::server::{Request, Response};
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::{Message, WebSocket};
 
 /// How often the server thread looks at its flags.
@@ -169,13 +169,16 @@ fn serve(listener: TcpListener, address: SocketAddr, shared: Arc<Shared>) {
 fn handshake(stream: TcpStream) -> Option<WebSocket<TcpStream>> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let with_protocol = |_: &Request, mut response: Response| {
-        response.headers_mut().insert("Sec-WebSocket-Protocol", "ari".parse().expect("header value"));
-        Ok(response)
-    };
-    let ws = tungstenite::accept_hdr(stream, with_protocol).ok()?;
+    let ws = tungstenite::accept_hdr(stream, with_ari_protocol).ok()?;
     ws.get_ref().set_read_timeout(Some(POLL)).ok()?;
     Some(ws)
+}
+
+// The error type is tungstenite's, which the callback must return.
+#[allow(clippy::result_large_err)]
+fn with_ari_protocol(_: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+    response.headers_mut().insert("Sec-WebSocket-Protocol", "ari".parse().expect("header value"));
+    Ok(response)
 }
 
 fn read_until_away(mut ws: WebSocket<TcpStream>, shared: &Shared) {
