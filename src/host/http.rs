@@ -9,7 +9,7 @@
 //! request holds a unit of the module's use count (a plain `module unload`
 //! is refused meanwhile) and is counted in flight from the handler's first
 //! statement; unlinking either handler waits until none is inside and none
-//! entered for `DRAIN_QUIET` (see [`super::in_flight`]).
+//! entered for `DRAIN_QUIET` (see [`crate::in_flight`]).
 //!
 //! What that cannot see (main/http.c, `handle_uri`, 20.x to 23.x): a thread
 //! that found our `ast_http_uri` under the server's read lock, released it,
@@ -36,7 +36,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::in_flight::{Calls, Inside};
+use crate::in_flight::{Calls, Inside};
 use super::json::Json;
 use super::module::UseCount;
 use super::CStrArg;

@@ -16,8 +16,6 @@
 pub mod channel;
 pub mod cli;
 pub mod config;
-// Calls Asterisk makes without a module reference, counted for unload.
-pub mod in_flight;
 pub mod json;
 pub mod log;
 pub mod module;

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::time::Duration;
 
 use super::channel::ChannelArg;
-use super::in_flight::{Calls, Inside};
+use crate::in_flight::{Calls, Inside};
 use super::CStrArg;
 use crate::ffi;
 
@@ -217,7 +217,7 @@ pub fn call_inside() -> Inside {
 }
 
 /// Once the application is unregistered and the optional API withdrawn:
-/// waits until no call of them is inside (see `super::in_flight`); false if
+/// waits until no call of them is inside (see `crate::in_flight`); false if
 /// one still was after a few seconds, and the module must not go.
 pub fn calls_drained() -> bool {
     CALLS.drain(DRAIN_LIMIT, DRAIN_QUIET)
