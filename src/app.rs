@@ -146,7 +146,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
             log::source_line!(),
             LineText::new()
                 .text("Channel ")
-                .c_text(channel.name_cstr())
+                .c_text(&channel.name_cstr())
                 .text(": not claimed within ")
                 .number(u64::from(args.timeout_ms))
                 .text("ms timeout")
@@ -162,8 +162,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     log::debug(3, || format!("Channel {} claimed by {winner}, entering Stasis", channel.name()));
     // The broadcast stays registered (claims get 409) until the session ends.
     let stasis_args = &args.stasis_args;
-    let succeeded =
-        stasis::exec(channel, winner.as_bytes(), stasis_args.iter_bytes(), stasis_args.len(), stasis_args.c_size());
+    let succeeded = stasis::exec(channel, winner.as_bytes(), stasis_args.iter_bytes());
     drop(active);
     if succeeded {
         state.stats.ended(Ending::Claimed);
@@ -216,6 +215,17 @@ fn warn_if_c_implementation_loaded(state: &ModuleState, channel: &Channel<'_>) {
         channel.name(),
         loaded.join(", ")
     ));
+}
+
+/// Called by the entry point instead of `execute` while the module is
+/// unloading: nothing is offered, and the dialplan goes on.
+pub fn while_unloading(channel: &Channel<'_>) -> i32 {
+    log::warning(&format!(
+        "Channel {}: res_stasis_broadcast_rs is unloading; not broadcasting (STASISSTATUS=FAILED)",
+        channel.name()
+    ));
+    channel.set_variable(STATUS, c"FAILED");
+    CONTINUE
 }
 
 /// Called by the entry point when `execute` panicked.

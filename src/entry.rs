@@ -17,7 +17,7 @@ use crate::host::ari_tree::{self, BodyArg, ResponseArg, RestRequest};
 use crate::host::channel::{ChannelArg, ConditionArg, TieArg};
 use crate::host::cli::{self as host_cli, ArgsArg, CliAnswer, EntryArg};
 use crate::host::http::{self, HttpRequest, SessionArg, UriArg, VariablesArg};
-use crate::host::module::{AsteriskString, OptionalFunction};
+use crate::host::module::{self, AsteriskString, OptionalFunction};
 use crate::host::prometheus::OutputArg;
 use crate::host::sorcery::SorceryArg;
 use crate::host::CStrArg;
@@ -68,13 +68,17 @@ pub extern "C" fn reload_module() -> c_int {
 
 // ------------------------------------------------------------ dialplan
 
-/// The StasisBroadcast() application.
+/// The StasisBroadcast() application. A module that is unloading leaves the
+/// call to the dialplan (`STASISSTATUS=FAILED`); a panic hangs it up.
 extern "C" fn stasis_broadcast_exec(chan: ChannelArg<'_>, data: CStrArg<'_>) -> c_int {
+    let _call = module::call_inside();
     let Some(channel) = chan.channel() else { return app::HANG_UP };
     let data = data.text_borrowed();
     let executed = guarded("StasisBroadcast", None, || {
-        let state = state::get()?;
-        Some(app::execute(&state, &channel, &data))
+        Some(match state::get() {
+            Some(state) => app::execute(&state, &channel, &data),
+            None => app::while_unloading(&channel),
+        })
     });
     executed.unwrap_or_else(|| {
         app::after_panic(&channel);
@@ -88,6 +92,10 @@ extern "C" fn sleep_condition(arg: ConditionArg<'_>) -> c_int {
 }
 
 // ------------------------------------------------------------ optional API (stasis_app_broadcast.h)
+//
+// Asterisk's optional API holds no module reference for its users: each
+// function counts itself in flight first thing (`module::call_inside`), and
+// unload waits until none is inside once it has withdrawn them.
 
 extern "C" fn api_broadcast_channel(
     chan: ChannelArg<'_>,
@@ -95,6 +103,7 @@ extern "C" fn api_broadcast_channel(
     app_filter: CStrArg<'_>,
     flags: c_uint,
 ) -> c_int {
+    let _call = module::call_inside();
     let Some(channel) = chan.channel() else { return -1 };
     let filter = app_filter.optional_text();
     guarded("stasis_app_broadcast_channel", -1, || {
@@ -107,6 +116,7 @@ extern "C" fn api_broadcast_channel(
 const CLAIM_INTERNAL_ERROR: c_int = -3;
 
 extern "C" fn api_claim_channel(channel_id: CStrArg<'_>, app_name: CStrArg<'_>) -> c_int {
+    let _call = module::call_inside();
     let channel_id = channel_id.bytes();
     guarded("stasis_app_claim_channel", CLAIM_INTERNAL_ERROR, || {
         let Some(state) = state::get() else { return ClaimOutcome::NotFound.code() };
@@ -115,6 +125,7 @@ extern "C" fn api_claim_channel(channel_id: CStrArg<'_>, app_name: CStrArg<'_>) 
 }
 
 extern "C" fn api_broadcast_winner(channel_id: CStrArg<'_>) -> AsteriskString {
+    let _call = module::call_inside();
     let channel_id = channel_id.text();
     guarded("stasis_app_broadcast_winner", AsteriskString::none(), || {
         let winner = state::get().and_then(|state| app::api_winner(&state, &channel_id));
@@ -123,6 +134,7 @@ extern "C" fn api_broadcast_winner(channel_id: CStrArg<'_>) -> AsteriskString {
 }
 
 extern "C" fn api_broadcast_wait(chan: ChannelArg<'_>, timeout_ms: c_int) -> c_int {
+    let _call = module::call_inside();
     let Some(channel) = chan.channel() else { return -1 };
     guarded("stasis_app_broadcast_wait", -1, || {
         let Some(state) = state::get() else { return -1 };
@@ -131,6 +143,7 @@ extern "C" fn api_broadcast_wait(chan: ChannelArg<'_>, timeout_ms: c_int) -> c_i
 }
 
 extern "C" fn api_broadcast_cleanup(channel_id: CStrArg<'_>) {
+    let _call = module::call_inside();
     let channel_id = channel_id.text();
     guarded("stasis_app_broadcast_cleanup", (), || {
         if let Some(state) = state::get() {

@@ -14,6 +14,8 @@ pub fn guarded<R>(entry_point: &str, failure: R, body: impl FnOnce() -> R) -> R 
     let run = || {
         #[cfg(feature = "fault-injection")]
         fault_injection::panic_if_asked(entry_point);
+        #[cfg(feature = "fault-injection")]
+        fault_injection::delay_if_asked(entry_point);
         body()
     };
     match panic::catch_unwind(AssertUnwindSafe(run)) {
@@ -60,14 +62,28 @@ fn log_panic(info: &PanicHookInfo<'_>) {
 
 /// Test builds only (`--features fault-injection`, never the module users
 /// get): an entry point panics, once, when Asterisk's global variable
-/// STASISBROADCAST_INJECT_PANIC names it; the variable is cleared first.
+/// STASISBROADCAST_INJECT_PANIC names it; it waits [`fault_injection::DELAY`]
+/// before its body (before it looks for the module's state), once, when
+/// STASISBROADCAST_INJECT_DELAY names it, so a test can unload the module
+/// while a call is inside. The variable is cleared first.
 #[cfg(feature = "fault-injection")]
 mod fault_injection {
+    use std::time::Duration;
+
     const VARIABLE: &str = "STASISBROADCAST_INJECT_PANIC";
+    const DELAY_VARIABLE: &str = "STASISBROADCAST_INJECT_DELAY";
+    pub const DELAY: Duration = Duration::from_secs(2);
 
     pub fn panic_if_asked(entry_point: &str) {
         if crate::host::system::take_global(VARIABLE, entry_point) {
             panic!("fault injection: {entry_point} asked to panic");
+        }
+    }
+
+    pub fn delay_if_asked(entry_point: &str) {
+        if crate::host::system::take_global(DELAY_VARIABLE, entry_point) {
+            crate::host::log::notice(&format!("fault injection: {entry_point} waits {DELAY:?} inside the module"));
+            std::thread::sleep(DELAY);
         }
     }
 }

@@ -60,6 +60,8 @@ mod lifecycle;
 #[cfg(not(test))]
 mod metrics;
 mod throttle;
+// Counting calls into the module, for unload (used by `host`; pure).
+mod in_flight;
 #[cfg(not(test))]
 mod state;
 #[cfg(not(test))]

@@ -68,8 +68,9 @@ fn abandon() {
 ///
 /// The HTTP handlers go first (unlinked and drained, so a request arriving
 /// meanwhile gets ARI's own answer, never a failure), then the CLI; only
-/// then is the state taken out of reach of callbacks, the rest unregistered
-/// and the state dropped.
+/// then is the state taken out of reach of callbacks, the application and
+/// the optional API withdrawn (waiting until no call of them is inside), the
+/// rest unregistered and the state dropped.
 pub fn unload() -> i32 {
     let Some(state) = state::get() else { return 0 };
     let live = state.registry.len();
@@ -110,19 +111,34 @@ pub fn unload() -> i32 {
     // has returned by then.
     let busy = |state: &ModuleState| state.registry.len() + state.ties.load(Ordering::SeqCst) > 0;
     if busy(&state) || !state::wait_sole_owner(&state, HOLDERS_LIMIT) || busy(&state) {
-        log::warning("res_stasis_broadcast_rs: a broadcast or a callback is still running; not unloading");
-        state.registrations().cli = cli::register(&crate::cli::COMMANDS, state.callbacks.cli);
-        state.endpoint.start(state.settings.current().claim_endpoint);
-        state::install(state);
-        return -1;
+        return refuse(state, "a broadcast or a callback is still running");
     }
-    metrics::stop(&state);
     module::unprovide(&state.callbacks.optional_api);
     module::unregister_application(APP_NAME);
+    // Users of the optional API call without a module reference, and a
+    // forced unload ignores the application's: once both are withdrawn, none
+    // may still be inside (each counts itself from its first statement, also
+    // when it finds no state).
+    if !module::calls_drained() {
+        module::register_application(APP_NAME, state.callbacks.application);
+        module::provide(&state.callbacks.optional_api);
+        return refuse(state, "a call of the application or the optional API is still inside the module");
+    }
+    metrics::stop(&state);
     // Nothing of Asterisk's refers to the module any more: free everything.
     drop(state);
     guard::remove_panic_hook();
     0
+}
+
+/// An unload that found the module busy after taking the state: everything
+/// unregistered so far is registered again and the state put back.
+fn refuse(state: Arc<ModuleState>, why: &str) -> i32 {
+    log::warning(&format!("res_stasis_broadcast_rs: {why}; not unloading"));
+    state.registrations().cli = cli::register(&crate::cli::COMMANDS, state.callbacks.cli);
+    state.endpoint.start(state.settings.current().claim_endpoint);
+    state::install(state);
+    -1
 }
 
 pub fn reload() -> i32 {

@@ -159,9 +159,42 @@ void sbshim_channel_caller_and_exten_json(struct ast_channel *chan,
 	ast_channel_unlock(chan);
 }
 
+static size_t sbshim_copy(char *buf, size_t size, const char *text)
+{
+	size_t length = strlen(S_OR(text, ""));
+
+	if (size) {
+		ast_copy_string(buf, S_OR(text, ""), size);
+	}
+	return length;
+}
+
+size_t sbshim_channel_copy_uniqueid(struct ast_channel *chan, char *buf, size_t size)
+{
+	size_t length;
+
+	ast_channel_lock(chan);
+	length = sbshim_copy(buf, size, ast_channel_uniqueid(chan));
+	ast_channel_unlock(chan);
+	return length;
+}
+
+size_t sbshim_channel_copy_name(struct ast_channel *chan, char *buf, size_t size)
+{
+	size_t length;
+
+	ast_channel_lock(chan);
+	length = sbshim_copy(buf, size, ast_channel_name(chan));
+	ast_channel_unlock(chan);
+	return length;
+}
+
 struct ast_json *sbshim_channel_snapshot_json_of(struct ast_channel *chan)
 {
-	return sbshim_channel_snapshot_json(ast_channel_uniqueid(chan));
+	char uniqueid[AST_MAX_UNIQUEID];
+
+	sbshim_channel_copy_uniqueid(chan, uniqueid, sizeof(uniqueid));
+	return sbshim_channel_snapshot_json(uniqueid);
 }
 
 #ifndef SBSHIM_HAVE_CHANNEL_GET_BY_UNIQUEID

@@ -146,6 +146,40 @@ fn a_panic_in_the_application_or_its_wait_fails_only_that_call() {
     still_serving(&asterisk);
 }
 
+/// A forced unload while StasisBroadcast() is inside the module and has not
+/// looked for the module's state yet (the fault-injection build holds it
+/// there 2 s): the unload waits for it, then unloads. The call finds the
+/// module unloading: it offers nothing, logs why and sets
+/// STASISSTATUS=FAILED rather than failing as after a panic. (A forced
+/// unload hangs up the channels inside the application itself, so this call
+/// ends in `h`; one that enters during a plain unload goes on in the
+/// dialplan.) Asterisk runs on, and the module loads again and serves calls.
+#[test]
+fn a_forced_unload_waits_for_the_application_and_it_fails_the_call_cleanly() {
+    let asterisk = fault_instance();
+    let mark = asterisk.log_mark();
+    inject_delay(&asterisk, "StasisBroadcast");
+    let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", "100"));
+    assert!(
+        asterisk.wait_for_log_since(mark, "fault injection: StasisBroadcast waits", 5 * SECOND),
+        "the call never entered\n{}",
+        asterisk.diagnostics()
+    );
+    let started = Instant::now();
+    let out = asterisk.cli(&format!("module unload -f {OURS}"));
+    let took = started.elapsed();
+    assert!(out.contains("Unloaded"), "forced unload with a call inside: {out}\n{}", asterisk.diagnostics());
+    assert!(took >= Duration::from_millis(1000), "the unload returned after {took:?}: it did not wait for the call");
+    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND).as_deref(), Some("FAILED"));
+    let log = asterisk.log_since(mark);
+    assert!(log.contains("res_stasis_broadcast_rs is unloading; not broadcasting"), "{log}");
+    assert!(!log.contains("panic"), "{log}");
+    assert!(asterisk.is_running(), "{}", asterisk.diagnostics());
+    let out = asterisk.cli(&format!("module load {OURS}"));
+    assert!(is_running(&asterisk, OURS), "load after the unload: {out}");
+    still_serving(&asterisk);
+}
+
 #[test]
 fn a_panic_in_load_reload_or_unload_leaves_the_module_as_it_was() {
     let asterisk = fault_instance();

@@ -285,3 +285,122 @@ fn a_panic_in_each_optional_api_function_gives_its_failure_value() {
     assert_eq!(ast.continue_channel(&id).status, 204);
     assert_eq!(result(&id), "0|0|alpha|0");
 }
+
+/// A forced unload while an optional-API call is inside the module and has
+/// not looked for the module's state yet (the fault-injection build holds it
+/// there 2 s): the unload waits for it to leave, then unloads; the call gets
+/// the answer of a module that is unloading (-1); Asterisk runs on and the
+/// module loads again. Without the count of calls in flight the unload
+/// would unmap the code the call is still running.
+#[test]
+fn a_forced_unload_waits_for_an_optional_api_call_inside() {
+    let ast = boot_with(Broadcaster::Ours(fault_module()));
+    let mark = ast.log_mark();
+    inject_delay(&ast, "stasis_app_claim_channel");
+    let claimer = ast.originate(OriginateSpec::new("claim", "api").var("CID", "no-such-channel").var("CAPP", "alpha"));
+    assert!(
+        ast.wait_for_log_since(mark, "fault injection: stasis_app_claim_channel waits", 5 * SECOND),
+        "the call never entered\n{}",
+        ast.diagnostics()
+    );
+    let started = Instant::now();
+    let out = ast.cli(&format!("module unload -f {OURS}"));
+    let took = started.elapsed();
+    assert!(out.contains("Unloaded"), "forced unload with a call inside: {out}\n{}", ast.diagnostics());
+    assert!(took >= Duration::from_millis(1000), "the unload returned after {took:?}: it did not wait for the call");
+    assert_eq!(api_result(&ast, &claimer, 5 * SECOND).as_deref(), Some("-1"));
+    assert!(ast.is_running(), "{}", ast.diagnostics());
+    let out = ast.cli(&format!("module load {OURS}"));
+    assert!(is_running(&ast, OURS), "load after the unload: {out}");
+    assert_eq!(ast.claim("no-such-channel", "alpha").status, 404, "ARI's claim route reaches the module again");
+}
+
+/// `module unload` (forced, and plain) and `module load`, over and over,
+/// while C callers run the optional API in tight loops on three channels:
+/// claim_channel, wait, and broadcast_channel + wait + winner + cleanup.
+/// Each call gets our answer or, once the functions are withdrawn, the
+/// header's stub; Asterisk never crashes; unloads succeed in the middle of
+/// it (else the test would prove nothing) and the last one leaves nothing.
+#[test]
+fn unloading_while_optional_api_calls_run_crashes_nothing() {
+    // (extension, call, the variable it sets, our success value, pause per
+    // round): the broadcasting loop pauses, else a broadcast would be
+    // registered nearly all the time and every unload refused.
+    let loops = [
+        ("claim", "BroadcastApiClaim(no-such-channel,alpha)", "API_CLAIM", "-1", ""),
+        ("wait", "BroadcastApiWait(0)", "API_WAIT", "-1", ""),
+        ("run", "BroadcastApiRun(0)", "API_START", "0", "Wait(0.02)"),
+    ];
+    let dialplan = format!("{DIALPLAN}\n[stress]\n{}", loops.iter().map(|l| stress_loop(l.0, l.1, l.2, l.3, l.4)).collect::<String>());
+    let ast = Asterisk::start(
+        AsteriskConfig::new(ours()).dialplan(&dialplan).module_file(TEST_MODULE, test_module()).load(TEST_MODULE),
+    );
+    let callers: Vec<(String, &str)> =
+        loops.iter().map(|(exten, _, variable, _, _)| (ast.originate(OriginateSpec::new(exten, "stress")), *variable)).collect();
+    // The loops are running (and calling ours) before the first unload.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut unloaded = 0;
+    let cycles = 12;
+    for cycle in 0..cycles {
+        let command = if cycle % 3 == 2 { "module unload" } else { "module unload -f" };
+        let out = ast.cli(&format!("{command} {OURS}"));
+        assert!(ast.is_running(), "Asterisk died on {command} (cycle {cycle}): {out}\n{}", ast.diagnostics());
+        if out.contains("Unloaded") {
+            unloaded += 1;
+            assert!(!is_running(&ast, OURS), "cycle {cycle}: unloaded but still listed running");
+            // The loops go on against the stub meanwhile.
+            std::thread::sleep(Duration::from_millis(100));
+            let out = ast.cli(&format!("module load {OURS}"));
+            assert!(is_running(&ast, OURS), "cycle {cycle}: load again: {out}\n{}", ast.diagnostics());
+        } else {
+            assert!(is_running(&ast, OURS), "cycle {cycle}: refused, yet not running: {out}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ast.is_running(), "{}", ast.diagnostics());
+    eprintln!("{unloaded} of {cycles} unloads succeeded while the calls ran");
+    assert!(unloaded >= cycles / 3, "only {unloaded} of {cycles} unloads succeeded while the calls ran");
+    assert!(!ast.log().contains("did not register itself"), "a load found the module still mapped");
+
+    let stop = ast.ari().post("/asterisk/variable?variable=STOP&value=1", None);
+    assert_eq!(stop.status, 204, "{}", stop.body);
+    for (id, variable) in &callers {
+        let result = api_result(&ast, id, 10 * SECOND).unwrap_or_else(|| panic!("{variable} loop gave no result"));
+        let (ours, stub) = result.split_once('|').unwrap_or_else(|| panic!("{variable} loop: {result}"));
+        let (ours, stub): (u64, u64) = (ours.parse().expect(&result), stub.parse().expect(&result));
+        eprintln!("{variable} loop: answered by ours {ours} times, by the stub {stub} times");
+        assert!(ours > 0 && stub > 0, "{variable} loop saw ours {ours} times and the stub {stub} times");
+    }
+    wait_until("broadcasts gone with their channels", 5 * SECOND, || broadcasts_line(&ast) == "0 active broadcast(s)");
+    let out = ast.cli(&format!("module unload {OURS}"));
+    assert!(out.contains("Unloaded"), "module unload once the calls stopped: {out}\n{}", ast.diagnostics());
+    assert!(ast.is_running());
+    let log = ast.log();
+    assert!(!log.contains("panic"), "a panic was logged:\n{}", ast.diagnostics());
+}
+
+/// One optional-API call in a loop until the global STOP is set. Each result
+/// must be ours (`ours`, or -1 from a module that is unloading) or the
+/// header's stub (-2147483648, AST_OPTIONAL_API_UNAVAILABLE: withdrawn).
+/// Counts both into `API_<uniqueid>` as `ours|stub`; any other result ends
+/// the loop with `bad …`.
+fn stress_loop(exten: &str, call: &str, variable: &str, ours: &str, pause: &str) -> String {
+    let pause = if pause.is_empty() { String::new() } else { format!(" same => n,{pause}\n") };
+    format!(
+        "exten => {exten},1,Set(N_OURS=0)
+ same => n,Set(N_STUB=0)
+ same => n(top),{call}
+ same => n,GotoIf($[\"${{{variable}}}\" = \"{ours}\" | \"${{{variable}}}\" = \"-1\"]?ours)
+ same => n,GotoIf($[\"${{{variable}}}\" = \"-2147483648\"]?stub)
+ same => n,Set(GLOBAL(API_${{UNIQUEID}})=bad {variable}=${{{variable}}})
+ same => n,Hangup()
+ same => n(ours),Set(N_OURS=$[${{N_OURS}}+1])
+ same => n,Goto(next)
+ same => n(stub),Set(N_STUB=$[${{N_STUB}}+1])
+ same => n(next),NoOp()
+{pause} same => n,GotoIf($[\"${{GLOBAL(STOP)}}\" = \"\"]?top)
+ same => n,Set(GLOBAL(API_${{UNIQUEID}})=${{N_OURS}}|${{N_STUB}})
+ same => n,Hangup()
+"
+    )
+}

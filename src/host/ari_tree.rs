@@ -20,33 +20,35 @@
 //!
 //! `ast_ari_invoke` holds no reference that tells when a walk that found the
 //! node has left it: a callback counts itself in flight from its first
-//! instruction, and removal waits for that count to reach zero and then a
-//! grace period, for a walk between ARI's look-up and the callback, before
-//! the node's memory is freed (Asterisk's own `res_ari_*` modules remove
-//! their static nodes and are unmapped at once).
+//! instruction (see [`crate::in_flight`]), and removal waits until none is
+//! inside and none entered for a quiet period, for a walk between ARI's
+//! look-up and the callback, before the node's memory is freed (Asterisk's
+//! own `res_ari_*` modules remove their static nodes and are unmapped at
+//! once).
 
 use std::alloc::{self, Layout};
 use std::ffi::{c_int, c_void, CStr};
 use std::marker::PhantomData;
 use std::mem::{offset_of, size_of};
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::http::{variables, SessionArg, VariablesArg};
 use super::module::UseCount;
 use crate::ari_types::Credentials;
 use crate::ffi;
+use crate::in_flight::{Calls, Inside};
 
 type Node = ffi::stasis_rest_handlers;
 
 /// Callbacks inside the module's node.
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static CALLBACKS: Calls = Calls::new();
 /// How long removal waits for callbacks in flight.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
-/// Extra wait after the last callback left, for a walk that found the node
-/// just before it was removed.
-const DRAIN_GRACE: Duration = Duration::from_millis(50);
+/// How long no callback must have entered before the node is freed: a walk
+/// that found the node just before it was removed reaches it within a few
+/// of ARI's instructions.
+const DRAIN_QUIET: Duration = Duration::from_millis(50);
 
 const EVENTS_MODULE: &[u8] = b"res_ari_events.so";
 
@@ -175,18 +177,12 @@ impl<'call> RestRequest<'call> {
 /// A callback inside the node: counted in flight (removal waits for it) and
 /// holding a unit of the module's use count. Take it first thing.
 pub struct InFlight {
+    _inside: Inside,
     _use_count: UseCount,
 }
 
 pub fn in_flight() -> InFlight {
-    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-    InFlight { _use_count: UseCount::acquire() }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-    }
+    InFlight { _inside: CALLBACKS.enter(), _use_count: UseCount::acquire() }
 }
 
 /// The module's node in ARI's tree: the copy of res_ari_events' `events`
@@ -326,21 +322,8 @@ impl Installed {
     }
 }
 
-/// Whether a callback is inside the node now.
-pub fn busy() -> bool {
-    IN_FLIGHT.load(Ordering::SeqCst) > 0
-}
-
 fn drain() -> bool {
-    let deadline = Instant::now() + DRAIN_LIMIT;
-    while busy() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(DRAIN_GRACE);
-    !busy()
+    CALLBACKS.drain(DRAIN_LIMIT, DRAIN_QUIET)
 }
 
 /// A zeroed node with room for `children` child pointers.

@@ -79,40 +79,34 @@ impl<'call> Channel<'call> {
         self.raw.as_ptr()
     }
 
+    // The name and the unique id are copied under the channel lock, never
+    // read in place: a masquerade (main/channel.c, channel_do_masquerade)
+    // gives the channel the other one's name and swaps their unique ids,
+    // under both channels' locks, while this thread may be reading them.
+
     pub fn name(&self) -> String {
-        // SAFETY: valid channel for 'call; the name is copied at once.
-        super::string_from(unsafe { ffi::ast_channel_name(self.raw.as_ptr()) })
+        self.name_cstr().text().into_owned()
     }
 
     pub fn unique_id(&self) -> String {
-        // SAFETY: as above; a channel's unique id never changes.
-        super::string_from(unsafe { ffi::ast_channel_uniqueid(self.raw.as_ptr()) })
+        self.with_unique_id(str::to_owned)
     }
 
-    /// Calls `f` with the unique id, borrowed (not copied), as text.
+    /// Calls `f` with a copy of the unique id, made under the channel lock
+    /// (on the stack), as text.
     pub fn with_unique_id<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        // SAFETY: valid channel for 'call; the id is read in place while
-        // `f` runs on this thread, which Asterisk lent the channel to.
-        f(&super::CStrArg::borrow(unsafe { ffi::ast_channel_uniqueid(self.raw.as_ptr()) }).text_borrowed())
+        f(&CopiedText::of(self, ffi::sbshim_channel_copy_uniqueid).text())
     }
 
-    /// Calls `f` with the name, borrowed (not copied), as text.
+    /// Calls `f` with a copy of the name, made under the channel lock (on the
+    /// stack unless it is unusually long), as text.
     pub fn with_name<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        // SAFETY: as above: read in place, as Asterisk's own modules read it.
-        f(&super::CStrArg::borrow(unsafe { ffi::ast_channel_name(self.raw.as_ptr()) }).text_borrowed())
+        f(&self.name_cstr().text())
     }
 
-    /// The name as C text, borrowed for a log line.
-    pub fn name_cstr(&self) -> &CStr {
-        // SAFETY: as above; NULL never comes back for a live channel, but
-        // reads as "" if it did.
-        let name = unsafe { ffi::ast_channel_name(self.raw.as_ptr()) };
-        if name.is_null() {
-            return c"";
-        }
-        // SAFETY: a NUL-terminated string of the channel's, read while the
-        // caller holds the channel borrowed.
-        unsafe { CStr::from_ptr(name) }
+    /// A copy of the name made under the channel lock, as C text for a log line.
+    pub fn name_cstr(&self) -> CopiedText {
+        CopiedText::of(self, ffi::sbshim_channel_copy_name)
     }
 
     /// The caller id number ("" when unset) and the dialplan extension, as
@@ -178,6 +172,65 @@ impl<'call> Channel<'call> {
         } else {
             SleepEnd::TimedOut
         }
+    }
+}
+
+/// A string of the channel's copied under its lock: NUL-terminated, on the
+/// stack when it fits in `COPY_ON_STACK` bytes (every unique id does:
+/// Asterisk's are shorter than `AST_MAX_UNIQUEID`, 152), else on the heap.
+pub struct CopiedText {
+    on_stack: [u8; COPY_ON_STACK],
+    on_heap: Vec<u8>,
+    len: usize,
+}
+
+const COPY_ON_STACK: usize = 160;
+
+/// The shim's copy under the channel lock: into (buffer, size), returning
+/// the full length.
+type CopyUnderLock = unsafe extern "C" fn(*mut ffi::ast_channel, *mut std::ffi::c_char, usize) -> usize;
+
+impl CopiedText {
+    fn of(channel: &Channel<'_>, copy: CopyUnderLock) -> CopiedText {
+        let mut text = CopiedText { on_stack: [0; COPY_ON_STACK], on_heap: Vec::new(), len: 0 };
+        // SAFETY: valid channel for 'call; the shim writes at most the size
+        // given, NUL-terminated, and returns the full length of the string.
+        let len = unsafe { copy(channel.raw.as_ptr(), text.on_stack.as_mut_ptr().cast(), COPY_ON_STACK) };
+        if len < COPY_ON_STACK {
+            text.len = len;
+            return text;
+        }
+        // Longer: again on the heap, as often as it grew meanwhile.
+        let mut len = len;
+        loop {
+            text.on_heap.resize(len + 1, 0);
+            // SAFETY: as above, with the heap buffer and its size.
+            let now = unsafe { copy(channel.raw.as_ptr(), text.on_heap.as_mut_ptr().cast(), text.on_heap.len()) };
+            if now < text.on_heap.len() {
+                text.len = now;
+                return text;
+            }
+            len = now;
+        }
+    }
+
+    fn bytes_with_nul(&self) -> &[u8] {
+        if self.on_heap.is_empty() { &self.on_stack[..=self.len] } else { &self.on_heap[..=self.len] }
+    }
+
+    /// The text (invalid UTF-8 replaced).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        let bytes = self.bytes_with_nul();
+        super::text_of_bytes(&bytes[..bytes.len() - 1])
+    }
+}
+
+impl std::ops::Deref for CopiedText {
+    type Target = CStr;
+
+    fn deref(&self) -> &CStr {
+        // The copy holds no NUL before its end (the shim copied a C string).
+        CStr::from_bytes_until_nul(self.bytes_with_nul()).unwrap_or(c"")
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::ffi::{c_char, c_int, CStr};
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -64,10 +65,15 @@ impl CliAnswer {
 /// The CLI handler's prototype (`char *(*)(struct ast_cli_entry *, int, struct ast_cli_args *)`).
 pub type Handler = for<'call> extern "C" fn(EntryArg<'call>, c_int, ArgsArg<'call>) -> CliAnswer;
 
-/// The registered entries. Dropping it without [`Registration::unregister`]
-/// keeps the entries allocated (Asterisk may still hold them).
+/// The registered entries: an array Asterisk links into its CLI list and
+/// writes from other threads (`inuse`, `_full_cmd`, the list link). So it is
+/// held as the raw pointer `Box::into_raw` gave, never as a `Box` or through
+/// a `&mut` while any entry may be linked; every field is reached through
+/// raw pointers. Dropping it without [`Registration::unregister`] keeps the
+/// entries allocated (Asterisk may still hold them).
 pub struct Registration {
-    entries: Option<Box<[ffi::ast_cli_entry]>>,
+    entries: NonNull<ffi::ast_cli_entry>,
+    len: usize,
 }
 
 // SAFETY: the entries' pointers are Asterisk's (its strings) or static; the
@@ -79,7 +85,12 @@ unsafe impl Sync for Registration {}
 /// How long unregistering waits for a command that is running to return.
 const IN_USE_LIMIT: Duration = Duration::from_secs(5);
 
-fn fill<C>(entry: &mut ffi::ast_cli_entry, command: &CliCommand<C>, handler: Handler) {
+/// Fills the entry at `entry` with `command`'s words and `handler`.
+///
+/// # Safety
+/// `entry` points at an entry of a [`Registration`] that Asterisk does not
+/// hold linked now (not registered yet, or removed by unregistering).
+unsafe fn fill<C>(entry: *mut ffi::ast_cli_entry, command: &CliCommand<C>, handler: Handler) {
     // SAFETY: EntryArg, ArgsArg and CliAnswer are repr(transparent) over
     // the pointers of Asterisk's CLI handler prototype.
     let handler = unsafe {
@@ -88,76 +99,111 @@ fn fill<C>(entry: &mut ffi::ast_cli_entry, command: &CliCommand<C>, handler: Han
             unsafe extern "C" fn(*mut ffi::ast_cli_entry, c_int, *mut ffi::ast_cli_args) -> *mut c_char,
         >(handler)
     };
-    entry.summary = command.summary.as_ptr();
-    entry.usage = command.usage.as_ptr();
-    // Asterisk copies the words (ast_strdup) and never frees this pointer.
-    entry.command = command.command.as_ptr().cast_mut();
-    entry.handler = Some(handler);
+    // SAFETY: caller's contract: nobody else reads or writes the entry now.
+    unsafe {
+        (&raw mut (*entry).summary).write(command.summary.as_ptr());
+        (&raw mut (*entry).usage).write(command.usage.as_ptr());
+        // Asterisk copies the words (ast_strdup) and never frees this pointer.
+        (&raw mut (*entry).command).write(command.command.as_ptr().cast_mut());
+        (&raw mut (*entry).handler).write(Some(handler));
+    }
 }
 
 /// Registers `commands`, served by `handler`; `None` (and nothing
 /// registered) on failure.
 pub fn register<C>(commands: &'static [CliCommand<C>], handler: Handler) -> Option<Registration> {
-    let mut entries: Box<[ffi::ast_cli_entry]> = commands.iter().map(|_| ffi::ast_cli_entry::default()).collect();
-    for (entry, command) in entries.iter_mut().zip(commands) {
-        fill(entry, command, handler);
+    let entries: Box<[ffi::ast_cli_entry]> = commands.iter().map(|_| ffi::ast_cli_entry::default()).collect();
+    let len = entries.len();
+    // From here on only this pointer: the array never moves and is freed
+    // (Box::from_raw) only once Asterisk holds none of it.
+    let entries = NonNull::new(Box::into_raw(entries).cast::<ffi::ast_cli_entry>())?;
+    let registration = Registration { entries, len };
+    for (index, command) in commands.iter().enumerate() {
+        // SAFETY: an entry of the array just allocated, not registered yet.
+        unsafe { fill(registration.entry(index), command, handler) };
     }
-    let count = c_int::try_from(entries.len()).unwrap_or(0);
-    // SAFETY: the entries stay allocated (boxed, never moved) until
-    // unregister has removed them; Asterisk links them into its list.
-    let failed = unsafe { ffi::sbshim_cli_register_multiple(entries.as_mut_ptr(), count) } != 0;
-    let registration = Registration { entries: Some(entries) };
+    let count = c_int::try_from(len).unwrap_or(0);
+    // SAFETY: `len` filled entries that stay allocated until unregister has
+    // removed them; Asterisk links them into its list.
+    let failed = unsafe { ffi::sbshim_cli_register_multiple(entries.as_ptr(), count) } != 0;
     if failed {
         // What did register is removed again; what did not is not in use.
-        if let Err(kept) = registration.unregister() {
-            std::mem::forget(kept);
-        }
+        // Entries Asterisk refused to remove stay allocated: a Registration
+        // dropped without unregistering frees nothing.
+        let _ = registration.unregister();
         return None;
     }
     Some(registration)
 }
 
 impl Registration {
+    /// The entry at `index` (< len), as a raw pointer.
+    fn entry(&self, index: usize) -> *mut ffi::ast_cli_entry {
+        debug_assert!(index < self.len);
+        // SAFETY: within the array of `len` entries (from Box::into_raw).
+        unsafe { self.entries.as_ptr().add(index) }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = *mut ffi::ast_cli_entry> + '_ {
+        (0..self.len).map(|index| self.entry(index))
+    }
+
     /// Unregisters every entry and frees them. A command still running
     /// after [`IN_USE_LIMIT`] cannot be removed (Asterisk refuses, keeping
     /// the entry): then the entries already removed are registered again and
     /// the registration is handed back, so Asterisk never holds a freed entry.
-    pub fn unregister(mut self) -> Result<(), Registration> {
-        let Some(mut entries) = self.entries.take() else { return Ok(()) };
+    pub fn unregister(self) -> Result<(), Registration> {
         let deadline = Instant::now() + IN_USE_LIMIT;
-        while entries.iter_mut().any(in_use) && Instant::now() < deadline {
+        while self.entries().any(in_use) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let count = c_int::try_from(entries.len()).unwrap_or(0);
+        let count = c_int::try_from(self.len).unwrap_or(0);
         // SAFETY: the entries registered by `register`.
-        unsafe { ffi::ast_cli_unregister_multiple(entries.as_mut_ptr(), count) };
-        // ast_cli_unregister clears `_full_cmd` when it removed the entry and
-        // leaves it (with a warning) when the command was in use.
-        if entries.iter().all(|entry| entry._full_cmd.is_null()) {
-            return Ok(());
+        unsafe { ffi::ast_cli_unregister_multiple(self.entries.as_ptr(), count) };
+        // ast_cli_unregister clears `_full_cmd` (under its list lock, which
+        // it has released by now) when it removed the entry, and leaves it
+        // (with a warning) when the command was in use.
+        if !self.entries().all(removed) {
+            return Err(self);
         }
-        Err(Registration { entries: Some(entries) })
+        // SAFETY: Asterisk holds none of the entries any more: the array goes
+        // back to the Box it came from (same pointer and length), once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.entries.as_ptr(), self.len)) });
+        Ok(())
     }
 
     /// Registers again the entries a failed [`Registration::unregister`] removed.
     pub fn restore<C>(&mut self, commands: &'static [CliCommand<C>], handler: Handler) {
-        let Some(entries) = self.entries.as_mut() else { return };
-        for (entry, command) in entries.iter_mut().zip(commands) {
-            if entry._full_cmd.is_null() {
-                fill(entry, command, handler);
-                // SAFETY: a removed entry of this registration, registered again
-                // while the registration keeps it allocated.
-                unsafe { ffi::sbshim_cli_register_multiple(entry, 1) };
+        for (index, command) in commands.iter().enumerate().take(self.len) {
+            let entry = self.entry(index);
+            if removed(entry) {
+                // SAFETY: removed, so Asterisk holds this entry no more; the
+                // registration keeps it allocated while it is registered again.
+                unsafe {
+                    fill(entry, command, handler);
+                    ffi::sbshim_cli_register_multiple(entry, 1);
+                }
             }
         }
     }
 }
 
 /// Whether Asterisk is running the entry's command now.
-fn in_use(entry: &mut ffi::ast_cli_entry) -> bool {
-    // SAFETY: `inuse` is an int Asterisk changes with atomic operations
-    // (ast_atomic_fetchadd_int); read it atomically, as Asterisk writes it.
-    unsafe { AtomicI32::from_ptr(&mut entry.inuse) }.load(Ordering::SeqCst) > 0
+fn in_use(entry: *mut ffi::ast_cli_entry) -> bool {
+    // SAFETY: an entry of a live Registration; `inuse` is an int Asterisk
+    // changes with atomic operations (ast_atomic_fetchadd_int): read it
+    // atomically, as Asterisk writes it, with no reference to the entry.
+    unsafe { AtomicI32::from_ptr(&raw mut (*entry).inuse) }.load(Ordering::SeqCst) > 0
+}
+
+/// Whether the entry is not (or no longer) in Asterisk's list: its
+/// `_full_cmd`, which Asterisk sets when it links the entry and clears when
+/// it removes it, is NULL.
+fn removed(entry: *mut ffi::ast_cli_entry) -> bool {
+    // SAFETY: an entry of a live Registration; Asterisk writes `_full_cmd`
+    // only while registering or unregistering it, which only the loader's
+    // thread (this one) asks for.
+    unsafe { (&raw const (*entry)._full_cmd).read() }.is_null()
 }
 
 /// One call of the CLI handler: which of `commands` it is for, and what to do

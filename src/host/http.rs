@@ -7,9 +7,22 @@
 //! linked. The HTTP server calls a handler after releasing its URI list
 //! lock, so unlinking does not wait for requests already dispatched: each
 //! request holds a unit of the module's use count (a plain `module unload`
-//! is refused meanwhile) and is counted in flight; unlinking either handler
-//! waits for that count to reach zero, then a grace period for a thread still
-//! between the server's dispatch and the handler's first instruction.
+//! is refused meanwhile) and is counted in flight from the handler's first
+//! statement; unlinking either handler waits until none is inside and none
+//! entered for `DRAIN_QUIET` (see [`crate::in_flight`]).
+//!
+//! What that cannot see (main/http.c, `handle_uri`, 20.x to 23.x): a thread
+//! that found our `ast_http_uri` under the server's read lock, released it,
+//! and has not yet entered the handler. Unlinking takes the write lock, so
+//! every such thread had released the read lock before it; what it still
+//! runs is `ast_debug(1, "Match made with [%s]", urih->uri)` (with debug on,
+//! a log line formatted and queued), `ast_uri_decode` of its path unless our
+//! entry's `no_decode_uri` is set, then a load of our entry's `callback` and
+//! the call: no lock of the server held, no module reference. Only a thread
+//! that spends longer than the quiet period in those instructions
+//! (preempted, or held by the logger) can still enter after the drain; one
+//! that enters during it restarts the wait. The HTTP server offers no hook
+//! that would close this gap.
 //!
 //! The handlers themselves are the caller's (`crate::entry`): each makes an
 //! [`HttpRequest`] from its arguments and holds an [`InFlight`] while inside.
@@ -20,9 +33,10 @@ use std::cell::Cell;
 use std::ffi::{c_char, c_int, CStr};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use crate::in_flight::{Calls, Inside};
 use super::json::Json;
 use super::module::UseCount;
 use super::CStrArg;
@@ -32,12 +46,13 @@ use crate::ffi;
 static LINKED: AtomicBool = AtomicBool::new(false);
 static DOCS_LINKED: AtomicBool = AtomicBool::new(false);
 /// Requests inside either handler.
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static REQUESTS: Calls = Calls::new();
 
 /// How long unlinking waits for requests in flight before giving up waiting.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
-/// Extra wait after the last request left the handler.
-const DRAIN_GRACE: Duration = Duration::from_millis(20);
+/// How long no request may have entered before the handlers count as left
+/// (see the module documentation for the threads this is for).
+const DRAIN_QUIET: Duration = Duration::from_millis(20);
 
 /// The session argument of an HTTP handler, valid for the call.
 #[repr(transparent)]
@@ -109,7 +124,7 @@ pub fn unlink_claim_handler() -> bool {
         unsafe { ffi::sbshim_http_claim_unlink() };
         return drain();
     }
-    IN_FLIGHT.load(Ordering::SeqCst) == 0 || drain()
+    REQUESTS.is_empty() || drain()
 }
 
 pub fn is_linked() -> bool {
@@ -133,7 +148,7 @@ pub fn unlink_docs_handler() -> bool {
         unsafe { ffi::sbshim_http_docs_unlink() };
         return drain();
     }
-    IN_FLIGHT.load(Ordering::SeqCst) == 0 || drain()
+    REQUESTS.is_empty() || drain()
 }
 
 pub fn docs_handler_linked() -> bool {
@@ -142,33 +157,19 @@ pub fn docs_handler_linked() -> bool {
 
 /// Waits until no request is inside a handler; false after [`DRAIN_LIMIT`].
 fn drain() -> bool {
-    let deadline = Instant::now() + DRAIN_LIMIT;
-    while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(DRAIN_GRACE);
-    true
+    REQUESTS.drain(DRAIN_LIMIT, DRAIN_QUIET)
 }
 
 /// A request inside a handler: counted in flight (unlinking waits for it)
 /// and holding a unit of the module's use count (a plain `module unload` is
 /// refused meanwhile). Take it first thing in a handler.
 pub struct InFlight {
+    _inside: Inside,
     _use_count: UseCount,
 }
 
 pub fn in_flight() -> InFlight {
-    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-    InFlight { _use_count: UseCount::acquire() }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-    }
+    InFlight { _inside: REQUESTS.enter(), _use_count: UseCount::acquire() }
 }
 
 /// What res_ari's own `ast_ari_get_docs` answers for one api-docs file.

@@ -42,11 +42,6 @@ pub struct CStrArg<'call> {
 }
 
 impl CStrArg<'_> {
-    /// A C string the caller has borrowed for as long as the result lives.
-    fn borrow(raw: *const c_char) -> Self {
-        CStrArg { raw, _call: PhantomData }
-    }
-
     /// The text, copied; NULL reads as "".
     pub fn text(&self) -> String {
         string_from(self.raw)

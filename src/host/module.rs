@@ -1,8 +1,10 @@
 //! This module's identity in Asterisk: use count, other modules, optional API.
 
 use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::time::Duration;
 
 use super::channel::ChannelArg;
+use crate::in_flight::{Calls, Inside};
 use super::CStrArg;
 use crate::ffi;
 
@@ -186,11 +188,39 @@ pub fn provide(functions: &[OptionalFunction]) {
 }
 
 /// `ast_optional_api_unprovide`: users fall back to the header's stub.
+/// Calls already on their way may still arrive: see [`calls_drained`].
 pub fn unprovide(functions: &[OptionalFunction]) {
     for function in functions {
         // SAFETY: same name/address pair as given to `provide`.
         unsafe { ffi::sbshim_optional_api_unprovide(function.name.as_ptr(), Some(function.address)) };
     }
+}
+
+/// Calls of the dialplan application and of the optional-API functions
+/// inside the module. Asterisk's optional API takes no module reference: a
+/// user loads the function pointer `provide` stored and calls it whenever it
+/// likes; the application's callers hold a module use, which a forced
+/// unload ignores.
+static CALLS: Calls = Calls::new();
+
+/// How long [`calls_drained`] waits for calls inside before giving up.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// How long no call may have entered before none counts as on its way: a
+/// caller that loaded our pointer just before it was withdrawn is a few of
+/// its own instructions from our first statement.
+const DRAIN_QUIET: Duration = Duration::from_millis(20);
+
+/// A call of the application or of an optional-API function inside the
+/// module: take it first thing in each; [`calls_drained`] waits for it.
+pub fn call_inside() -> Inside {
+    CALLS.enter()
+}
+
+/// Once the application is unregistered and the optional API withdrawn:
+/// waits until no call of them is inside (see `crate::in_flight`); false if
+/// one still was after a few seconds, and the module must not go.
+pub fn calls_drained() -> bool {
+    CALLS.drain(DRAIN_LIMIT, DRAIN_QUIET)
 }
 
 /// Registers a dialplan application whose documentation comes from XML.

@@ -172,15 +172,11 @@ pub fn send(application: AppName<'_>, event: &Json) -> Delivery {
 }
 
 /// `stasis_app_exec`: runs the channel in the application until it leaves
-/// Stasis; true when that went without failure. `args` are the `count`
-/// arguments, which take `c_size` bytes as C strings one after another.
-pub fn exec<'a>(
-    channel: &Channel<'_>,
-    application: &[u8],
-    args: impl Iterator<Item = &'a [u8]>,
-    count: usize,
-    c_size: usize,
-) -> bool {
+/// Stasis; true when that went without failure. `args` are the arguments,
+/// walked once to size the buffers and once to fill them.
+pub fn exec<'a>(channel: &Channel<'_>, application: &[u8], args: impl Iterator<Item = &'a [u8]> + Clone) -> bool {
+    let count = args.clone().count();
+    let c_size: usize = args.clone().map(|arg| arg.len() + 1).sum();
     // The arguments as C strings one after the other in one buffer (interior
     // NULs become '?', as in `cstring`): on the stack for the usual short
     // arguments, on the heap otherwise, sized up front so it never moves.
@@ -193,15 +189,6 @@ pub fn exec<'a>(
         text_on_heap.resize(c_size, 0);
         &mut text_on_heap
     };
-    let mut start = 0;
-    for arg in args.take(count) {
-        let end = (start + arg.len()).min(text.len().saturating_sub(1));
-        for (slot, &byte) in text[start..end].iter_mut().zip(arg) {
-            *slot = if byte == 0 { b'?' } else { byte };
-        }
-        // text[end] stays 0: the terminator.
-        start = end + 1;
-    }
     // argv on the stack for the usual few arguments.
     const ARGV_ON_STACK: usize = 8;
     let mut argv_on_stack = [std::ptr::null_mut::<c_char>(); ARGV_ON_STACK];
@@ -212,9 +199,22 @@ pub fn exec<'a>(
         argv_on_heap.resize(count, std::ptr::null_mut());
         &mut argv_on_heap
     };
-    for (slot, arg) in argv.iter_mut().zip(text.split(|&byte| byte == 0)) {
-        *slot = arg.as_ptr().cast::<c_char>().cast_mut();
+    let mut rest = text;
+    let mut filled = 0;
+    for (slot, arg) in argv.iter_mut().zip(args) {
+        // Each argument and its NUL fit, the buffer being sized from these
+        // same arguments; an iterator whose clones differed would only get
+        // fewer of them passed, never a string without its NUL.
+        let Some((bytes, after)) = std::mem::take(&mut rest).split_at_mut_checked(arg.len() + 1) else { break };
+        for (byte, &from) in bytes.iter_mut().zip(arg) {
+            *byte = if from == 0 { b'?' } else { from };
+        }
+        // bytes[arg.len()] stays 0: the terminator.
+        *slot = bytes.as_mut_ptr().cast::<c_char>();
+        filled += 1;
+        rest = after;
     }
+    let argv = &mut argv[..filled];
     let argc = c_int::try_from(argv.len()).unwrap_or(c_int::MAX);
     super::with_c_bytes(application, |application| {
         // SAFETY: the channel is the one lent to this callback; argv points at

@@ -158,6 +158,17 @@ pub fn inject_panic(asterisk: &Asterisk, entry_point: &str) {
     assert_eq!(r.status, 204, "set {INJECT_PANIC}={entry_point}: {}", r.body);
 }
 
+/// Makes `entry_point` wait 2 s inside the module, before it looks for the
+/// module's state, the next time Asterisk calls it (the fault-injection
+/// build logs `fault injection: <entry_point> waits` first). For unloading
+/// while a call is inside.
+pub fn inject_delay(asterisk: &Asterisk, entry_point: &str) {
+    let r = asterisk
+        .ari()
+        .post(&format!("/asterisk/variable?variable=STASISBROADCAST_INJECT_DELAY&value={}", encode(entry_point)), None);
+    assert_eq!(r.status, 204, "set STASISBROADCAST_INJECT_DELAY={entry_point}: {}", r.body);
+}
+
 /// The line number of the one line of `file` (relative to the repository)
 /// that contains `needle`.
 pub fn source_line(file: &str, needle: &str) -> usize {
