@@ -239,7 +239,7 @@ fn a_panic_in_a_claim_answers_500_and_the_next_claim_works() {
 /// `serve_http` for the HTTP handlers) is one a test injects a panic into.
 #[test]
 fn every_guarded_entry_point_has_a_fault_injection_test() {
-    let top = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let top = std::path::PathBuf::from(REPO);
     let entry = std::fs::read_to_string(top.join("src/entry.rs")).expect("src/entry.rs");
     let literal_after = |call: &str| -> Vec<String> {
         entry

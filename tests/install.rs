@@ -89,7 +89,7 @@ impl Drop for DestDir {
 fn make(target: &str, destdir: &DestDir, vars: &[(&str, &str)]) -> String {
     let _one_at_a_time = MAKE.lock().unwrap_or_else(|e| e.into_inner());
     let mut command = Command::new("make");
-    command.current_dir(env!("CARGO_MANIFEST_DIR")).arg(target).arg(format!("DESTDIR={}", destdir.host.display()));
+    command.current_dir(REPO).arg(target).arg(format!("DESTDIR={}", destdir.host.display()));
     for (name, value) in vars {
         command.arg(format!("{name}={value}"));
     }

@@ -40,7 +40,7 @@ fn include_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("ASTERISK_INCLUDE_DIR") {
         return PathBuf::from(dir);
     }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("asterisk-headers");
+    let local = Path::new(REPO).join("asterisk-headers");
     if local.join("asterisk/module.h").is_file() {
         return local;
     }
@@ -52,7 +52,7 @@ fn test_module() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cmodule/test_broadcast_api.c");
+            let source = Path::new(REPO).join("tests/cmodule/test_broadcast_api.c");
             let include = include_dir();
             let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cmodule-{}", std::process::id()));
             std::fs::create_dir_all(&out_dir).expect("create cmodule dir");

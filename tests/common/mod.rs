@@ -7,6 +7,9 @@ use std::time::Duration;
 
 pub use asterisk_harness::*;
 
+/// The repository's top directory (this package is tests/).
+pub const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
 /// The module under test: `$STASIS_BROADCAST_MODULE`, which `make test` and
 /// the version matrix set to what they have just built. There is no default:
 /// a module found lying around may be older than the sources under test.
@@ -28,7 +31,7 @@ fn built_module(variable: &str, what: &str) -> PathBuf {
     let built = std::fs::metadata(&path)
         .and_then(|meta| meta.modified())
         .unwrap_or_else(|e| panic!("{variable}={}: {e}: run `make test`", path.display()));
-    let top = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let top = PathBuf::from(REPO);
     // What cargo rebuilds the module for when it changes (build.rs and its rerun-if-changed).
     let newest = ["src", "include", "build.rs"]
         .iter()
@@ -161,7 +164,7 @@ pub fn inject_panic(asterisk: &Asterisk, entry_point: &str) {
 /// The line number of the one line of `file` (relative to the repository)
 /// that contains `needle`.
 pub fn source_line(file: &str, needle: &str) -> usize {
-    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file)).expect(file);
+    let text = std::fs::read_to_string(PathBuf::from(REPO).join(file)).expect(file);
     let found: Vec<usize> =
         text.lines().enumerate().filter(|(_, line)| line.contains(needle)).map(|(n, _)| n + 1).collect();
     assert_eq!(found.len(), 1, "{file}: lines containing {needle:?}: {found:?}");
