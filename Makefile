@@ -15,6 +15,9 @@
 #   make soak-valgrind the same soak with Asterisk under valgrind memcheck, then
 #                   module unload; valgrind's report must not name the module
 #                   (SOAK_VALGRIND_CALLS, default 300; needs the Debian runtime's valgrind)
+#   make fixtures   record what Asterisk's C module sends (CallBroadcast,
+#                   CallClaimed) into tests/fixtures/, which tests/feature.rs
+#                   compares ours with on every version (needs Debian's 22.10.1)
 #   make bench      ours vs the C reference vs plain Stasis(), same Asterisk, one run
 #                   (BENCH_QUICK=1: a short smoke run; results in target/bench-quick/)
 #   make install    install into an Asterisk (DESTDIR, ASTMODDIR, ASTDATADIR, ASTETCDIR)
@@ -80,7 +83,7 @@ ASTERISK_SOURCES ?= $(abspath $(CURDIR)/../shared/asterisk-src)
 export ASTERISK_SOURCES
 MATRIX_VERSIONS  ?=
 
-.PHONY: soak soak-valgrind all build setup nodejs node-deps python3-venv py-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
+.PHONY: fixtures soak soak-valgrind all build setup nodejs node-deps python3-venv py-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
 
 all: build
 
@@ -153,6 +156,13 @@ $(FAULT_MODULE): build
 test: runtime build $(FAULT_MODULE) node-deps py-deps
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) STASIS_BROADCAST_FAULT_MODULE=$(CURDIR)/$(FAULT_MODULE) \
 		$(CARGO) test $(CI_PROFILE) --workspace
+
+# The C module's events, recorded on the runtime of `make test` (22.10.1,
+# which ships it) by the very tests that otherwise check the recording.
+fixtures: runtime
+	STASIS_BROADCAST_RECORD_FIXTURES=1 $(CARGO) test $(CI_PROFILE) -p stasis-broadcast-tests --test feature -- \
+		--exact nominal_vs_c_module notify_claimed_vs_c_module
+	git status --short tests/fixtures
 
 test-matrix: setup node-deps py-deps
 	scripts/test-matrix.sh $(MATRIX_VERSIONS)

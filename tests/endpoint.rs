@@ -158,11 +158,7 @@ fn boot(mode: Mode) -> Asterisk {
 
 /// Boots one instance per mode, at the same time.
 fn boot_both() -> (Asterisk, Asterisk) {
-    std::thread::scope(|s| {
-        let ari = s.spawn(|| boot(Mode::Ari));
-        let module = s.spawn(|| boot(Mode::Module));
-        (ari.join().expect("boot ari"), module.join().expect("boot module"))
-    })
+    at_once(|| boot(Mode::Ari), || boot(Mode::Module))
 }
 
 fn handler_linked(asterisk: &Asterisk) -> bool {
@@ -931,7 +927,7 @@ fn ari_conf_changes_apply_alike_after_aris_reload() {
     assert!(m.body.contains("The requested URL was not found on this server."), "{}", m.body);
     if facts.sorcery {
         assert!(!handler_linked(&module));
-        assert!(module.log().contains("ARI is disabled in ari.conf, so /ari/events/claim is not served"));
+        logged_through(&module, 0, "ARI is disabled in ari.conf, so /ari/events/claim is not served");
     } else {
         // Pre-sorcery: ARI's own `enabled` is read at each request; the
         // handler stays linked and answers as the HTTP server does.
@@ -991,7 +987,7 @@ fn password_rotation_follows_aris_reload_without_reloading_the_module() {
     let realm = same("realm back to the default", "test", "rotated", 401);
     assert_eq!(realm.header("www-authenticate"), Some("Basic realm=\"Asterisk REST Interface\""));
 
-    let log = asterisk.log();
+    let log = log_barrier(&asterisk, 0);
     assert!(!log.contains("Reloading module 'res_stasis_broadcast_rs.so'"), "the module was never reloaded");
     // Pre-sorcery: read_only and the realm came from ARI's own structs, every check passed.
     assert!(!log.contains("not what this module knows of ARI's private configuration"), "{log}");
@@ -1286,9 +1282,9 @@ fn unload_load_cycles_leave_no_handler_behind() {
     assert_eq!(module_answers + ari_answers, statuses.values().sum::<usize>(), "{statuses:?}");
     assert!(module_answers > cycles && ari_answers >= cycles, "module's {module_answers}, ARI's {ari_answers}");
     assert!(asterisk.is_running());
-    let log = asterisk.log();
-    assert!(!log.contains("could not be completely unloaded"));
-    assert!(!log.contains("did not register itself"));
+    let log = log_barrier(&asterisk, 0);
+    assert!(!log.contains("could not be completely unloaded"), "{log}");
+    assert!(!log.contains("did not register itself"), "{log}");
     let r = asterisk.claim("no-such-channel", "x");
     assert_eq!((r.status, r.json()["message"].as_str()), (404, Some("Channel not found or not in broadcast state")));
 }

@@ -186,14 +186,6 @@ fn a_broadcast_never_cleaned_up_goes_with_its_channel() {
     assert!(ast.is_running());
 }
 
-/// The use count column of `module show like NAME`.
-fn use_count(ast: &Asterisk, name: &str) -> u32 {
-    let line = module_line(ast, name).unwrap_or_default();
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let running = words.iter().position(|word| *word == "Running").expect("a Running column");
-    words[running - 1].parse().unwrap_or_else(|_| panic!("use count in {line:?}"))
-}
-
 /// While a channel carries the datastore that ties a never-cleaned-up
 /// broadcast to it, the module stays loaded: the datastore holds a reference
 /// to it (on top of the broadcast's own), and even a forced unload is
