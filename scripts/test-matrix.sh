@@ -52,18 +52,20 @@ for v in "${versions[@]}"; do
         include="$root/asterisk-include"
     fi
     runtime_ready=$(date +%s)
-    # Only the module depends on the headers: its two builds (profile ci, in
-    # the target directories `make test` uses, so the dependencies are
-    # already built) are redone per version and copied aside; the test
-    # binaries (package tests/, which does not link the module crate) are
-    # built once and serve every version.
+    # Only the module depends on the headers: it and its fault-injection
+    # build (profile ci) are redone per version, in a target directory of the
+    # matrix's own (the builds `make test` loads stay as they are), and copied
+    # aside; the test binaries (package tests/, which does not link the module
+    # crate) are built once and serve every version.
     out="$target/matrix/$v"
     mkdir -p "$out"
-    ASTERISK_INCLUDE_DIR=$include $cargo build --profile ci -q -p res_stasis_broadcast_rs --lib
-    cp "$target/ci/libres_stasis_broadcast_rs.so" "$out/res_stasis_broadcast_rs.so"
-    ASTERISK_INCLUDE_DIR=$include $cargo build --profile ci -q -p res_stasis_broadcast_rs --lib \
-        --features fault-injection --target-dir "$target/fault"
-    cp "$target/fault/ci/libres_stasis_broadcast_rs.so" "$out/fault.so"
+    for build in module fault; do
+        features=()
+        if [ $build = fault ]; then features=(--features fault-injection); fi
+        ASTERISK_INCLUDE_DIR=$include CARGO_TARGET_DIR="$target/matrix" \
+            $cargo build --profile ci -q -p res_stasis_broadcast_rs --lib "${features[@]}"
+        cp "$target/matrix/ci/libres_stasis_broadcast_rs.so" "$out/$build.so"
+    done
     built=$(date +%s)
     tests=()
     for s in $suites; do tests+=(--test "$s"); done
@@ -78,7 +80,7 @@ for v in "${versions[@]}"; do
     # against the version's headers (at run time; nothing of cargo's reads it here).
     ASTERISK_INCLUDE_DIR=$include \
     STASIS_BROADCAST_ROOT=$root \
-    STASIS_BROADCAST_MODULE="$out/res_stasis_broadcast_rs.so" \
+    STASIS_BROADCAST_MODULE="$out/module.so" \
     STASIS_BROADCAST_FAULT_MODULE="$out/fault.so" \
         $cargo test --profile ci --no-fail-fast -p stasis-broadcast-tests "${tests[@]}" -- "${filter[@]}" 2>&1 \
         | tee "$log" || status=$?
