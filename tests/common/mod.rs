@@ -132,7 +132,8 @@ pub fn require_c_module() {
 /// to 5 s; fails the test, with the log, if it never comes. Asterisk's logger
 /// writes from one thread in the order the lines were logged, so by then every
 /// line logged before that one is there too: to check that something was
-/// *not* logged, wait for a line the same thread logs after it, then look.
+/// *not* logged, wait for a line logged after it would have been (by the
+/// same thread, or once that thread's work is known to be done), then look.
 pub fn logged_through(asterisk: &Asterisk, mark: usize, line: &str) -> String {
     let deadline = 5 * SECOND;
     assert!(
