@@ -6,7 +6,7 @@
 #   make node-deps  Node.js (if missing) and the pinned npm packages of tests/node
 #                   and examples/agents/node (make test runs it)
 #   make py-deps    a Python virtualenv in target/python-venv with the example
-#                   Python agent's pinned packages (make test runs it)
+#                   Python agent's pinned packages (make test and make test-matrix run it)
 #   make test-matrix the integration suites and an ari-client race on every
 #                   Asterisk version: Debian's 22.10.1 plus each release tarball
 #                   in ASTERISK_SOURCES, built from source (MATRIX_VERSIONS to choose)
@@ -15,6 +15,9 @@
 #   make soak-valgrind the same soak with Asterisk under valgrind memcheck, then
 #                   module unload; valgrind's report must not name the module
 #                   (SOAK_VALGRIND_CALLS, default 300; needs the Debian runtime's valgrind)
+#   make fixtures   record what Asterisk's C module sends (CallBroadcast,
+#                   CallClaimed) into tests/fixtures/, which tests/feature.rs
+#                   compares ours with on every version (needs Debian's 22.10.1)
 #   make bench      ours vs the C reference vs plain Stasis(), same Asterisk, one run
 #                   (BENCH_QUICK=1: a short smoke run; results in target/bench-quick/)
 #   make install    install into an Asterisk (DESTDIR, ASTMODDIR, ASTDATADIR, ASTETCDIR)
@@ -42,10 +45,14 @@ INSTALLED      = $(DESTDIR)$(ASTMODDIR)/$(MODULE) \
                  $(DESTDIR)$(ASTDATADIR)/documentation/thirdparty/$(notdir $(XMLDOC)) \
                  $(DESTDIR)$(ASTETCDIR)/$(notdir $(SAMPLE_CONF))
 
-# Where cargo builds (the version matrix gives each version its own).
+# Where cargo builds (scripts/test-matrix.sh builds into the same directories).
 TARGET_DIR    := $(or $(CARGO_TARGET_DIR),target)
-FAULT_TARGET  := target/fault
-FAULT_MODULE  := $(FAULT_TARGET)/release/libres_stasis_broadcast_rs.so
+# Fat LTO and one codegen unit (profile release) for the shipped .so only;
+# the test binaries, the fault-injection build and the bench driver use
+# profile ci (Cargo.toml), which builds several times faster.
+CI_PROFILE    := --profile ci
+FAULT_TARGET  := $(TARGET_DIR)/fault
+FAULT_MODULE  := $(FAULT_TARGET)/ci/libres_stasis_broadcast_rs.so
 
 # Headers: ASTERISK_INCLUDE_DIR if set, else asterisk-headers/ (filled from the
 # runtime), else /usr/include when it has Asterisk's development headers.
@@ -76,12 +83,12 @@ ASTERISK_SOURCES ?= $(abspath $(CURDIR)/../shared/asterisk-src)
 export ASTERISK_SOURCES
 MATRIX_VERSIONS  ?=
 
-.PHONY: soak soak-valgrind all build setup nodejs node-deps python3-venv py-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
+.PHONY: fixtures soak soak-valgrind all build setup nodejs node-deps python3-venv py-deps runtime headers test test-matrix unit-test integration-test demo bench install uninstall clean
 
 all: build
 
 build: setup $(HEADERS_DEP)
-	$(CARGO) build --release
+	$(CARGO) build --release -p res_stasis_broadcast_rs --lib
 	cp $(TARGET_DIR)/release/libres_stasis_broadcast_rs.so $(MODULE)
 
 # Host packages the build needs: libclang for bindgen, debootstrap for the runtime.
@@ -144,25 +151,32 @@ asterisk-headers/asterisk/module.h:
 # The panic-guard test loads a build with a fault-injection hook; it is built
 # apart so the module everything else tests is the one users get.
 $(FAULT_MODULE): build
-	$(CARGO) build --release --features fault-injection --target-dir $(FAULT_TARGET)
+	$(CARGO) build $(CI_PROFILE) -p res_stasis_broadcast_rs --lib --features fault-injection --target-dir $(FAULT_TARGET)
 
 test: runtime build $(FAULT_MODULE) node-deps py-deps
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) STASIS_BROADCAST_FAULT_MODULE=$(CURDIR)/$(FAULT_MODULE) \
-		$(CARGO) test --release --workspace
+		$(CARGO) test $(CI_PROFILE) --workspace
 
-test-matrix: setup node-deps
+# The C module's events, recorded on the runtime of `make test` (22.10.1,
+# which ships it) by the very tests that otherwise check the recording.
+fixtures: runtime
+	STASIS_BROADCAST_RECORD_FIXTURES=1 $(CARGO) test $(CI_PROFILE) -p stasis-broadcast-tests --test feature -- \
+		--exact nominal_vs_c_module notify_claimed_vs_c_module
+	git status --short tests/fixtures
+
+test-matrix: setup node-deps py-deps
 	scripts/test-matrix.sh $(MATRIX_VERSIONS)
 
 SOAK_CALLS ?= 5000
 SOAK_SEED  ?= 1
 soak: runtime build
 	SOAK_CALLS=$(SOAK_CALLS) SOAK_SEED=$(SOAK_SEED) STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) \
-		$(CARGO) test --release --test soak -- --nocapture
+		$(CARGO) test $(CI_PROFILE) --test soak -- --nocapture
 
 soak-valgrind: runtime build
 	SOAK_VALGRIND=1 SOAK_CALLS=$(or $(SOAK_VALGRIND_CALLS),300) SOAK_SEED=$(SOAK_SEED) \
 		STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) \
-		$(CARGO) test --release --test soak -- --nocapture
+		$(CARGO) test $(CI_PROFILE) --test soak -- --nocapture
 
 demo: runtime build
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) $(CARGO) run --release --example demo
@@ -170,7 +184,7 @@ demo: runtime build
 # Writes bench/results/latest.{md,json,png} and the README's performance table.
 bench: runtime build
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) BENCH_QUICK=$(BENCH_QUICK) \
-		$(CARGO) run --release -p stasis-broadcast-bench
+		$(CARGO) run $(CI_PROFILE) -p stasis-broadcast-bench
 
 install: build
 	install -D -m 0755 $(MODULE) $(DESTDIR)$(ASTMODDIR)/$(MODULE)

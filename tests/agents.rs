@@ -33,7 +33,7 @@ enum Lang {
 }
 
 fn top() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(REPO)
 }
 
 /// Where `make py-deps` puts the virtualenv.

@@ -187,11 +187,12 @@ fn events_json_is_completed_exactly_where_asterisk_lacks_the_entries() {
     assert_eq!(served.header("content-type"), Some("application/json"));
     if described {
         assert!(!docs_linked(&asterisk), "Asterisk {version:?} describes the entries: nothing to link");
-        assert!(asterisk.wait_for_log(
+        logged_through(
+            &asterisk,
+            0,
             "API description: ari (Asterisk's events.json already describes CallBroadcast, CallClaimed and \
              POST /events/claim; ARI serves it unchanged)",
-            5 * SECOND
-        ));
+        );
         assert!(
             shown.contains("API description (events.json):")
                 && shown.contains("ari (Asterisk's events.json already describes"),
@@ -202,11 +203,12 @@ fn events_json_is_completed_exactly_where_asterisk_lacks_the_entries() {
         assert_eq!(served.json(), as_served(&file, &asterisk));
     } else {
         assert!(docs_linked(&asterisk), "Asterisk {version:?} lacks the entries: the module serves events.json");
-        assert!(asterisk.wait_for_log(
+        logged_through(
+            &asterisk,
+            0,
             "API description: module (Asterisk's events.json lacks the CallBroadcast and CallClaimed models, \
              POST /events/claim; this module serves GET /ari/api-docs/events.json with them added)",
-            5 * SECOND
-        ));
+        );
         assert!(
             shown.contains("API description (events.json):") && shown.contains("module (Asterisk's events.json lacks"),
             "{shown}"
@@ -541,13 +543,16 @@ fn events_json_is_answered_as_ari_answers_api_docs() {
     let our_notices = |log: &str| {
         log.lines().filter(|l| l.contains("NOTICE") && l.contains("src/endpoint.rs") && l.contains(refused_origin)).count()
     };
-    assert!(asterisk.wait_for_log(refused_origin, 5 * SECOND));
-    assert_eq!(our_notices(&asterisk.log()), 1, "{}", asterisk.log());
+    logged_through(&asterisk, 0, refused_origin);
+    let log = log_barrier(&asterisk, 0);
+    assert_eq!(our_notices(&log), 1, "{log}");
     let mark = asterisk.log_mark();
     for _ in 0..3 {
         raw(&asterisk, &requests[5].1.replace("{}", EVENTS));
     }
-    assert_eq!(our_notices(&asterisk.log_since(mark)), 0, "{}", asterisk.log_since(mark));
+    // Each refusal was logged, if at all, before it was answered.
+    let log = log_barrier(&asterisk, mark);
+    assert_eq!(our_notices(&log), 0, "{log}");
 
     // Named differences: the HTTP server hands the handler `events.json/` and
     // any letter case of the path alike, without the path; ARI's router sees
@@ -626,9 +631,9 @@ fn lacking_and_complete(file: &Value) -> (Value, Value) {
 }
 
 /// `module reload` of this module; then `show settings` must say `expect`
-/// about the API description. Returns the log written meanwhile (the
-/// decision is logged when it changes).
-fn reload_and_wait(asterisk: &Asterisk, expect: &str) -> String {
+/// about the API description. Returns the log mark from before the reload,
+/// for [`logged_through`] (the decision is logged when it changes).
+fn reload_and_wait(asterisk: &Asterisk, expect: &str) -> usize {
     let mark = asterisk.log_mark();
     asterisk.cli(&format!("module reload {OURS}"));
     let deadline = Instant::now() + 5 * SECOND;
@@ -636,7 +641,7 @@ fn reload_and_wait(asterisk: &Asterisk, expect: &str) -> String {
         let shown = asterisk.cli("stasis broadcast show settings");
         let row = shown.lines().find(|line| line.contains("API description (events.json):")).unwrap_or("").to_owned();
         if row.contains(expect) {
-            return asterisk.log_since(mark);
+            return mark;
         }
         assert!(Instant::now() < deadline, "after reload, 'show settings' says {row:?}, not '{expect}'");
         std::thread::sleep(Duration::from_millis(20));
@@ -675,14 +680,12 @@ fn the_decision_follows_asterisk_s_file_at_reload() {
     assert_entries(&served.json(), "served events.json, file changed");
 
     write_json(&path, &complete);
-    let log = reload_and_wait(
+    let mark = reload_and_wait(
         &asterisk,
         "ari (Asterisk's events.json already describes CallBroadcast, CallClaimed and POST /events/claim",
     );
-    assert!(
-        log.contains("API description: ari (Asterisk's events.json already describes"),
-        "the change is logged: {log}"
-    );
+    // The change is logged.
+    logged_through(&asterisk, mark, "API description: ari (Asterisk's events.json already describes");
     assert!(!docs_linked(&asterisk));
     let own = get(&asterisk, EVENTS);
     assert_eq!(own.json(), as_served(&complete, &asterisk));
@@ -690,9 +693,11 @@ fn the_decision_follows_asterisk_s_file_at_reload() {
     assert!(shown.contains("ari (Asterisk's events.json already describes"), "{shown}");
 
     std::fs::write(&path, "{\"models\": ").expect("write");
-    let log = reload_and_wait(&asterisk, "is not valid JSON");
-    assert!(log.contains("is not valid JSON"), "{log}");
-    assert!(log.contains("WARNING") && log.contains("API description: ari ("), "{log}");
+    let mark = reload_and_wait(&asterisk, "is not valid JSON");
+    let log = logged_through(&asterisk, mark, "is not valid JSON");
+    let line = log.lines().find(|line| line.contains("is not valid JSON")).unwrap_or_default();
+    assert!(line.contains("WARNING"), "{log}");
+    logged_through(&asterisk, mark, "API description: ari (");
     assert!(!docs_linked(&asterisk));
     // ARI's own answer to its unparseable file.
     let own = get(&asterisk, EVENTS);
@@ -704,8 +709,9 @@ fn the_decision_follows_asterisk_s_file_at_reload() {
     assert_eq!(get(&asterisk, EVENTS).status, 404);
 
     write_json(&path, &lacking);
-    let log = reload_and_wait(&asterisk, "module (");
-    assert!(log.contains("API description: module (Asterisk's events.json lacks"), "the change is logged: {log}");
+    let mark = reload_and_wait(&asterisk, "module (");
+    // The change is logged.
+    logged_through(&asterisk, mark, "API description: module (Asterisk's events.json lacks");
     assert!(docs_linked(&asterisk));
 
     // ARI disabled: ARI serves no api-docs, neither does the module.
@@ -721,16 +727,12 @@ fn the_decision_follows_asterisk_s_file_at_reload() {
     // so the handler stays linked and gives the HTTP server's 404 itself.
     let sorcery = asterisk.runtime().at_least(&[(20, 15), (21, 10), (22, 5), (23, 0)]);
     if sorcery {
-        assert!(
-            asterisk.wait_for_log_since(mark, "API description: ARI is disabled in ari.conf", 5 * SECOND),
-            "{}",
-            asterisk.log_since(mark)
-        );
+        logged_through(&asterisk, mark, "API description: ARI is disabled in ari.conf");
         assert!(!docs_linked(&asterisk));
         let shown = asterisk.cli("stasis broadcast show settings");
         assert!(shown.contains("not served: ARI is disabled or not configured"), "{shown}");
     } else {
-        assert!(asterisk.wait_for_log_since(mark, "Reloading module 'res_stasis_broadcast_rs.so'", 5 * SECOND));
+        logged_through(&asterisk, mark, "Reloading module 'res_stasis_broadcast_rs.so'");
         assert!(docs_linked(&asterisk), "pre-sorcery ARI: ARI's own setting decides per request");
     }
     let (ari, ours) = (get(&asterisk, CHANNELS), get(&asterisk, EVENTS));
@@ -799,8 +801,9 @@ fn unload_load_cycles_while_events_json_is_requested() {
     assert!(seen.keys().all(|(status, _)| *status == 200), "{seen:?}");
     assert!(seen.contains_key(&(200, true)), "{seen:?}");
     assert!(asterisk.is_running());
-    let log = asterisk.log();
-    assert!(!log.contains("could not be completely unloaded"));
+    // The unloads ran within their CLI commands, all returned by now.
+    let log = log_barrier(&asterisk, 0);
+    assert!(!log.contains("could not be completely unloaded"), "{log}");
 }
 
 #[test]

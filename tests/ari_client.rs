@@ -36,7 +36,7 @@ exten => 100,1,StasisBroadcast(5000)
 ";
 
 fn node_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
+    PathBuf::from(REPO).join("tests/node")
 }
 
 /// Fails (never skips) when Node.js or the pinned package is missing.

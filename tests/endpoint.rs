@@ -161,11 +161,7 @@ fn boot(mode: Mode) -> Asterisk {
 
 /// Boots one instance per mode, at the same time.
 fn boot_both() -> (Asterisk, Asterisk) {
-    std::thread::scope(|s| {
-        let ari = s.spawn(|| boot(Mode::Ari));
-        let module = s.spawn(|| boot(Mode::Http));
-        (ari.join().expect("boot ari"), module.join().expect("boot module"))
-    })
+    at_once(|| boot(Mode::Ari), || boot(Mode::Http))
 }
 
 fn handler_linked(asterisk: &Asterisk) -> bool {
@@ -175,7 +171,7 @@ fn handler_linked(asterisk: &Asterisk) -> bool {
 fn assert_mode(asterisk: &Asterisk, mode: Mode) {
     assert_eq!(handler_linked(asterisk), mode == Mode::Http, "handler linked in {mode:?} mode");
     let expected = format!("claim endpoint: {} (claim_endpoint={}", mode.setting(), mode.setting());
-    assert!(asterisk.wait_for_log(&expected, 5 * SECOND), "log line '{expected}'");
+    logged_through(asterisk, 0, &expected);
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -775,7 +771,7 @@ fn auto_mode_follows_the_claim_route_and_reload_switches_modes() {
         std::fs::write(&settings_path, settings(setting)).expect("write settings");
         let mark = asterisk.log_mark();
         asterisk.cli(&format!("module reload {OURS}"));
-        assert!(asterisk.wait_for_log_since(mark, line, 5 * SECOND), "'{line}' in {}", asterisk.log_since(mark));
+        logged_through(&asterisk, mark, line);
     };
     let message = |r: &Response| r.json()["message"].as_str().unwrap_or("").to_owned();
     let settings_shown = || asterisk.cli("stasis broadcast show settings");
@@ -804,7 +800,7 @@ fn auto_mode_follows_the_claim_route_and_reload_switches_modes() {
         assert_eq!((r.status, message(&r).as_str()), (404, CHANNEL_NOT_FOUND), "ARI's route, the module's answer");
     } else {
         let line = format!("claim endpoint: module (claim_endpoint=auto: {version}");
-        assert!(asterisk.wait_for_log(&line, 5 * SECOND), "{}", asterisk.log());
+        logged_through(&asterisk, 0, &line);
         assert!(!handler_linked(&asterisk));
         let shown = settings_shown();
         println!("{shown}");
@@ -876,10 +872,11 @@ fn reload_ari(asterisk: &Asterisk, facts: &AriFacts) -> String {
     asterisk.cli("module reload res_ari.so");
     let reread = "ARI reloaded its configuration; re-reading ari.conf";
     if facts.sorcery && serving {
-        assert!(asterisk.wait_for_log_since(mark, reread, 5 * SECOND), "{}", asterisk.log_since(mark));
+        logged_through(asterisk, mark, reread);
     }
-    assert!(asterisk.wait_for_log_since(mark, "Reloading module 'res_ari.so'", 5 * SECOND));
-    let log = asterisk.log_since(mark);
+    logged_through(asterisk, mark, "Reloading module 'res_ari.so'");
+    // Anything ARI's reload set off is logged by the time a later line is.
+    let log = log_barrier(asterisk, mark);
     assert!(!log.contains("Reloading module 'res_stasis_broadcast_rs.so'"), "{log}");
     if !facts.sorcery {
         assert!(!log.contains(reread), "pre-sorcery ARI cannot be observed: {log}");
@@ -942,7 +939,7 @@ fn ari_conf_changes_apply_alike_after_aris_reload() {
     assert!(m.body.contains("The requested URL was not found on this server."), "{}", m.body);
     if facts.sorcery {
         assert!(!handler_linked(&module));
-        assert!(module.log().contains("ARI is disabled in ari.conf, so /ari/events/claim is not served"));
+        logged_through(&module, 0, "ARI is disabled in ari.conf, so /ari/events/claim is not served");
     } else {
         // Pre-sorcery: ARI's own `enabled` is read at each request; the
         // handler stays linked and answers as the HTTP server does.
@@ -1002,7 +999,7 @@ fn password_rotation_follows_aris_reload_without_reloading_the_module() {
     let realm = same("realm back to the default", "test", "rotated", 401);
     assert_eq!(realm.header("www-authenticate"), Some("Basic realm=\"Asterisk REST Interface\""));
 
-    let log = asterisk.log();
+    let log = log_barrier(&asterisk, 0);
     assert!(!log.contains("Reloading module 'res_stasis_broadcast_rs.so'"), "the module was never reloaded");
     // Pre-sorcery: read_only and the realm came from ARI's own structs, every check passed.
     assert!(!log.contains("not what this module knows of ARI's private configuration"), "{log}");
@@ -1039,8 +1036,9 @@ fn the_modules_own_reload_rereads_ari_conf() {
     write_ari_conf(&asterisk, "allowed_origins = http://new.example", &format!("[test]\ntype=user\npassword={password}\n"));
     let mark = asterisk.log_mark();
     asterisk.cli(&format!("module reload {OURS}"));
-    assert!(asterisk.wait_for_log_since(mark, "Reloading module 'res_stasis_broadcast_rs.so'", 5 * SECOND));
-    assert!(!asterisk.log_since(mark).contains("Reloading module 'res_ari.so'"), "{}", asterisk.log_since(mark));
+    logged_through(&asterisk, mark, "Reloading module 'res_stasis_broadcast_rs.so'");
+    let log = log_barrier(&asterisk, mark);
+    assert!(!log.contains("Reloading module 'res_ari.so'"), "{log}");
 
     let new_origin = claim("test", password, "http://new.example");
     assert_eq!(new_origin, (NOT_FOUND, Some("http://new.example".into())), "the new allowed origin");
@@ -1297,9 +1295,9 @@ fn unload_load_cycles_leave_no_handler_behind() {
     assert_eq!(module_answers + ari_answers, statuses.values().sum::<usize>(), "{statuses:?}");
     assert!(module_answers > cycles && ari_answers >= cycles, "module's {module_answers}, ARI's {ari_answers}");
     assert!(asterisk.is_running());
-    let log = asterisk.log();
-    assert!(!log.contains("could not be completely unloaded"));
-    assert!(!log.contains("did not register itself"));
+    let log = log_barrier(&asterisk, 0);
+    assert!(!log.contains("could not be completely unloaded"), "{log}");
+    assert!(!log.contains("did not register itself"), "{log}");
     let r = asterisk.claim("no-such-channel", "x");
     assert_eq!((r.status, r.json()["message"].as_str()), (404, Some("Channel not found or not in broadcast state")));
 }

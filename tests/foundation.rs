@@ -15,7 +15,7 @@ fn module_loads_and_runs() {
     assert!(line.contains("Running"), "{line}");
     assert!(line.contains("extended"), "support level: {line}");
     assert!(asterisk.cli("core show applications like StasisBroadcast").contains("StasisBroadcast"));
-    assert!(!asterisk.log().contains("did not register itself"));
+    assert!(!boot_log(&asterisk).contains("did not register itself"));
 }
 
 /// Unload, load, then a broadcast claimed and one timed out: each cycle runs
@@ -77,8 +77,8 @@ fn unload_load_cycles_with_calls_keep_asterisk_up_and_small() {
         growth < STEADY_LIMIT_KIB,
         "resident memory grew by {growth} KiB over {STEADY_CYCLES} cycles after the warm-up"
     );
-    assert!(asterisk.is_running());
-    let log = asterisk.log();
+    // The loads and unloads ran within their CLI commands: a call after them is the barrier.
+    let log = still_serving(&asterisk);
     assert!(!log.contains("did not register itself"), "a reload found the module still mapped");
     assert!(!log.contains("could not be completely unloaded"));
 }
@@ -116,15 +116,25 @@ fn fault_instance() -> Asterisk {
 
 /// A call broadcast for `timeout_ms` that nobody claims; its STASISSTATUS.
 fn unclaimed_call(asterisk: &Asterisk, timeout_ms: u32) -> Option<String> {
-    let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", &timeout_ms.to_string()));
-    asterisk.wait_for_global(&format!("RESULT_{call}"), 10 * SECOND)
+    unclaimed_call_id(asterisk, timeout_ms).1
 }
 
-/// Asterisk still answers, and the module still runs calls.
-fn still_serving(asterisk: &Asterisk) {
+/// The same, with the call's unique id.
+fn unclaimed_call_id(asterisk: &Asterisk, timeout_ms: u32) -> (String, Option<String>) {
+    let call = asterisk.originate(OriginateSpec::new("100", "incoming").var("SB", &timeout_ms.to_string()));
+    let status = result(asterisk, &call);
+    (call, status)
+}
+
+/// Asterisk still answers, and the module still runs calls. Returns the
+/// whole log once it holds that call's result line: everything logged
+/// before the call (a CLI command's load, unload or reload) is in it.
+fn still_serving(asterisk: &Asterisk) -> String {
     assert!(asterisk.is_running(), "Asterisk died:\n{}", asterisk.diagnostics());
     assert_eq!(asterisk.ari().get("/asterisk/info").status, 200, "ARI answers");
-    assert_eq!(unclaimed_call(asterisk, 100).as_deref(), Some("TIMEOUT"));
+    let (call, status) = unclaimed_call_id(asterisk, 100);
+    assert_eq!(status.as_deref(), Some("TIMEOUT"));
+    logged_through(asterisk, 0, &format!("GLOBAL(RESULT_{call})"))
 }
 
 #[test]
@@ -212,8 +222,8 @@ fn a_panic_in_load_reload_or_unload_leaves_the_module_as_it_was() {
     assert_eq!(asterisk.ari().get("/asterisk/info").status, 200, "ARI answers");
     let out = asterisk.cli(&format!("module load {OURS}"));
     assert!(is_running(&asterisk, OURS), "the next load: {out}\n{}", asterisk.log_since(mark));
-    still_serving(&asterisk);
-    assert!(!asterisk.log().contains("did not register itself"), "a load found the module still mapped");
+    let log = still_serving(&asterisk);
+    assert!(!log.contains("did not register itself"), "a load found the module still mapped");
 }
 
 /// The CLI handler answers CLI_FAILURE; ARI's configuration observer does
@@ -236,12 +246,15 @@ fn a_panic_in_a_cli_command_or_the_ari_observer_fails_only_that_call() {
     // before, there is nothing to observe, and the observer never runs.
     if asterisk.runtime().at_least(&[(20, 15), (21, 10), (22, 5), (23, 0)]) {
         assert_panic_logged(&asterisk, mark, "ARI configuration observer");
+        still_serving(&asterisk);
     } else {
-        assert!(asterisk.wait_for_log_since(mark, "Reloading module 'res_ari.so'", 5 * SECOND));
-        assert!(!asterisk.log_since(mark).contains("panic"), "{}", asterisk.log_since(mark));
+        // The reload ran within the CLI command: the call after it is the barrier.
+        still_serving(&asterisk);
+        let log = asterisk.log_since(mark);
+        assert!(log.contains("Reloading module 'res_ari.so'"), "{log}");
+        assert!(!log.contains("panic"), "{log}");
         assert_eq!(asterisk.global_var(INJECT_PANIC).as_deref(), Some("ARI configuration observer"), "observer called");
     }
-    still_serving(&asterisk);
 }
 
 #[test]
@@ -337,7 +350,7 @@ fn a_claim_node_ari_cannot_take_falls_back_to_the_http_handler() {
 /// `serve_http` for the HTTP handlers) is one a test injects a panic into.
 #[test]
 fn every_guarded_entry_point_has_a_fault_injection_test() {
-    let top = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let top = std::path::PathBuf::from(REPO);
     let entry = std::fs::read_to_string(top.join("src/entry.rs")).expect("src/entry.rs");
     let literal_after = |call: &str| -> Vec<String> {
         entry
@@ -372,10 +385,12 @@ fn only_the_test_build_can_inject_panics() {
     assert!(!contains(our_module()), "the module under test carries the fault-injection hook");
 }
 
-/// On a release without the C implementation (asserted by `reference_present`):
-/// ours runs, loading the C module by hand finds nothing, and ours still
-/// answers the call.
-fn without_the_c_modules_ours_stays_in_charge() {
+/// Where the instance has no C implementation (the harness links the C
+/// modules into an instance only when asked, so on every version): ours
+/// runs, loading the C modules by hand finds nothing, and ours still answers
+/// the call.
+#[test]
+fn alone_ours_stays_in_charge_when_asked_to_load_the_c_implementation() {
     let asterisk = Asterisk::start(AsteriskConfig::new(ours()).dialplan(TIMEOUT_DIALPLAN));
     assert!(is_running(&asterisk, OURS));
     for c_module in ["res_stasis_broadcast.so", "app_stasis_broadcast.so"] {
@@ -387,10 +402,8 @@ fn without_the_c_modules_ours_stays_in_charge() {
 }
 
 #[test]
-fn the_harness_also_boots_the_c_reference() {
-    if !reference_present() {
-        return without_the_c_modules_ours_stays_in_charge();
-    }
+fn the_harness_boots_the_reference_vs_c_module() {
+    require_c_module();
     let asterisk = Asterisk::start(AsteriskConfig::new(Broadcaster::Reference).dialplan(TIMEOUT_DIALPLAN));
     assert!(is_running(&asterisk, "res_stasis_broadcast.so"));
     assert!(is_running(&asterisk, "app_stasis_broadcast.so"));
@@ -398,10 +411,8 @@ fn the_harness_also_boots_the_c_reference() {
 }
 
 #[test]
-fn ours_declines_beside_the_c_modules_with_a_clear_error() {
-    if !reference_present() {
-        return without_the_c_modules_ours_stays_in_charge();
-    }
+fn ours_declines_with_a_clear_error_vs_c_module() {
+    require_c_module();
     let config = AsteriskConfig::new(Broadcaster::Reference)
         .dialplan(CLAIM_DIALPLAN)
         .module_file(OURS, our_module())
@@ -410,10 +421,10 @@ fn ours_declines_beside_the_c_modules_with_a_clear_error() {
     let asterisk = Asterisk::start(config);
     assert!(is_running(&asterisk, "res_stasis_broadcast.so"), "the C module keeps running");
     assert!(!is_running(&asterisk, OURS), "ours must not run beside it");
-    assert!(asterisk.wait_for_log("res_stasis_broadcast_rs declined: Asterisk's own C implementation is loaded", 5 * SECOND));
-    let log = asterisk.log();
-    assert!(log.contains("noload => res_stasis_broadcast.so"), "the error says what to put in modules.conf");
-    assert!(log.contains("res_stasis_broadcast.so, app_stasis_broadcast.so"), "and which modules were found");
+    logged_through(&asterisk, 0, "res_stasis_broadcast_rs declined: Asterisk's own C implementation is loaded");
+    // What to put in modules.conf, and which modules were found.
+    logged_through(&asterisk, 0, "noload => res_stasis_broadcast.so");
+    logged_through(&asterisk, 0, "res_stasis_broadcast.so, app_stasis_broadcast.so");
     // The C implementation still broadcasts and answers claims: ours did not
     // take the optional API over. Told apart by what only the C module does:
     // a claim naming an application that is not registered wins (ours, with
@@ -428,10 +439,8 @@ fn ours_declines_beside_the_c_modules_with_a_clear_error() {
 }
 
 #[test]
-fn a_c_module_loaded_by_hand_after_ours_is_reported_when_a_call_comes() {
-    if !reference_present() {
-        return without_the_c_modules_ours_stays_in_charge();
-    }
+fn loaded_by_hand_after_ours_is_reported_when_a_call_comes_vs_c_module() {
+    require_c_module();
     let config = AsteriskConfig::new(ours()).dialplan(TIMEOUT_DIALPLAN).link_reference_modules();
     let asterisk = Asterisk::start(config);
     assert!(is_running(&asterisk, OURS));
@@ -440,13 +449,15 @@ fn a_c_module_loaded_by_hand_after_ours_is_reported_when_a_call_comes() {
     let mark = asterisk.log_mark();
     let id = asterisk.originate(OriginateSpec::new("100", "incoming"));
     let expected = "Asterisk's own C implementation was loaded after res_stasis_broadcast_rs (res_stasis_broadcast.so)";
-    assert!(asterisk.wait_for_log_since(mark, expected, 5 * SECOND), "{}", asterisk.log_since(mark));
-    let line = asterisk.log_since(mark).lines().find(|l| l.contains(expected)).unwrap_or_default().to_owned();
+    let log = logged_through(&asterisk, mark, expected);
+    let line = log.lines().find(|l| l.contains(expected)).unwrap_or_default().to_owned();
     assert!(line.contains("ERROR") && line.contains("Channel Local/100@incoming-"), "{line}");
-    assert!(asterisk.wait_for_global(&format!("RESULT_{id}"), 5 * SECOND).is_some());
-    // Once a minute at most: the next call, run to its end, logs nothing more.
+    assert!(result(&asterisk, &id).is_some());
+    // Once a minute at most: the next call, run to its end, logs nothing more
+    // (its result line, logged by its own thread after the application, is the barrier).
     let mark = asterisk.log_mark();
     let second = asterisk.originate(OriginateSpec::new("100", "incoming"));
-    assert_eq!(asterisk.wait_for_global(&format!("RESULT_{second}"), 5 * SECOND).as_deref(), Some("TIMEOUT"));
-    assert!(!asterisk.log_since(mark).contains(expected), "logged again within a minute");
+    assert_eq!(result(&asterisk, &second).as_deref(), Some("TIMEOUT"));
+    let log = logged_through(&asterisk, mark, &format!("GLOBAL(RESULT_{second})"));
+    assert!(!log.contains(expected), "logged again within a minute:\n{log}");
 }

@@ -89,7 +89,7 @@ impl Drop for DestDir {
 fn make(target: &str, destdir: &DestDir, vars: &[(&str, &str)]) -> String {
     let _one_at_a_time = MAKE.lock().unwrap_or_else(|e| e.into_inner());
     let mut command = Command::new("make");
-    command.current_dir(env!("CARGO_MANIFEST_DIR")).arg(target).arg(format!("DESTDIR={}", destdir.host.display()));
+    command.current_dir(REPO).arg(target).arg(format!("DESTDIR={}", destdir.host.display()));
     for (name, value) in vars {
         command.arg(format!("{name}={value}"));
     }
@@ -105,9 +105,10 @@ fn make(target: &str, destdir: &DestDir, vars: &[(&str, &str)]) -> String {
 
 /// Since `mark`, the module had nothing to say about stasis_broadcast.conf
 /// (no WARNING, no ERROR, no "not found"), and it runs with the defaults of
-/// `OPTIONS`, taken from that file.
+/// `OPTIONS`, taken from that file. Called once the load or reload that read
+/// it has returned (the barrier makes its lines all be there).
 fn assert_config_read_cleanly(asterisk: &Asterisk, mark: usize) {
-    let log = asterisk.log_since(mark);
+    let log = log_barrier(asterisk, mark);
     let complaints: Vec<&str> = log
         .lines()
         .filter(|l| l.contains(CONF) && (l.contains("WARNING") || l.contains("ERROR") || l.contains("not found")))
@@ -270,7 +271,7 @@ fn make_install_feeds_a_real_asterisk_and_make_uninstall_removes_exactly_that() 
     let reloaded = asterisk.cli(&format!("module reload {OURS}"));
     println!("module reload {OURS}: {reloaded}");
     let changed = format!("{CONF} reloaded; new broadcasts use the new settings");
-    assert!(asterisk.wait_for_log_since(mark, &changed, 5 * SECOND), "{changed}:\n{}", asterisk.log_since(mark));
+    logged_through(&asterisk, mark, &changed);
     assert_config_read_cleanly(&asterisk, mark);
     drop(asterisk);
 
@@ -343,7 +344,7 @@ fn run_on_stock_configuration(stock: &Path, keep_prometheus_conf: bool) {
         .label(if keep_prometheus_conf { "stock" } else { "stock-no-prometheus-conf" });
     let ast = Asterisk::start(config);
     let _ = fs::remove_dir_all(&copy);
-    let boot_log = ast.log();
+    let boot_log = boot_log(&ast);
     assert!(
         is_running(&ast, OURS),
         "{OURS} is not running on the stock configuration:\n{}\n{}",
@@ -380,7 +381,8 @@ fn run_on_stock_configuration(stock: &Path, keep_prometheus_conf: bool) {
 
     let mark = ast.log_mark();
     let reloaded = ast.cli(&format!("module reload {OURS}"));
-    assert!(!ast.log_since(mark).contains("ERROR"), "{reloaded}\n{}", ast.log_since(mark));
+    let log = log_barrier(&ast, mark);
+    assert!(!log.contains("ERROR"), "{reloaded}\n{log}");
     assert!(is_running(&ast, OURS));
     drop((first, second));
     ast.cli(&format!("module unload {OURS}"));

@@ -12,7 +12,6 @@ mod common;
 use common::servers::*;
 use common::*;
 use serde_json::Value;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 const APPS: [&str; 2] = ["agent-red", "agent-blue"];
@@ -20,24 +19,6 @@ const APPS: [&str; 2] = ["agent-red", "agent-blue"];
 /// two on the second, so each server's counters can only add up to its own.
 const PLACED_ON: [usize; 5] = [0, 1, 0, 1, 0];
 const WAIT: Duration = Duration::from_secs(5);
-
-/// Both applications claim `id` at once on `server`; returns their statuses in `APPS` order.
-fn race(apps: &[AriApp], id: &str) -> Vec<u16> {
-    let start = Barrier::new(apps.len());
-    std::thread::scope(|scope| {
-        let claims: Vec<_> = apps
-            .iter()
-            .map(|app| {
-                let start = &start;
-                scope.spawn(move || {
-                    start.wait();
-                    app.claim(id).status
-                })
-            })
-            .collect();
-        claims.into_iter().map(|c| c.join().expect("claim thread")).collect()
-    })
-}
 
 #[test]
 fn every_call_is_claimed_on_its_own_server() {
@@ -73,7 +54,7 @@ fn every_call_is_claimed_on_its_own_server() {
 
         // ...and leaves the race where it was: on the call's own server both
         // applications claim at once, one wins, the other is told it lost.
-        let statuses = race(&connections[home], &id);
+        let statuses: Vec<u16> = race(&connections[home], &id).iter().map(|r| r.status).collect();
         let winner = statuses.iter().position(|&s| s == 204).unwrap_or_else(|| panic!("{what}: no 204 among {statuses:?}"));
         assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), 1, "{what}: {statuses:?}");
         connections[home][winner]

@@ -40,7 +40,7 @@ fn include_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("ASTERISK_INCLUDE_DIR") {
         return PathBuf::from(dir);
     }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("asterisk-headers");
+    let local = Path::new(REPO).join("asterisk-headers");
     if local.join("asterisk/module.h").is_file() {
         return local;
     }
@@ -52,7 +52,7 @@ fn test_module() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cmodule/test_broadcast_api.c");
+            let source = Path::new(REPO).join("tests/cmodule/test_broadcast_api.c");
             let include = include_dir();
             let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cmodule-{}", std::process::id()));
             std::fs::create_dir_all(&out_dir).expect("create cmodule dir");
@@ -184,14 +184,6 @@ fn a_broadcast_never_cleaned_up_goes_with_its_channel() {
     assert!(out.contains("Unloaded"), "module unload after an abandoned broadcast: {out}\n{}", ast.diagnostics());
     assert!(!is_running(&ast, OURS));
     assert!(ast.is_running());
-}
-
-/// The use count column of `module show like NAME`.
-fn use_count(ast: &Asterisk, name: &str) -> u32 {
-    let line = module_line(ast, name).unwrap_or_default();
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let running = words.iter().position(|word| *word == "Running").expect("a Running column");
-    words[running - 1].parse().unwrap_or_else(|_| panic!("use count in {line:?}"))
 }
 
 /// While a channel carries the datastore that ties a never-cleaned-up

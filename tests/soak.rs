@@ -16,7 +16,6 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 const MS: Duration = Duration::from_millis(1);
@@ -98,25 +97,6 @@ fn channel_gone(ast: &Asterisk, id: &str, timeout: Duration) -> bool {
     true
 }
 
-/// All racers claim `id` at once; returns (app index, status) per claimant.
-fn race(ast: &Asterisk, apps: &[AriApp], id: &str, who: &[usize]) -> Vec<(usize, u16)> {
-    let start = Arc::new(Barrier::new(who.len()));
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = who
-            .iter()
-            .map(|&n| {
-                let (start, http) = (start.clone(), ast.ari());
-                let name = apps[n].name().to_owned();
-                scope.spawn(move || {
-                    start.wait();
-                    (n, http.claim(id, &name).status)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("claimant")).collect()
-    })
-}
-
 /// Unloads the module, stops Asterisk and judges valgrind's report.
 fn unload_under_valgrind(ast: Asterisk) {
     let module = "res_stasis_broadcast_rs.so";
@@ -182,8 +162,8 @@ fn chaos_soak() {
                     drop(apps.remove(n));
                     apps.insert(n, ast.connect_app(&name));
                 }
-                let results = race(&ast, &apps, &id, &(0..RACERS).collect::<Vec<_>>());
-                statuses.extend(results.iter().map(|&(n, s)| (apps[n].name().to_owned(), s)));
+                let results = race(&apps, &id);
+                statuses.extend(apps.iter().zip(&results).map(|(app, r)| (app.name().to_owned(), r.status)));
             }
             Scenario::Timeout => {}
             Scenario::CallerHangsUp => {

@@ -2,6 +2,7 @@
 //! XML documentation and the README, and the decided option set they must
 //! all describe. Plain string scanning: the files are ours and regular.
 
+use super::REPO;
 use std::path::PathBuf;
 
 /// The options of `stasis_broadcast.conf` `[general]` and their defaults.
@@ -19,7 +20,7 @@ pub const SAMPLE_CONF: &str = "configs/stasis_broadcast.conf.sample";
 
 /// Host path of a file of the repository.
 pub fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+    PathBuf::from(REPO).join(relative)
 }
 
 /// Content of a file of the repository.

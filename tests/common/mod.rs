@@ -7,6 +7,9 @@ use std::time::Duration;
 
 pub use asterisk_harness::*;
 
+/// The repository's top directory (this package is tests/).
+pub const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
 /// The module under test: `$STASIS_BROADCAST_MODULE`, which `make test` and
 /// the version matrix set to what they have just built. There is no default:
 /// a module found lying around may be older than the sources under test.
@@ -28,7 +31,7 @@ fn built_module(variable: &str, what: &str) -> PathBuf {
     let built = std::fs::metadata(&path)
         .and_then(|meta| meta.modified())
         .unwrap_or_else(|e| panic!("{variable}={}: {e}: run `make test`", path.display()));
-    let top = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let top = PathBuf::from(REPO);
     // What cargo rebuilds the module for when it changes (build.rs and its rerun-if-changed).
     let newest = ["src", "include", "build.rs"]
         .iter()
@@ -98,9 +101,9 @@ pub mod servers;
 /// (res_stasis_broadcast.so, app_stasis_broadcast.so) and ARI's claim route.
 pub const C_IMPLEMENTATION_RELEASES: &[(u32, u32)] = &[(20, 20), (22, 10), (23, 4)];
 
-/// Whether this runtime carries the C reference modules. On a release older
-/// than the C implementation their absence is asserted, so a runtime that
-/// should have them and lacks them fails instead of quietly testing less.
+/// Whether this runtime carries the C reference modules, asserted against
+/// its version: a runtime that should have them and lacks them fails instead
+/// of quietly testing less.
 pub fn reference_present() -> bool {
     let runtime = Runtime::locate();
     let expected = runtime.at_least(C_IMPLEMENTATION_RELEASES);
@@ -111,20 +114,97 @@ pub fn reference_present() -> bool {
         runtime.asterisk_version(),
         if expected { "" } else { "not " }
     );
-    if !expected {
-        eprintln!("{}: no C reference on this release (asserted); the other half runs ours", runtime.asterisk_version());
-    }
     expected
 }
 
-/// The other half of a side-by-side test: the C reference where the runtime
-/// has it, else ours (with the reference's absence asserted).
-pub fn reference_or_ours() -> Implementation {
-    if reference_present() {
-        Implementation::Reference
-    } else {
-        Implementation::Ours
-    }
+/// For the tests that run the live C module (named `*_vs_c_module`): they
+/// exist only where the runtime has it (scripts/test-matrix.sh leaves them
+/// out elsewhere with `--skip vs_c_module`), and fail if run anywhere else.
+pub fn require_c_module() {
+    assert!(
+        reference_present(),
+        "{}: no C module here; tests named *_vs_c_module run only where it exists (skip them with `--skip vs_c_module`)",
+        Runtime::locate().asterisk_version()
+    );
+}
+
+/// The log since `mark` once it holds a line containing `line`, waited for up
+/// to 5 s; fails the test, with the log, if it never comes. Asterisk's logger
+/// writes from one thread in the order the lines were logged, so by then every
+/// line logged before that one is there too: to check that something was
+/// *not* logged, wait for a line logged after it would have been (by the
+/// same thread, or once that thread's work is known to be done), then look.
+pub fn logged_through(asterisk: &Asterisk, mark: usize, line: &str) -> String {
+    let deadline = 5 * SECOND;
+    assert!(
+        asterisk.wait_for_log_since(mark, line, deadline),
+        "{line:?} not logged within {deadline:?}; the log since the mark:\n{}",
+        asterisk.log_since(mark)
+    );
+    asterisk.log_since(mark)
+}
+
+/// The log since `mark`, once everything any thread logged before this call
+/// is in it: logs a line now (reloading the dialplan, unchanged, which every
+/// instance loads) and waits for it. For an absence check where no later
+/// line of the same thread exists (a request answered by the HTTP server).
+pub fn log_barrier(asterisk: &Asterisk, mark: usize) -> String {
+    let now = asterisk.log_mark();
+    asterisk.cli("module reload pbx_config.so");
+    logged_through(asterisk, now, "Reloading module 'pbx_config.so'");
+    asterisk.log_since(mark)
+}
+
+/// The log of a whole boot: `Asterisk Ready.` is the last line the thread
+/// that loads the modules at startup logs, so an absence read from this is real.
+pub fn boot_log(asterisk: &Asterisk) -> String {
+    logged_through(asterisk, 0, "Asterisk Ready.")
+}
+
+/// The status `StasisBroadcast` left for the call whose unique id is `id`,
+/// which the test dialplans put in `RESULT_<id>`; waits up to 10 s for it.
+pub fn result(asterisk: &Asterisk, id: &str) -> Option<String> {
+    asterisk.wait_for_global(&format!("RESULT_{id}"), 10 * SECOND)
+}
+
+/// Starts two things at once (typically two Asterisk instances, whose boots
+/// take most of a test's time) and returns both.
+pub fn at_once<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|s| {
+        let first = s.spawn(a);
+        let second = s.spawn(b);
+        (first.join().expect("first"), second.join().expect("second"))
+    })
+}
+
+/// Every application in `claimants` claims `id` at the same moment (they
+/// wait at one barrier, then send); their answers, in the order given.
+pub fn race<'a>(claimants: impl IntoIterator<Item = &'a AriApp>, id: &str) -> Vec<Response> {
+    let claimants: Vec<&AriApp> = claimants.into_iter().collect();
+    let start = std::sync::Barrier::new(claimants.len());
+    std::thread::scope(|s| {
+        let claims: Vec<_> = claimants
+            .iter()
+            .map(|app| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    app.claim(id)
+                })
+            })
+            .collect();
+        claims.into_iter().map(|claim| claim.join().expect("claimant thread")).collect()
+    })
+}
+
+/// The use count column of `module show like NAME`: Asterisk counts one
+/// while a dialplan application of the module runs, the module itself one
+/// per reference it holds.
+pub fn use_count(asterisk: &Asterisk, name: &str) -> u32 {
+    let line = module_line(asterisk, name).unwrap_or_else(|| panic!("{name} not listed"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let running = words.iter().position(|word| *word == "Running").unwrap_or_else(|| panic!("no Running column: {line}"));
+    words[running - 1].parse().unwrap_or_else(|_| panic!("use count in {line:?}"))
 }
 
 /// The headers a client acts on, names lower-case, in order.
@@ -172,7 +252,7 @@ pub fn inject_delay(asterisk: &Asterisk, entry_point: &str) {
 /// The line number of the one line of `file` (relative to the repository)
 /// that contains `needle`.
 pub fn source_line(file: &str, needle: &str) -> usize {
-    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file)).expect(file);
+    let text = std::fs::read_to_string(PathBuf::from(REPO).join(file)).expect(file);
     let found: Vec<usize> =
         text.lines().enumerate().filter(|(_, line)| line.contains(needle)).map(|(n, _)| n + 1).collect();
     assert_eq!(found.len(), 1, "{file}: lines containing {needle:?}: {found:?}");
