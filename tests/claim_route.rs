@@ -8,8 +8,9 @@
 //! The tests that need REST over WebSocket are named `websocket_*`. On a
 //! release without it (before 20.14, 21.9, 22.4) or without outbound
 //! WebSockets (before 20.15, 21.10, 22.5) they assert that ARI itself lacks
-//! it (a `RESTRequest` gets no answer, Asterisk never connects out) and say
-//! so, instead of the check they could not make.
+//! it (a `RESTRequest` gets no answer; res_websocket_client, through which
+//! ARI connects out, is not installed) and say so, instead of the check they
+//! could not make.
 
 mod common;
 
@@ -217,30 +218,41 @@ fn race_of_three(asterisk: &Asterisk, via: Via, calls: usize) {
 /// Over `via`: 400 without channelId and without application, 404 for a
 /// channel not being broadcast, 403 for a read-only user (whose claim does
 /// not take the call), 204 for the winner, 409 for a late claim while the
-/// winner has the call, 404 once the call is gone.
+/// winner has the call, 404 once the call is gone. The read-only user
+/// claims twice: authenticated by `api_key` (over a WebSocket: in the
+/// upgrade's URL, as ari-client does; before 20.20.1, 21.12.3, 22.10.1 and
+/// 23.4.1 ARI does not see that user on the socket's REST requests,
+/// advisory GHSA-wcvv-g26m-wx5c) and by `Authorization: Basic`.
 fn error_answers(asterisk: &Asterisk, via: Via) {
     let winner_app = asterisk.connect_app("winner");
     let late_app = asterisk.connect_app("latecomer");
-    // A read-only user's application: its WebSocket authenticated with api_key, as ari-client does.
-    let viewer_app = asterisk.connect_app_with("watcher", "api_key=viewer:v");
+    let key_app = asterisk.connect_app_with("watcher", "api_key=viewer:v");
+    let basic_app = asterisk.connect_app_basic("gazer", "viewer", "v", "");
     let winner = claimer(asterisk, &winner_app);
     let late = claimer(asterisk, &late_app);
-    let viewer = Claimer { app: &viewer_app, http: asterisk.ari().with_auth(Auth::User("viewer".into(), "v".into())) };
+    let viewers = [
+        ("api_key", Claimer { app: &key_app, http: asterisk.ari().with_auth(Auth::ApiKey("viewer:v".into())) }),
+        ("Basic", Claimer { app: &basic_app, http: asterisk.ari().with_auth(Auth::User("viewer".into(), "v".into())) }),
+    ];
 
     assert_eq!(winner.post(via, "application=winner"), Answer::of(400, NEED_CHANNEL), "{via:?}: no channelId");
     assert_eq!(winner.post(via, "channelId=x"), Answer::of(400, NEED_APPLICATION), "{via:?}: no application");
     assert_eq!(winner.claim(via, "no-such-channel"), Answer::of(404, CHANNEL_NOT_FOUND), "{via:?}: no broadcast");
 
     let id = broadcast(asterisk, 5000);
-    for app in [&winner_app, &late_app, &viewer_app] {
+    for app in [&winner_app, &late_app, &key_app, &basic_app] {
         app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
     }
-    assert_eq!(viewer.claim(via, &id), Answer::of(403, WRITE_DENIED), "{via:?}: read-only user");
-    assert_eq!(winner.claim(via, &id), Answer::no_content(), "{via:?}: the call stayed open after the 403");
+    for (how, viewer) in &viewers {
+        assert_eq!(viewer.claim(via, &id), Answer::of(403, WRITE_DENIED), "{via:?}: read-only user by {how}");
+    }
+    assert_eq!(winner.claim(via, &id), Answer::no_content(), "{via:?}: the call stayed open after the 403s");
     assert_eq!(late.claim(via, &id), Answer::of(409, ALREADY_CLAIMED), "{via:?}: late claim");
     winner_app.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart at the winner");
     assert_eq!(late.claim(via, &id), Answer::of(409, ALREADY_CLAIMED), "{via:?}: while the winner is in Stasis");
-    assert!(no_stasis_start(&late_app, &id) && no_stasis_start(&viewer_app, &id));
+    for app in [&late_app, &key_app, &basic_app] {
+        assert!(no_stasis_start(app, &id), "{via:?}: StasisStart at {}", app.name());
+    }
     assert_eq!(asterisk.continue_channel(&id).status, 204);
     assert_eq!(result_of(asterisk, &id).as_deref(), Some("SUCCESS"));
     assert_eq!(late.claim(via, &id), Answer::of(404, CHANNEL_NOT_FOUND), "{via:?}: after the call left");
@@ -296,27 +308,37 @@ fn websocket_claim_errors_and_the_read_only_user() {
 /// An application on a persistent outbound WebSocket (the test is the
 /// server Asterisk connects to) gets the call offered, claims it over that
 /// connection and wins against an inbound application; StasisStart reaches
-/// it there.
+/// it there. A second outbound connection, whose `local_ari_user` is
+/// read-only, gets 403 for its claims.
 #[test]
 fn websocket_outbound_application_claims_and_wins() {
     let facts = AriFacts::of_runtime();
-    let server = OutboundServer::bind();
-    let asterisk = boot_with(config(&facts).outbound_websocket("outbound", "outapp", "test", &server.uri()));
+    let runtime = Runtime::locate();
     if !facts.outbound_websocket {
-        // Older ARI refuses the section; the configuration must not make Asterisk connect.
-        assert!(!server.connected_within(3 * SECOND), "{}: Asterisk connected out", facts.version);
-        println!("{}: no outbound WebSockets (asserted: Asterisk never connected to the server)", facts.version);
+        // ARI connects out through res_websocket_client, which these releases do not have.
+        assert!(!runtime.has_module("res_websocket_client.so"), "{}: res_websocket_client.so is installed", facts.version);
+        println!("{}: no outbound WebSockets (asserted: no res_websocket_client.so); the outbound claim cannot be checked", facts.version);
         return;
     }
+    let (server, read_only_server) = (OutboundServer::bind(), OutboundServer::bind());
+    let asterisk = boot_with(
+        config(&facts)
+            .outbound_websocket("outbound", "outapp", "test", &server.uri())
+            .outbound_websocket("watching", "outwatch", "viewer", &read_only_server.uri()),
+    );
     let outbound = server.accept("outapp", asterisk.ari(), 10 * SECOND);
+    // A connection whose local_ari_user is read-only: its claims are refused.
+    let watching = read_only_server.accept("outwatch", asterisk.ari(), 10 * SECOND);
+    let watcher = claimer(&asterisk, &watching);
     let rival_app = asterisk.connect_app("rival");
     let rival = claimer(&asterisk, &rival_app);
     let out = claimer(&asterisk, &outbound);
     for n in 0..3 {
         let id = broadcast(&asterisk, 5000);
-        for app in [&outbound, &rival_app] {
+        for app in [&outbound, &watching, &rival_app] {
             app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND).expect("CallBroadcast");
         }
+        assert_eq!(watcher.claim(Via::WebSocket, &id), Answer::of(403, WRITE_DENIED), "call {n}: read-only local_ari_user");
         assert_eq!(out.claim(Via::WebSocket, &id), Answer::no_content(), "call {n}: outbound claim");
         assert_eq!(rival.claim(Via::Http, &id), Answer::of(409, ALREADY_CLAIMED), "call {n}");
         if facts.rest_over_websocket {
@@ -324,7 +346,7 @@ fn websocket_outbound_application_claims_and_wins() {
         }
         let (_, start) = outbound.wait_for_channel_event("StasisStart", &id, 5 * SECOND).expect("StasisStart on the outbound socket");
         assert_eq!(start["application"], "outapp");
-        assert!(no_stasis_start(&rival_app, &id));
+        assert!(no_stasis_start(&rival_app, &id) && no_stasis_start(&watching, &id));
         assert_eq!(asterisk.continue_channel(&id).status, 204);
         assert_eq!(result_of(&asterisk, &id).as_deref(), Some("SUCCESS"), "call {n}");
     }

@@ -70,14 +70,32 @@ impl AriApp {
     /// Like `connect`, but a refused upgrade (e.g. no `/ari/events` route)
     /// is returned as `Err` with what Asterisk answered.
     pub(crate) fn try_connect(port: u16, name: &str, query: &str, http: AriHttp) -> Result<AriApp, String> {
+        AriApp::try_connect_with_headers(port, name, query, &[], http)
+    }
+
+    /// Like `try_connect`, with extra headers on the upgrade request (e.g. `Authorization`).
+    pub(crate) fn try_connect_with_headers(
+        port: u16,
+        name: &str,
+        query: &str,
+        headers: &[(&str, &str)],
+        http: AriHttp,
+    ) -> Result<AriApp, String> {
+        use tungstenite::client::IntoClientRequest;
         let url = format!(
             "ws://127.0.0.1:{port}/ari/events?app={}&{query}",
             encode(name)
         );
+        let mut request = url.as_str().into_client_request().map_err(|e| format!("request for app {name}: {e}"))?;
+        for (header, value) in headers {
+            let header = tungstenite::http::HeaderName::from_bytes(header.as_bytes()).map_err(|e| format!("{header}: {e}"))?;
+            let value = tungstenite::http::HeaderValue::from_str(value).map_err(|e| format!("{value}: {e}"))?;
+            request.headers_mut().append(header, value);
+        }
         let stream = TcpStream::connect(("127.0.0.1", port))
             .map_err(|e| format!("connect app {name}: {e}"))?;
         stream.set_nodelay(true).ok();
-        let (ws, resp) = match tungstenite::client::client(url.as_str(), stream) {
+        let (ws, resp) = match tungstenite::client::client(request, stream) {
             Ok(done) => done,
             Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
                 let body = resp.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();

@@ -547,6 +547,15 @@ impl Asterisk {
         AriApp::try_connect(self.port, name, query, self.http.clone())
     }
 
+    /// Connects an ARI WebSocket application `name` authenticated by
+    /// `Authorization: Basic` on the upgrade request (no `api_key`); `query`
+    /// is any further query tail (may be empty).
+    pub fn connect_app_basic(&self, name: &str, user: &str, password: &str, query: &str) -> AriApp {
+        let authorization = crate::http::basic_authorization(user, password);
+        AriApp::try_connect_with_headers(self.port, name, query, &[("Authorization", &authorization)], self.http.clone())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Like `connect_app` with a custom query tail instead of `api_key=test:test` (e.g. `api_key=u:p&subscribeAll=true`).
     pub fn connect_app_with(&self, name: &str, query: &str) -> AriApp {
         AriApp::connect(self.port, name, query, self.http.clone())

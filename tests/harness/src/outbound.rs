@@ -75,20 +75,6 @@ impl OutboundServer {
             socket = self.slot.cond.wait_timeout(socket, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
-
-    /// Whether a connection arrives within `timeout` (left for `accept`).
-    pub fn connected_within(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut socket = self.slot.socket.lock().unwrap_or_else(|e| e.into_inner());
-        while socket.is_none() {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            socket = self.slot.cond.wait_timeout(socket, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-        }
-        true
-    }
 }
 
 impl Drop for OutboundServer {
