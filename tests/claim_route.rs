@@ -321,7 +321,7 @@ fn websocket_outbound_application_claims_and_wins() {
         return;
     }
     let (server, read_only_server) = (OutboundServer::bind(), OutboundServer::bind());
-    let asterisk = boot_with(
+    let asterisk = Asterisk::start(
         config(&facts)
             .outbound_websocket("outbound", "outapp", "test", &server.uri())
             .outbound_websocket("watching", "outwatch", "viewer", &read_only_server.uri()),
@@ -351,10 +351,6 @@ fn websocket_outbound_application_claims_and_wins() {
         assert_eq!(result_of(&asterisk, &id).as_deref(), Some("SUCCESS"), "call {n}");
     }
     assert_eq!(out.claim(Via::WebSocket, "no-such-channel"), Answer::of(404, CHANNEL_NOT_FOUND));
-}
-
-fn boot_with(config: AsteriskConfig) -> Asterisk {
-    Asterisk::start(config)
 }
 
 // ----------------------------------------------------------------- HTTP
