@@ -19,6 +19,7 @@
 
 mod common;
 
+use common::ari_facts::{at_least, AriFacts};
 use common::*;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -52,54 +53,6 @@ exten => 100,1,StasisBroadcast(${SB})
  same => n,Hangup()
 exten => h,1,Set(GLOBAL(HRESULT_${UNIQUEID})=H:${STASISSTATUS})
 ";
-
-/// What the runtime's ARI has, from its version (SPEC.md's facts): each list
-/// gives the first release of every branch that has the feature.
-#[derive(Clone, Debug)]
-struct AriFacts {
-    version: String,
-    /// `POST /events/claim` in res_ari_events: 20.20, 22.10, 23.4.
-    claim_route: bool,
-    /// ARI's configuration in sorcery: 20.15, 21.10, 22.5, 23.0. Before it,
-    /// ARI validates credentials with `ast_ari_config_validate_user`, which
-    /// the module calls; user names are then matched case-insensitively.
-    sorcery: bool,
-    /// Per-user `permit`/`deny`/`acl`: 20.19, 21.12.3, 22.9, 23.3. Older ARI
-    /// refuses a user section with those options.
-    user_acls: bool,
-    /// ARI matches the `api_key` parameter name exactly (the security
-    /// releases 20.20.1, 21.12.3, 22.10.1, 23.4.1); before, case-insensitively.
-    exact_api_key: bool,
-}
-
-/// Whether `version` is at least the release its branch has in `firsts`
-/// (major, minor, patch); a branch not listed counts when it is newer than
-/// every branch listed.
-fn at_least((major, minor, patch): (u32, u32, u32), firsts: &[(u32, u32, u32)]) -> bool {
-    match firsts.iter().find(|(m, _, _)| *m == major) {
-        Some((_, first_minor, first_patch)) => (minor, patch) >= (*first_minor, *first_patch),
-        None => firsts.iter().all(|(m, _, _)| major > *m),
-    }
-}
-
-impl AriFacts {
-    fn of(runtime: &Runtime) -> AriFacts {
-        let version = runtime.version();
-        AriFacts {
-            version: runtime.asterisk_version(),
-            claim_route: runtime.at_least(&[(20, 20), (22, 10), (23, 4)]),
-            sorcery: at_least(version, &[(20, 15, 0), (21, 10, 0), (22, 5, 0), (23, 0, 0)]),
-            user_acls: at_least(version, &[(20, 19, 0), (21, 12, 3), (22, 9, 0), (23, 3, 0)]),
-            exact_api_key: at_least(version, &[(20, 20, 1), (21, 12, 3), (22, 10, 1), (23, 4, 1)]),
-        }
-    }
-
-    fn of_runtime() -> AriFacts {
-        let facts = AriFacts::of(&Runtime::locate());
-        println!("runtime ARI: {facts:?}");
-        facts
-    }
-}
 
 #[test]
 fn version_facts_read_per_branch() {

@@ -97,34 +97,29 @@ fn every_copy_is_whole_while_one_application_reconnects() {
 }
 
 fn outbound_reconnects() {
-    let server = OutboundServer::listen();
+    let server = OutboundServer::bind();
     let ast = Asterisk::start(
-        AsteriskConfig::new(ours())
-            .dialplan(DIALPLAN)
-            .file("websocket_client.conf", &server.websocket_client_conf("away_client"))
-            .ari_general(&format!(
-                "\n[away_connection]\ntype = outbound_websocket\nwebsocket_client_id = away_client\napps = {AWAY}\nlocal_ari_user = test\n"
-            )),
+        AsteriskConfig::new(ours()).dialplan(DIALPLAN).outbound_websocket("away", AWAY, "test", &server.uri()),
     );
-    assert!(server.wait_connection(1, 10 * SECOND), "Asterisk never connected its outbound WebSocket\n{}", ast.diagnostics());
-    let registered = |name: &str| ast.ari().get(&format!("/applications/{name}")).status == 200;
-    assert!(registered(AWAY), "{AWAY} not registered\n{}", ast.diagnostics());
+    let away = server.accept(AWAY, ast.ari(), 10 * SECOND);
     let live: Vec<AriApp> = LIVE.iter().map(|name| ast.connect_app(name)).collect();
-    let away_copy = |id: &str| {
-        server
-            .wait_for_channel_event("CallBroadcast", id, 10 * SECOND)
+    let copy_at = |app: &AriApp, id: &str| {
+        app.wait_for_channel_event("CallBroadcast", id, 10 * SECOND)
             .unwrap_or_else(|| panic!("{AWAY}: no CallBroadcast for {id}\n{}", ast.diagnostics()))
+            .1
     };
 
     // Everyone present: every copy live.
     let first = call(&ast, 20_000);
     let mut copies = live_copies(&live, &first);
-    copies.push((AWAY, away_copy(&first)));
+    copies.push((AWAY, copy_at(&away, &first)));
     assert_copies(&first, &copies);
 
     // The server goes away; Asterisk keeps the application and queues its events.
     let mark = ast.log_mark();
     server.go_away();
+    let mut seen: Vec<Value> = away.events().into_iter().map(|(_, event)| event).collect();
+    drop(away);
     assert!(
         ast.wait_for_log_since(mark, "Websocket disconnected", 5 * SECOND),
         "Asterisk did not notice the outbound WebSocket close\n{}",
@@ -140,7 +135,6 @@ fn outbound_reconnects() {
     // They time out and end while their copies wait in the queue.
     for id in &meanwhile {
         assert_eq!(result(&ast, id).as_deref(), Some("TIMEOUT"), "{id}");
-        assert!(server.wait_for_channel_event("CallBroadcast", id, std::time::Duration::ZERO).is_none(), "{id} arrived while away");
     }
     let r = live[0].claim(&first);
     assert_eq!(r.status, 204, "claim while {AWAY} is away: {}", r.body);
@@ -150,26 +144,27 @@ fn outbound_reconnects() {
 
     // Back: the queued copies are replayed, each whole.
     server.come_back();
-    assert!(server.wait_connection(2, 10 * SECOND), "Asterisk did not reconnect\n{}", ast.diagnostics());
+    let back = server.accept(AWAY, ast.ari(), 10 * SECOND);
     for (id, mut copies) in meanwhile.iter().zip(live_meanwhile) {
-        copies.push((AWAY, away_copy(id)));
+        copies.push((AWAY, copy_at(&back, id)));
         assert_copies(id, &copies);
     }
 
     // And live again: the application that came back wins a call.
     let last = call(&ast, 20_000);
     let mut copies = live_copies(&live, &last);
-    copies.push((AWAY, away_copy(&last)));
+    copies.push((AWAY, copy_at(&back, &last)));
     assert_copies(&last, &copies);
     let r = ast.claim(&last, AWAY);
     assert_eq!(r.status, 204, "claim by {AWAY} after it came back: {}", r.body);
-    server.wait_for_channel_event("StasisStart", &last, 5 * SECOND).expect("StasisStart over the outbound WebSocket");
+    back.wait_for_channel_event("StasisStart", &last, 5 * SECOND).expect("StasisStart over the outbound WebSocket");
     assert_eq!(ast.continue_channel(&last).status, 204);
     assert_eq!(result(&ast, &last).as_deref(), Some("SUCCESS"));
 
     // Exactly one copy of each call per application.
     let calls: Vec<&String> = [&first].into_iter().chain(&meanwhile).chain([&last]).collect();
-    let counts = per_call(server.events().into_iter().map(|(_, event)| event));
+    seen.extend(back.events().into_iter().map(|(_, event)| event));
+    let counts = per_call(seen.into_iter());
     for app in &live {
         let app_counts = per_call(app.events().into_iter().map(|(_, event)| event));
         for id in &calls {

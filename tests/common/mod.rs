@@ -92,6 +92,7 @@ pub fn is_running(asterisk: &Asterisk, name: &str) -> bool {
     module_line(asterisk, name).is_some_and(|line| line.contains(" Running") && !line.contains("Not Running"))
 }
 
+pub mod ari_facts;
 pub mod child;
 pub mod docs;
 pub mod memcheck;

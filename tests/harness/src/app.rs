@@ -1,10 +1,12 @@
 //! ARI WebSocket application client: a background thread stores every event
-//! with the instant it was read.
+//! with the instant it was read, and writes what the test sends over the
+//! socket (REST requests, Asterisk 20.14+, 21.9+, 22.4+, 23+).
 
 use crate::http::{encode, AriHttp};
 use serde_json::Value;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,8 +16,11 @@ use tungstenite::{Message, WebSocket};
 const REGISTER_DEADLINE: Duration = Duration::from_secs(10);
 /// How long `Drop` waits for Asterisk to forget the application.
 const UNREGISTER_DEADLINE: Duration = Duration::from_secs(2);
-/// Read timeout of the socket, i.e. how fast the reader notices a stop request.
+/// Read timeout of the socket, i.e. how fast the reader notices a stop
+/// request or a message to send.
 const POLL: Duration = Duration::from_millis(50);
+/// How long `rest` waits for the `RESTResponse`.
+const REST_DEADLINE: Duration = Duration::from_secs(10);
 
 struct Shared {
     events: Mutex<Vec<(Instant, Value)>>,
@@ -30,27 +35,96 @@ pub struct AriApp {
     shared: Arc<Shared>,
     reader: Option<JoinHandle<()>>,
     http: AriHttp,
+    /// Text messages for the reader thread, which owns the socket, to write.
+    outgoing: Mutex<Sender<String>>,
+    /// Asterisk connected to us (`type=outbound_websocket`): it keeps the
+    /// applications registered after the socket closes, so `Drop` does not wait for that.
+    outbound: bool,
+}
+
+/// A `RESTResponse` read from the application's WebSocket.
+#[derive(Clone, Debug)]
+pub struct RestResponse {
+    /// `status_code`.
+    pub status: u16,
+    /// `reason_phrase`.
+    pub reason: String,
+    /// `message_body` parsed as JSON (`Value::Null` when absent or not JSON).
+    pub body: Value,
+    /// The whole message, as Asterisk sent it.
+    pub raw: Value,
+}
+
+impl RestResponse {
+    /// `message` of the body (ARI's error text), or "".
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or("")
+    }
 }
 
 impl AriApp {
     pub(crate) fn connect(port: u16, name: &str, query: &str, http: AriHttp) -> AriApp {
+        AriApp::try_connect(port, name, query, http).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like `connect`, but a refused upgrade (e.g. no `/ari/events` route)
+    /// is returned as `Err` with what Asterisk answered.
+    pub(crate) fn try_connect(port: u16, name: &str, query: &str, http: AriHttp) -> Result<AriApp, String> {
+        AriApp::try_connect_with_headers(port, name, query, &[], http)
+    }
+
+    /// Like `try_connect`, with extra headers on the upgrade request (e.g. `Authorization`).
+    pub(crate) fn try_connect_with_headers(
+        port: u16,
+        name: &str,
+        query: &str,
+        headers: &[(&str, &str)],
+        http: AriHttp,
+    ) -> Result<AriApp, String> {
+        use tungstenite::client::IntoClientRequest;
         let url = format!(
             "ws://127.0.0.1:{port}/ari/events?app={}&{query}",
             encode(name)
         );
+        let mut request = url.as_str().into_client_request().map_err(|e| format!("request for app {name}: {e}"))?;
+        for (header, value) in headers {
+            let header = tungstenite::http::HeaderName::from_bytes(header.as_bytes()).map_err(|e| format!("{header}: {e}"))?;
+            let value = tungstenite::http::HeaderValue::from_str(value).map_err(|e| format!("{value}: {e}"))?;
+            request.headers_mut().append(header, value);
+        }
         let stream = TcpStream::connect(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("connect app {name}: {e}"));
+            .map_err(|e| format!("connect app {name}: {e}"))?;
         stream.set_nodelay(true).ok();
-        let (ws, resp) = tungstenite::client::client(url.as_str(), stream)
-            .unwrap_or_else(|e| panic!("WebSocket handshake for app {name}: {e}"));
-        assert_eq!(
-            resp.status().as_u16(),
-            101,
-            "WebSocket upgrade for app {name}"
-        );
+        let (ws, resp) = match tungstenite::client::client(request, stream) {
+            Ok(done) => done,
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                let body = resp.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                return Err(format!("WebSocket upgrade for app {name} refused: {} {body}", resp.status().as_u16()));
+            }
+            Err(e) => return Err(format!("WebSocket handshake for app {name}: {e}")),
+        };
+        if resp.status().as_u16() != 101 {
+            return Err(format!("WebSocket upgrade for app {name}: {}", resp.status()));
+        }
+        let app = AriApp::start(ws, name, http, false);
+        app.wait_registered();
+        Ok(app)
+    }
+
+    /// An application on a socket Asterisk opened to us (an outbound
+    /// WebSocket, see [`crate::OutboundServer`]); returns once Asterisk lists
+    /// every name of `name` (comma-separated) as registered.
+    pub(crate) fn adopt(ws: WebSocket<TcpStream>, name: &str, http: AriHttp) -> AriApp {
+        let app = AriApp::start(ws, name, http, true);
+        app.wait_registered();
+        app
+    }
+
+    fn start(ws: WebSocket<TcpStream>, name: &str, http: AriHttp, outbound: bool) -> AriApp {
         ws.get_ref()
             .set_read_timeout(Some(POLL))
             .expect("set read timeout");
+        let (outgoing, to_send) = channel();
         let shared = Arc::new(Shared {
             events: Mutex::new(Vec::new()),
             cond: Condvar::new(),
@@ -60,15 +134,22 @@ impl AriApp {
         let s2 = shared.clone();
         let reader = std::thread::Builder::new()
             .name(format!("ari-app-{name}"))
-            .spawn(move || read_loop(ws, s2))
+            .spawn(move || read_loop(ws, s2, to_send))
             .expect("start app reader thread");
-        let app = AriApp {
+        AriApp {
             name: name.into(),
             shared,
             reader: Some(reader),
             http,
-        };
-        // Registered (every name of a comma-separated list) before we return.
+            outgoing: Mutex::new(outgoing),
+            outbound,
+        }
+    }
+
+    /// Waits until Asterisk lists every name of a comma-separated list.
+    fn wait_registered(&self) {
+        let app = self;
+        let name = self.name.as_str();
         let deadline = Instant::now() + REGISTER_DEADLINE;
         for n in name.split(',') {
             loop {
@@ -85,7 +166,6 @@ impl AriApp {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        app
     }
 
     /// The application name (as given to `connect_app`).
@@ -210,10 +290,74 @@ impl AriApp {
     pub fn claim(&self, channel_id: &str) -> crate::Response {
         self.http.claim(channel_id, &self.name)
     }
+
+    /// Writes one text message on the WebSocket (as is: it need not be JSON).
+    /// Panics if the socket is closed.
+    pub fn send_text(&self, text: &str) {
+        assert!(self.is_connected(), "{}: WebSocket closed, cannot send {text}", self.name);
+        self.outgoing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(text.to_owned())
+            .unwrap_or_else(|_| panic!("{}: reader thread gone, cannot send {text}", self.name));
+    }
+
+    /// Sends a REST request over the WebSocket (`{"type":"RESTRequest",…}`,
+    /// what ARI reads on its events WebSocket from 20.14, 21.9, 22.4 and 23.0)
+    /// with a fresh `request_id` and `transaction_id`; `uri` is relative to
+    /// `/ari` without a leading slash and may carry a query string
+    /// (`events/claim?channelId=…`). Waits for the `RESTResponse` with that
+    /// `request_id`; `None` if none came within `timeout`.
+    pub fn try_rest(&self, method: &str, uri: &str, body: Option<&Value>, timeout: Duration) -> Option<RestResponse> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let id = format!("rq-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let mut request = serde_json::json!({
+            "type": "RESTRequest",
+            "request_id": id,
+            "transaction_id": format!("tx-{id}"),
+            "method": method,
+            "uri": uri,
+        });
+        if let Some(body) = body {
+            request["content_type"] = "application/json".into();
+            request["message_body"] = body.to_string().into();
+        }
+        self.send_text(&request.to_string());
+        let (_, raw) = self.wait_for(|v| v["type"] == "RESTResponse" && v["request_id"] == id.as_str(), timeout)?;
+        let body = raw["message_body"]
+            .as_str()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or(Value::Null);
+        Some(RestResponse {
+            status: raw["status_code"].as_u64().unwrap_or(0) as u16,
+            reason: raw["reason_phrase"].as_str().unwrap_or("").to_owned(),
+            body,
+            raw,
+        })
+    }
+
+    /// Like [`AriApp::try_rest`], panicking when no answer comes within 10 s.
+    pub fn rest(&self, method: &str, uri: &str, body: Option<&Value>) -> RestResponse {
+        self.try_rest(method, uri, body, REST_DEADLINE).unwrap_or_else(|| {
+            panic!("{}: no RESTResponse to {method} {uri} within {REST_DEADLINE:?}", self.name)
+        })
+    }
+
+    /// Claims `channel_id` for this application over its own WebSocket:
+    /// `POST events/claim?channelId=…&application=…` as a REST request.
+    pub fn claim_over_ws(&self, channel_id: &str) -> RestResponse {
+        let app = self.name.split(',').next().unwrap_or(&self.name);
+        self.rest("POST", &format!("events/claim?channelId={}&application={}", encode(channel_id), encode(app)), None)
+    }
 }
 
-fn read_loop(mut ws: WebSocket<TcpStream>, shared: Arc<Shared>) {
+fn read_loop(mut ws: WebSocket<TcpStream>, shared: Arc<Shared>, to_send: Receiver<String>) {
     loop {
+        while let Ok(text) = to_send.try_recv() {
+            if ws.send(Message::text(text)).is_err() {
+                break;
+            }
+        }
         if shared.stop.load(Ordering::SeqCst) {
             let _ = ws.close(None);
             let _ = ws.flush();
@@ -268,6 +412,9 @@ impl Drop for AriApp {
         }
         // Best effort: wait until Asterisk forgets the application, so later
         // calls are not offered to it. Skipped when Asterisk is gone.
+        if self.outbound {
+            return;
+        }
         let deadline = Instant::now() + UNREGISTER_DEADLINE;
         for n in self.name.split(',') {
             while Instant::now() < deadline {

@@ -120,6 +120,10 @@ pub struct AsteriskConfig {
     pub(crate) dialplan: String,
     pub(crate) ari_users: Vec<AriUser>,
     pub(crate) ari_general: String,
+    /// Raw ari.conf sections after the users (outbound WebSockets).
+    pub(crate) ari_sections: String,
+    /// websocket_client.conf (empty unless an outbound WebSocket is configured).
+    pub(crate) websocket_clients: String,
     pub(crate) http_general: String,
     pub(crate) channelvars: Option<String>,
     pub(crate) files: Vec<(String, String)>,
@@ -144,6 +148,8 @@ impl AsteriskConfig {
             dialplan: String::new(),
             ari_users: vec![AriUser::plain("test", "test")],
             ari_general: String::new(),
+            ari_sections: String::new(),
+            websocket_clients: String::new(),
             http_general: String::new(),
             channelvars: None,
             files: Vec::new(),
@@ -214,6 +220,23 @@ impl AsteriskConfig {
     pub fn ari_general(mut self, line: &str) -> AsteriskConfig {
         self.ari_general.push_str(line);
         self.ari_general.push('\n');
+        self
+    }
+
+    /// A persistent outbound WebSocket (Asterisk 20.15+, 21.10+, 22.5+, 23+):
+    /// ari.conf section `[id]` (`type=outbound_websocket`) serving `apps`
+    /// (comma-separated) with the rights of the ARI user `local_ari_user`
+    /// (which must have a plain password), over the `websocket_client.conf`
+    /// connection `<id>-client` to `uri` (`ws://127.0.0.1:PORT`, see
+    /// [`crate::OutboundServer`]), reconnecting every 500 ms.
+    pub fn outbound_websocket(mut self, id: &str, apps: &str, local_ari_user: &str, uri: &str) -> AsteriskConfig {
+        self.ari_sections.push_str(&format!(
+            "[{id}]\ntype = outbound_websocket\nwebsocket_client_id = {id}-client\napps = {apps}\nlocal_ari_user = {local_ari_user}\n\n"
+        ));
+        self.websocket_clients.push_str(&format!(
+            "[{id}-client]\ntype = websocket_client\nconnection_type = persistent\nuri = {uri}\nprotocols = ari\n\
+             reconnect_interval = 500\nconnection_timeout = 2000\n\n"
+        ));
         self
     }
 

@@ -541,6 +541,21 @@ impl Asterisk {
         AriApp::connect(self.port, name, "api_key=test:test", self.http.clone())
     }
 
+    /// Like `connect_app`, but a refused upgrade (no `/ari/events` route, bad
+    /// credentials) comes back as `Err` with Asterisk's answer.
+    pub fn try_connect_app(&self, name: &str, query: &str) -> Result<AriApp, String> {
+        AriApp::try_connect(self.port, name, query, self.http.clone())
+    }
+
+    /// Connects an ARI WebSocket application `name` authenticated by
+    /// `Authorization: Basic` on the upgrade request (no `api_key`); `query`
+    /// is any further query tail (may be empty).
+    pub fn connect_app_basic(&self, name: &str, user: &str, password: &str, query: &str) -> AriApp {
+        let authorization = crate::http::basic_authorization(user, password);
+        AriApp::try_connect_with_headers(self.port, name, query, &[("Authorization", &authorization)], self.http.clone())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Like `connect_app` with a custom query tail instead of `api_key=test:test` (e.g. `api_key=u:p&subscribeAll=true`).
     pub fn connect_app_with(&self, name: &str, query: &str) -> AriApp {
         AriApp::connect(self.port, name, query, self.http.clone())
@@ -934,6 +949,7 @@ fn prepare_dir(
     for u in &config.ari_users {
         ari.push_str(&u.render());
     }
+    ari.push_str(&config.ari_sections);
     files.push(("ari.conf".into(), ari));
     files.push((
         "logger.conf".into(),
@@ -955,12 +971,12 @@ fn prepare_dir(
         "acl.conf",
         "udptl.conf",
         "ccss.conf",
-        "websocket_client.conf",
         "manager.conf",
         "stasis.conf",
     ] {
         files.push((f.into(), String::new()));
     }
+    files.push(("websocket_client.conf".into(), config.websocket_clients.clone()));
     if stock.is_some() {
         // Keep the stock files the harness would otherwise blank.
         files.retain(|(n, _)| OWNED_IN_STOCK.contains(&n.as_str()));

@@ -23,7 +23,7 @@ mod instance;
 mod outbound;
 mod runtime;
 
-pub use app::AriApp;
+pub use app::{AriApp, RestResponse};
 pub use config::{AriUser, AsteriskConfig, Broadcaster, BASE_MODULES};
 pub use http::{basic_authorization, encode, AriHttp, Auth, Response};
 pub use instance::{Asterisk, Exit, OriginateSpec, Originated};
