@@ -158,6 +158,18 @@ impl Claimer<'_> {
     }
 }
 
+/// An application whose claims `via` ARI ties to its user: over a
+/// WebSocket, one opened with HTTP Basic. (Before 20.20.1, 21.12.3, 22.10.1
+/// and 23.4.1 ARI passes the `api_key` of a socket's URL to none of its
+/// requests, and while ari.conf has read-only users the module then refuses
+/// such a socket's claims: see `error_answers`.)
+fn claimer_app(asterisk: &Asterisk, via: Via, name: &str) -> AriApp {
+    match via {
+        Via::WebSocket => asterisk.connect_app_basic(name, "test", "test", ""),
+        Via::Http => asterisk.connect_app(name),
+    }
+}
+
 fn claimer<'a>(asterisk: &Asterisk, app: &'a AriApp) -> Claimer<'a> {
     Claimer { app, http: asterisk.ari() }
 }
@@ -174,7 +186,7 @@ fn no_stasis_start(app: &AriApp, channel_id: &str) -> bool {
 /// the winner lets the call continue.
 fn race_of_three(asterisk: &Asterisk, via: Via, calls: usize) {
     const APPS: usize = 3;
-    let apps: Vec<AriApp> = (0..APPS).map(|i| asterisk.connect_app(&format!("racer-{i}"))).collect();
+    let apps: Vec<AriApp> = (0..APPS).map(|i| claimer_app(asterisk, via, &format!("racer-{i}"))).collect();
     let claimers: Vec<Claimer> = apps.iter().map(|app| claimer(asterisk, app)).collect();
     let mut wins = [0usize; APPS];
     for n in 0..calls {
@@ -224,8 +236,8 @@ fn race_of_three(asterisk: &Asterisk, via: Via, calls: usize) {
 /// 23.4.1 ARI does not see that user on the socket's REST requests,
 /// advisory GHSA-wcvv-g26m-wx5c) and by `Authorization: Basic`.
 fn error_answers(asterisk: &Asterisk, via: Via) {
-    let winner_app = asterisk.connect_app("winner");
-    let late_app = asterisk.connect_app("latecomer");
+    let winner_app = claimer_app(asterisk, via, "winner");
+    let late_app = claimer_app(asterisk, via, "latecomer");
     let key_app = asterisk.connect_app_with("watcher", "api_key=viewer:v");
     let basic_app = asterisk.connect_app_basic("gazer", "viewer", "v", "");
     let winner = claimer(asterisk, &winner_app);
@@ -235,6 +247,26 @@ fn error_answers(asterisk: &Asterisk, via: Via) {
         ("Basic", Claimer { app: &basic_app, http: asterisk.ari().with_auth(Auth::User("viewer".into(), "v".into())) }),
     ];
 
+    if via == Via::WebSocket {
+        // A read-write user on a socket opened with `api_key`: where ARI does
+        // not pass that user on, the module cannot tell it from the read-only
+        // one (ari.conf has one) and refuses, saying why; an `api_key` in the
+        // request itself names the user on every version.
+        let keyed_app = asterisk.connect_app("keyed");
+        let keyed = claimer(asterisk, &keyed_app);
+        let mark = asterisk.log_mark();
+        let expected = if AriFacts::of_runtime().websocket_passes_api_key {
+            Answer::of(404, CHANNEL_NOT_FOUND)
+        } else {
+            Answer::of(403, WRITE_DENIED)
+        };
+        assert_eq!(keyed.claim(via, "no-such-channel"), expected, "read-write user by api_key in the socket's URL");
+        if expected.status == 403 {
+            logged_through(asterisk, mark, "carries no credentials this module can check, and ari.conf has read_only users");
+        }
+        let named = keyed.post(via, "channelId=no-such-channel&application=keyed&api_key=test:test");
+        assert_eq!(named, Answer::of(404, CHANNEL_NOT_FOUND), "api_key in the request");
+    }
     assert_eq!(winner.post(via, "application=winner"), Answer::of(400, NEED_CHANNEL), "{via:?}: no channelId");
     assert_eq!(winner.post(via, "channelId=x"), Answer::of(400, NEED_APPLICATION), "{via:?}: no application");
     assert_eq!(winner.claim(via, "no-such-channel"), Answer::of(404, CHANNEL_NOT_FOUND), "{via:?}: no broadcast");
@@ -330,7 +362,7 @@ fn websocket_outbound_application_claims_and_wins() {
     // A connection whose local_ari_user is read-only: its claims are refused.
     let watching = read_only_server.accept("outwatch", asterisk.ari(), 10 * SECOND);
     let watcher = claimer(&asterisk, &watching);
-    let rival_app = asterisk.connect_app("rival");
+    let rival_app = claimer_app(&asterisk, Via::WebSocket, "rival");
     let rival = claimer(&asterisk, &rival_app);
     let out = claimer(&asterisk, &outbound);
     for n in 0..3 {
@@ -616,7 +648,9 @@ fn check_state(asterisk: &Asterisk, facts: &AriFacts, state: Loaded, websocket: 
         .unwrap_or_else(|| panic!("{what}: the user event never reached the WebSocket"));
     let websocket = websocket && facts.rest_over_websocket;
     let over_ws = || {
-        let r = app.rest("POST", &format!("events/claim?{UNKNOWN}"), None);
+        // The request names its user (the socket's api_key reaches ARI's
+        // requests only from 20.20.1, 21.12.3, 22.10.1, 23.4.1).
+        let r = app.rest("POST", &format!("events/claim?{UNKNOWN}&api_key=test:test"), None);
         Answer { status: r.status, message: r.message().to_owned(), empty: r.raw["message_body"].is_null() }
     };
     if !state.ours {
@@ -636,7 +670,8 @@ fn check_state(asterisk: &Asterisk, facts: &AriFacts, state: Loaded, websocket: 
         let id = broadcast(asterisk, 5000);
         app.wait_for_channel_event("CallBroadcast", &id, 5 * SECOND)
             .unwrap_or_else(|| panic!("{what}: no CallBroadcast"));
-        let got = claimer(asterisk, &app).claim(via, &id);
+        // The request names its user, as `over_ws` does.
+        let got = claimer(asterisk, &app).post(via, &format!("channelId={}&application=cycler&api_key=test:test", encode(&id)));
         if got != Answer::no_content() {
             expect(got, Answer::no_content(), &format!("live claim over {via:?}"));
             asterisk.hangup(&id);

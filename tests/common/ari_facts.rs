@@ -21,6 +21,10 @@ pub struct AriFacts {
     /// REST requests over the events WebSocket (`RESTRequest`, answered by a
     /// `RESTResponse`): 20.14, 21.9, 22.4, 23.0.
     pub rest_over_websocket: bool,
+    /// A WebSocket opened with `api_key` in its URL passes that user to its
+    /// REST requests (the same security releases; advisory
+    /// GHSA-wcvv-g26m-wx5c): before, ARI sees no user on them.
+    pub websocket_passes_api_key: bool,
     /// Outbound WebSockets (`ari.conf` `type=outbound_websocket`,
     /// res_websocket_client): 20.15, 21.10, 22.5, 23.0.
     pub outbound_websocket: bool,
@@ -45,6 +49,7 @@ impl AriFacts {
             sorcery: at_least(version, &[(20, 15, 0), (21, 10, 0), (22, 5, 0), (23, 0, 0)]),
             user_acls: at_least(version, &[(20, 19, 0), (21, 12, 3), (22, 9, 0), (23, 3, 0)]),
             exact_api_key: at_least(version, &[(20, 20, 1), (21, 12, 3), (22, 10, 1), (23, 4, 1)]),
+            websocket_passes_api_key: at_least(version, &[(20, 20, 1), (21, 12, 3), (22, 10, 1), (23, 4, 1)]),
             rest_over_websocket: at_least(version, &[(20, 14, 0), (21, 9, 0), (22, 4, 0), (23, 0, 0)]),
             outbound_websocket: at_least(version, &[(20, 15, 0), (21, 10, 0), (22, 5, 0), (23, 0, 0)]),
         }
