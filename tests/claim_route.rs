@@ -24,20 +24,9 @@ use std::time::{Duration, Instant};
 const OURS: &str = "res_stasis_broadcast_rs.so";
 const EVENTS: &str = "res_ari_events.so";
 const MS: Duration = Duration::from_millis(1);
-const CLAIM_PATH: &str = "/ari/events/claim";
-/// ARI's own POST resource beside the claim (`events` → `user` →
-/// `{eventName}`, res_ari_events): whatever ARI answers before it reaches a
-/// resource must be the same for both.
-const PROBE_PATH: &str = "/ari/events/user/sbprobe";
-const REALM: &str = "Claims Realm";
-/// `openssl passwd -6 -salt sbtestsalt hunter2`.
-const HUNTER2_HASH: &str =
-    "$6$sbtestsalt$shGzwJLG1jVnBszQRvAYiFmNOS.QQuNd1Yl9h.Z7..IgiimpN4a7O23qzAiTmuO0uaet3dys89skax.W29Alf.";
-const ALLOWED_ORIGINS: [&str; 2] = ["http://good.example", "http://other.example"];
-const UNKNOWN: &str = "channelId=no-such-channel&application=claimer";
-const CHANNEL_NOT_FOUND: &str = "Channel not found or not in broadcast state";
-const ALREADY_CLAIMED: &str = "Channel has already been claimed by another application";
-const NEED_CHANNEL: &str = "channelId parameter is required";
+// PROBE_PATH (`events` → `user` → `{eventName}`): whatever ARI answers
+// before it reaches a resource must be the same for it and the claim.
+use common::front_door::*;
 const NEED_APPLICATION: &str = "application parameter is required";
 const RESOURCE_NOT_FOUND: &str = "Resource not found";
 const WRITE_DENIED: &str = "Write access denied";
@@ -51,25 +40,8 @@ exten => 100,1,StasisBroadcast(${SB})
 exten => h,1,Set(GLOBAL(HRESULT_${UNIQUEID})=H:${STASISSTATUS})
 ";
 
-/// Users: `test` (read-write), `viewer` (read-only), `hashed` (crypt) and,
-/// where ARI has per-user ACLs, `local` (allowed from 127.0.0.1), `fenced`
-/// and `named` (refused by permit/deny and by a named ACL).
 fn config(facts: &AriFacts) -> AsteriskConfig {
-    let mut config = AsteriskConfig::new(ours())
-        .dialplan(DIALPLAN)
-        .ari_general(&format!("auth_realm = {REALM}"))
-        // After the harness's `allowed_origins = *`: the last value counts.
-        .ari_general(&format!("allowed_origins = {}", ALLOWED_ORIGINS.join(",")))
-        .ari_user(AriUser::crypt("hashed", HUNTER2_HASH))
-        .ari_user(AriUser::plain("viewer", "v").read_only(true));
-    if facts.user_acls {
-        config = config
-            .ari_user(AriUser::plain("local", "l").extra("deny=0.0.0.0/0.0.0.0\npermit=127.0.0.1"))
-            .ari_user(AriUser::plain("fenced", "f").extra("deny=0.0.0.0/0.0.0.0\npermit=10.0.0.0/255.0.0.0"))
-            .ari_user(AriUser::plain("named", "n").extra("acl=blocked"))
-            .file("acl.conf", "[blocked]\ndeny=0.0.0.0/0.0.0.0\n");
-    }
-    config
+    with_front_door_users(AsteriskConfig::new(ours()).dialplan(DIALPLAN), facts)
 }
 
 fn boot(facts: &AriFacts) -> Asterisk {

@@ -28,11 +28,7 @@ use std::time::{Duration, Instant};
 
 const OURS: &str = "res_stasis_broadcast_rs.so";
 const MS: Duration = Duration::from_millis(1);
-/// `openssl passwd -6 -salt sbtestsalt hunter2`.
-const HUNTER2_HASH: &str =
-    "$6$sbtestsalt$shGzwJLG1jVnBszQRvAYiFmNOS.QQuNd1Yl9h.Z7..IgiimpN4a7O23qzAiTmuO0uaet3dys89skax.W29Alf.";
-const REALM: &str = "Claims Realm";
-const CLAIM_PATH: &str = "/ari/events/claim";
+use common::front_door::*;
 /// ARI's stand-in for the claim route where it has none: `POST
 /// /ari/events/user/{eventName}` (user events, in every ARI since 13). It
 /// answers auth failures exactly as a claim route would, because ARI decides
@@ -43,9 +39,7 @@ const CLAIM_PATH: &str = "/ari/events/claim";
 /// OPTIONS,POST` (204 / 405). Past that, it serves user events: with the
 /// claim's parameters it answers 404 "Application not found" (or a 400), which
 /// shows ARI let the credentials in.
-const ARI_PROBE_PATH: &str = "/ari/events/user/sbprobe";
-const CHANNEL_NOT_FOUND: &str = "Channel not found or not in broadcast state";
-const ALREADY_CLAIMED: &str = "Channel has already been claimed by another application";
+const ARI_PROBE_PATH: &str = PROBE_PATH;
 
 const DIALPLAN: &str = "[incoming]
 exten => 100,1,StasisBroadcast(${SB})
@@ -79,31 +73,16 @@ impl Mode {
     }
 }
 
-/// The matrix's `allowed_origins`.
-const ALLOWED_ORIGINS: [&str; 2] = ["http://good.example", "http://other.example"];
 
 fn settings(claim_endpoint: &str) -> String {
     format!("[general]\nclaim_endpoint = {claim_endpoint}\n")
 }
 
-/// The users of the matrix: plain, crypt, read-only and, where ARI has
-/// per-user ACLs, three ACL variants.
+/// The users of the matrix (see [`with_front_door_users`]).
 fn config(mode: Mode, facts: &AriFacts) -> AsteriskConfig {
-    let mut config = AsteriskConfig::new(ours())
-        .dialplan(DIALPLAN)
-        .ari_general(&format!("auth_realm = {REALM}"))
-        // After the harness's `allowed_origins = *`: the last value counts, in ARI and here.
-        .ari_general(&format!("allowed_origins = {}", ALLOWED_ORIGINS.join(",")))
-        .ari_user(AriUser::crypt("hashed", HUNTER2_HASH))
-        .ari_user(AriUser::plain("viewer", "v").read_only(true));
-    if facts.user_acls {
-        config = config
-            .ari_user(AriUser::plain("local", "l").extra("deny=0.0.0.0/0.0.0.0\npermit=127.0.0.1"))
-            .ari_user(AriUser::plain("fenced", "f").extra("deny=0.0.0.0/0.0.0.0\npermit=10.0.0.0/255.0.0.0"))
-            .ari_user(AriUser::plain("named", "n").extra("acl=blocked"))
-            .file("acl.conf", "[blocked]\ndeny=0.0.0.0/0.0.0.0\n");
-    }
-    config.file("stasis_broadcast.conf", &settings(mode.setting())).label(mode.setting())
+    with_front_door_users(AsteriskConfig::new(ours()).dialplan(DIALPLAN), facts)
+        .file("stasis_broadcast.conf", &settings(mode.setting()))
+        .label(mode.setting())
 }
 
 fn boot(mode: Mode) -> Asterisk {
@@ -253,8 +232,6 @@ impl Case {
     }
 }
 
-const UNKNOWN: &str = "channelId=no-such-channel&application=claimer";
-const NEED_CHANNEL: &str = "channelId parameter is required";
 
 fn matrix_cases(facts: &AriFacts) -> Vec<Case> {
     let big = format!("{{\"channelId\":\"{}\",\"application\":\"claimer\"}}", "x".repeat(50_000));

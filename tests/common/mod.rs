@@ -95,6 +95,7 @@ pub fn is_running(asterisk: &Asterisk, name: &str) -> bool {
 pub mod ari_facts;
 pub mod child;
 pub mod docs;
+pub mod front_door;
 pub mod memcheck;
 pub mod servers;
 
