@@ -150,13 +150,14 @@ fn race(config: AsteriskConfig) {
 }
 
 /// The endpoint `claim_endpoint=auto` picks for this version: ARI's own route
-/// on 20.20+/22.10+/23.4+, the module's handler before.
+/// on 20.20.1+/22.10.1+/23.4.1+, the module's node in ARI's tree before.
 #[test]
 fn ari_client_race() {
     race(AsteriskConfig::new(ours()).label("ari-client"));
 }
 
-/// The module's own claim handler, whatever the version.
+/// The module's claim node in ARI's tree, whatever the version (on
+/// 20.20+/22.10+/23.4+ in place of ARI's own claim route).
 #[test]
 fn ari_client_race_module_endpoint() {
     race(
