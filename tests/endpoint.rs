@@ -1117,7 +1117,7 @@ fn errors_over_the_module_endpoint() {
 fn a_panic_while_serving_a_claim_answers_500_and_the_next_claim_works() {
     let config = AsteriskConfig::new(Broadcaster::Ours(fault_module()))
         .dialplan(DIALPLAN)
-        .file("stasis_broadcast.conf", &settings("module"));
+        .file("stasis_broadcast.conf", &settings("http"));
     let asterisk = Asterisk::start(config);
     assert!(handler_linked(&asterisk));
     let app = asterisk.connect_app("claimer");
