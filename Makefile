@@ -153,9 +153,10 @@ asterisk-headers/asterisk/module.h:
 $(FAULT_MODULE): build
 	$(CARGO) build $(CI_PROFILE) -p res_stasis_broadcast_rs --lib --features fault-injection --target-dir $(FAULT_TARGET)
 
+# --no-fail-fast: a red run names every failing suite, not only the first.
 test: runtime build $(FAULT_MODULE) node-deps py-deps
 	STASIS_BROADCAST_MODULE=$(CURDIR)/$(MODULE) STASIS_BROADCAST_FAULT_MODULE=$(CURDIR)/$(FAULT_MODULE) \
-		$(CARGO) test $(CI_PROFILE) --workspace
+		$(CARGO) test $(CI_PROFILE) --workspace --no-fail-fast
 
 # The C module's events, recorded on the runtime of `make test` (22.10.1,
 # which ships it) by the very tests that otherwise check the recording.
