@@ -207,7 +207,7 @@ extern "C" fn claim_http(
     get_params: VariablesArg<'_>,
     headers: VariablesArg<'_>,
 ) -> c_int {
-    let _in_flight = http::in_flight();
+    let _in_flight = http::claim_in_flight();
     let Some(request) = HttpRequest::new(&ser, method, &get_params, &headers) else { return 0 };
     serve_http(
         "claim endpoint",
@@ -233,7 +233,7 @@ extern "C" fn docs_http(
     get_params: VariablesArg<'_>,
     headers: VariablesArg<'_>,
 ) -> c_int {
-    let _in_flight = http::in_flight();
+    let _in_flight = http::docs_in_flight();
     let Some(request) = HttpRequest::new(&ser, method, &get_params, &headers) else { return 0 };
     serve_http(
         "API description endpoint",

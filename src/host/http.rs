@@ -8,8 +8,8 @@
 //! lock, so unlinking does not wait for requests already dispatched: each
 //! request holds a unit of the module's use count (a plain `module unload`
 //! is refused meanwhile) and is counted in flight from the handler's first
-//! statement; unlinking either handler waits until none is inside and none
-//! entered for `DRAIN_QUIET` (see [`crate::in_flight`]).
+//! statement, each handler apart; unlinking a handler waits until none is
+//! inside it and none entered it for `DRAIN_QUIET` (see [`crate::in_flight`]).
 //!
 //! What that cannot see (main/http.c, `handle_uri`, 20.x to 23.x): a thread
 //! that found our `ast_http_uri` under the server's read lock, released it,
@@ -45,8 +45,11 @@ use crate::ffi;
 
 static LINKED: AtomicBool = AtomicBool::new(false);
 static DOCS_LINKED: AtomicBool = AtomicBool::new(false);
-/// Requests inside either handler.
-static REQUESTS: Calls = Calls::new();
+/// Requests inside the claim handler.
+static CLAIM_REQUESTS: Calls = Calls::new();
+/// Requests inside the API description handler: counted apart, so unlinking
+/// one handler does not wait for the other's stream.
+static DOCS_REQUESTS: Calls = Calls::new();
 
 /// How long unlinking waits for requests in flight before giving up waiting.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -114,7 +117,7 @@ pub fn link_claim_handler(handler: Handler) {
 }
 
 /// Unlinks the handler (idempotent) and waits until no request is inside
-/// either handler, even if it was already unlinked (a drain that timed out
+/// it, even if it was already unlinked (a drain that timed out
 /// earlier is waited for again). False if requests were still in flight
 /// after [`DRAIN_LIMIT`].
 pub fn unlink_claim_handler() -> bool {
@@ -122,9 +125,9 @@ pub fn unlink_claim_handler() -> bool {
         // SAFETY: unlinks the static entry linked above; takes the server's
         // write lock, so no new request can find it afterwards.
         unsafe { ffi::sbshim_http_claim_unlink() };
-        return drain();
+        return drain(&CLAIM_REQUESTS);
     }
-    REQUESTS.is_empty() || drain()
+    CLAIM_REQUESTS.is_empty() || drain(&CLAIM_REQUESTS)
 }
 
 pub fn is_linked() -> bool {
@@ -146,18 +149,19 @@ pub fn unlink_docs_handler() -> bool {
     if DOCS_LINKED.swap(false, Ordering::SeqCst) {
         // SAFETY: as for unlink_claim_handler.
         unsafe { ffi::sbshim_http_docs_unlink() };
-        return drain();
+        return drain(&DOCS_REQUESTS);
     }
-    REQUESTS.is_empty() || drain()
+    DOCS_REQUESTS.is_empty() || drain(&DOCS_REQUESTS)
 }
 
 pub fn docs_handler_linked() -> bool {
     DOCS_LINKED.load(Ordering::SeqCst)
 }
 
-/// Waits until no request is inside a handler; false after [`DRAIN_LIMIT`].
-fn drain() -> bool {
-    REQUESTS.drain(DRAIN_LIMIT, DRAIN_QUIET)
+/// Waits until no request is inside the handler `requests` counts; false
+/// after [`DRAIN_LIMIT`].
+fn drain(requests: &Calls) -> bool {
+    requests.drain(DRAIN_LIMIT, DRAIN_QUIET)
 }
 
 /// A request inside a handler: counted in flight (unlinking waits for it)
@@ -168,8 +172,14 @@ pub struct InFlight {
     _use_count: UseCount,
 }
 
-pub fn in_flight() -> InFlight {
-    InFlight { _inside: REQUESTS.enter(), _use_count: UseCount::acquire() }
+/// A request inside the claim handler.
+pub fn claim_in_flight() -> InFlight {
+    InFlight { _inside: CLAIM_REQUESTS.enter(), _use_count: UseCount::acquire() }
+}
+
+/// A request inside the API description handler.
+pub fn docs_in_flight() -> InFlight {
+    InFlight { _inside: DOCS_REQUESTS.enter(), _use_count: UseCount::acquire() }
 }
 
 /// What res_ari's own `ast_ari_get_docs` answers for one api-docs file.
