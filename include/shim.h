@@ -57,14 +57,13 @@ void sbshim_channel_unref(struct ast_channel *chan);
  * JSON strings (NULL when out of memory), read under the channel lock. */
 void sbshim_channel_caller_and_exten_json(struct ast_channel *chan,
 	struct ast_json **caller, struct ast_json **exten);
-/* Copy the channel's unique id / name into buf (size bytes, NUL-terminated,
- * cut short if it does not fit) under the channel lock: a masquerade changes
- * both. Return the full length, so a caller whose buf was too small knows. */
-size_t sbshim_channel_copy_uniqueid(struct ast_channel *chan, char *buf, size_t size);
-size_t sbshim_channel_copy_name(struct ast_channel *chan, char *buf, size_t size);
-/* sbshim_channel_snapshot_json of the channel's own unique id (copied under
- * the channel lock). */
-struct ast_json *sbshim_channel_snapshot_json_of(struct ast_channel *chan);
+/* Copy the channel's unique id and name under one hold of the channel lock
+ * (a masquerade changes both): each into its buffer, NUL-terminated, if it
+ * fits, else that buffer is left alone. Their full lengths go to *uniqueid_length
+ * and *name_length, so a caller whose buffer was too small knows, and retries. */
+void sbshim_channel_copy_ids(struct ast_channel *chan,
+	char *uniqueid, size_t uniqueid_size, size_t *uniqueid_length,
+	char *name, size_t name_size, size_t *name_length);
 /* A new reference to the channel with this uniqueid, or NULL. Uses
  * ast_channel_get_by_uniqueid() where the headers declare it (build.rs
  * detects it), else a scan of the channel container. */

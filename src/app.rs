@@ -12,7 +12,7 @@ use crate::broadcast::stats::Ending;
 use crate::broadcast::text::LineText;
 use crate::config::{FilterErrorPolicy, Settings};
 use crate::events;
-use crate::host::channel::{self, Channel, SleepEnd, TiePayload};
+use crate::host::channel::{self, Channel, ChannelIds, SleepEnd, TiePayload};
 use crate::host::module::{self, UseCount};
 use crate::host::stasis::{self, ApplicationNames};
 use crate::host::log;
@@ -36,24 +36,32 @@ pub enum StartError {
     Event,
 }
 
+/// What a caller asks of one broadcast.
+struct Offer<'a> {
+    timeout: Duration,
+    filter: Option<&'a str>,
+    notify_claimed: bool,
+}
+
 /// Offers the call to every matching application, in a fresh random order,
-/// and registers the broadcast so claims can find it.
+/// and registers the broadcast so claims can find it. `ids` are the
+/// channel's, copied once for the call.
 fn start<'r>(
     state: &'r ModuleState,
     channel: &Channel<'_>,
+    ids: &ChannelIds,
     settings: &Settings,
-    timeout: Duration,
-    filter: Option<&str>,
-    notify_claimed: bool,
+    offer: Offer<'_>,
     waker: Waker,
 ) -> Result<Active<'r>, StartError> {
+    let Offer { timeout, filter, notify_claimed } = offer;
     let pattern = filter.unwrap_or("");
     let filter = match AppFilter::from_arg(pattern) {
         Ok(filter) => filter,
         Err(error) if settings.filter_error == FilterErrorPolicy::BroadcastAll => {
             log::warning(&format!(
                 "Channel {}: invalid app_filter '{pattern}': {error}; offering the call to every application (filter_error=broadcast_all)",
-                channel.name()
+                ids.name.text()
             ));
             None
         }
@@ -67,15 +75,15 @@ fn start<'r>(
         offered.retain(|name| filter.matches(&name.to_string_lossy()));
     }
     offered.reorder(|names| state.shuffler.shuffle(names));
-    let event = events::call_broadcast(channel).ok_or(StartError::Event)?;
+    let event = events::call_broadcast(channel, ids).ok_or(StartError::Event)?;
     // The names themselves only when a claim or CallClaimed will need them.
     let names_needed = notify_claimed || settings.claim_policy == ClaimPolicy::Offered;
     let offered_names =
         if names_needed { offered.iter().map(|name| name.to_string_lossy().into_owned()).collect() } else { Vec::new() };
     let active = state.registry.begin(
         BroadcastSpec {
-            channel_id: channel.with_unique_id(ChannelId::new),
-            channel_name: channel.with_name(Name::new),
+            channel_id: ChannelId::new(&ids.unique_id.text()),
+            channel_name: Name::new(&ids.name.text()),
             timeout,
             filter: filter.map(|filter| filter.pattern().to_owned()),
             offered_count: offered.len(),
@@ -87,7 +95,7 @@ fn start<'r>(
     );
     // Registered before the first event leaves, so no claim can arrive first.
     events::send_to_each(&state.liveness, offered.app_names(), &event);
-    log::debug(1, || format!("Channel {}: offered to {} application(s)", channel.name(), offered.len()));
+    log::debug(1, || format!("Channel {}: offered to {} application(s)", ids.name.text(), offered.len()));
     Ok(active)
 }
 
@@ -108,17 +116,26 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     warn_if_c_implementation_loaded(state, channel);
     // This call keeps these settings to its end, whatever a reload does meanwhile.
     let settings = state.settings.current();
+    // Copied once, under the channel lock, for every use below.
+    let ids = channel.ids();
     let (args, warnings) = parse_app_args(data, &settings.arg_defaults());
     for warning in &warnings {
-        log::warning(&format!("Channel {}: {warning}", channel.name()));
+        log::warning(&format!("Channel {}: {warning}", ids.name.text()));
     }
     let timeout = Duration::from_millis(u64::from(args.timeout_ms));
     let waker = Waker::Channel { channel: channel.to_ref(), _in_use: UseCount::acquire() };
-    let active = match start(state, channel, &settings, timeout, args.filter.as_deref(), args.notify_claimed, waker) {
+    let active = match start(
+        state,
+        channel,
+        &ids,
+        &settings,
+        Offer { timeout, filter: args.filter.as_deref(), notify_claimed: args.notify_claimed },
+        waker,
+    ) {
         Ok(active) => active,
         Err(error) => {
             state.stats.not_started();
-            log_start_error(&channel.name(), &error);
+            log_start_error(&ids.name.text(), &error);
             channel.set_variable(STATUS, c"FAILED");
             return CONTINUE;
         }
@@ -138,7 +155,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
         channel.set_variable(STATUS, c"TIMEOUT");
         if ended == SleepEnd::HungUp {
             state.stats.ended(Ending::HungUp);
-            log::verbose_args(3, format_args!("Channel {} hung up while waiting for a claim", channel.name()));
+            log::verbose_args(3, format_args!("Channel {} hung up while waiting for a claim", ids.name.text()));
             return HANG_UP;
         }
         state.stats.ended(Ending::TimedOut);
@@ -146,7 +163,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
             log::source_line!(),
             LineText::new()
                 .text("Channel ")
-                .c_text(&channel.name_cstr())
+                .c_text(&ids.name)
                 .text(": not claimed within ")
                 .number(u64::from(args.timeout_ms))
                 .text("ms timeout")
@@ -159,7 +176,7 @@ pub fn execute(state: &ModuleState, channel: &Channel<'_>, data: &str) -> i32 {
     }
     let winner = &settled.winner;
 
-    log::debug(3, || format!("Channel {} claimed by {winner}, entering Stasis", channel.name()));
+    log::debug(3, || format!("Channel {} claimed by {winner}, entering Stasis", ids.name.text()));
     // The broadcast stays registered (claims get 409) until the session ends.
     let stasis_args = &args.stasis_args;
     let succeeded = stasis::exec(channel, winner.as_bytes(), stasis_args.iter_bytes());
@@ -245,23 +262,26 @@ pub fn api_broadcast_channel(
 ) -> i32 {
     const SUPPRESS_CLAIMED: u32 = 1;
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
-    let waker = Waker::UniqueId { unique_id: channel.unique_id(), _in_use: UseCount::acquire() };
-    match start(state, channel, &state.settings.current(), timeout, filter, flags & SUPPRESS_CLAIMED == 0, waker) {
+    let ids = channel.ids();
+    let unique_id = ids.unique_id.text().into_owned();
+    let waker = Waker::UniqueId { unique_id: unique_id.clone(), _in_use: UseCount::acquire() };
+    let offer = Offer { timeout, filter, notify_claimed: flags & SUPPRESS_CLAIMED == 0 };
+    match start(state, channel, &ids, &state.settings.current(), offer, waker) {
         Ok(active) => {
             // The caller removes it with stasis_app_broadcast_cleanup; should
             // it never do so, the broadcast goes with the channel.
             let generation = active.detach();
-            let tie = Tie::new(state, channel.unique_id(), generation);
+            let tie = Tie::new(state, unique_id, generation);
             if channel.tie(Box::new(tie)).is_err() {
                 log::warning(&format!(
                     "Channel {}: could not tie the broadcast to the channel; it lasts until stasis_app_broadcast_cleanup",
-                    channel.name()
+                    ids.name.text()
                 ));
             }
             0
         }
         Err(error) => {
-            log_start_error(&channel.name(), &error);
+            log_start_error(&ids.name.text(), &error);
             -1
         }
     }

@@ -2,17 +2,18 @@
 //! reference builds them so existing ARI clients read them unchanged.
 
 use crate::broadcast::liveness::Liveness;
-use crate::host::channel::Channel;
+use crate::host::channel::{Channel, ChannelIds};
 use crate::host::json::Json;
 use crate::host::stasis::{self, AppName, Delivery};
 
-/// `CallBroadcast`: type, timestamp, channel, caller, called.
-pub fn call_broadcast(channel: &Channel<'_>) -> Option<Json> {
+/// `CallBroadcast`: type, timestamp, channel, caller, called. `ids` are the
+/// channel's, copied once for the call.
+pub fn call_broadcast(channel: &Channel<'_>, ids: &ChannelIds) -> Option<Json> {
     let (caller, called) = channel.caller_and_extension_json();
     let mut event = Json::object()?;
     let complete = event.set(c"type", Json::c_string(c"CallBroadcast")?)
         && event.set(c"timestamp", Json::timestamp_now()?)
-        && event.set(c"channel", channel.snapshot_json()?)
+        && event.set(c"channel", Json::channel_snapshot_by_cstr(&ids.unique_id)?)
         && event.set(c"caller", caller?)
         && event.set(c"called", called?);
     complete.then_some(event)

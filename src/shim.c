@@ -159,42 +159,28 @@ void sbshim_channel_caller_and_exten_json(struct ast_channel *chan,
 	ast_channel_unlock(chan);
 }
 
+/* Copies text, NUL included, into (buf, size) if it fits; leaves buf alone
+ * otherwise. Returns the text's length. */
 static size_t sbshim_copy(char *buf, size_t size, const char *text)
 {
-	size_t length = strlen(S_OR(text, ""));
+	size_t length;
 
-	if (size) {
-		ast_copy_string(buf, S_OR(text, ""), size);
+	text = S_OR(text, "");
+	length = strlen(text);
+	if (length < size) {
+		memcpy(buf, text, length + 1);
 	}
 	return length;
 }
 
-size_t sbshim_channel_copy_uniqueid(struct ast_channel *chan, char *buf, size_t size)
+void sbshim_channel_copy_ids(struct ast_channel *chan,
+	char *uniqueid, size_t uniqueid_size, size_t *uniqueid_length,
+	char *name, size_t name_size, size_t *name_length)
 {
-	size_t length;
-
 	ast_channel_lock(chan);
-	length = sbshim_copy(buf, size, ast_channel_uniqueid(chan));
+	*uniqueid_length = sbshim_copy(uniqueid, uniqueid_size, ast_channel_uniqueid(chan));
+	*name_length = sbshim_copy(name, name_size, ast_channel_name(chan));
 	ast_channel_unlock(chan);
-	return length;
-}
-
-size_t sbshim_channel_copy_name(struct ast_channel *chan, char *buf, size_t size)
-{
-	size_t length;
-
-	ast_channel_lock(chan);
-	length = sbshim_copy(buf, size, ast_channel_name(chan));
-	ast_channel_unlock(chan);
-	return length;
-}
-
-struct ast_json *sbshim_channel_snapshot_json_of(struct ast_channel *chan)
-{
-	char uniqueid[AST_MAX_UNIQUEID];
-
-	sbshim_channel_copy_uniqueid(chan, uniqueid, sizeof(uniqueid));
-	return sbshim_channel_snapshot_json(uniqueid);
 }
 
 #ifndef SBSHIM_HAVE_CHANNEL_GET_BY_UNIQUEID

@@ -84,29 +84,46 @@ impl<'call> Channel<'call> {
     // gives the channel the other one's name and swaps their unique ids,
     // under both channels' locks, while this thread may be reading them.
 
+    /// The unique id and the name, copied together under one hold of the
+    /// channel lock (on the stack unless the name is unusually long). A
+    /// call copies them once and uses the copies throughout.
+    #[inline]
+    pub fn ids(&self) -> ChannelIds {
+        let mut ids = ChannelIds { unique_id: CopiedText::new(), name: CopiedText::new() };
+        loop {
+            let (unique_id, unique_id_size) = ids.unique_id.buffer();
+            let (name, name_size) = ids.name.buffer();
+            let (mut unique_id_length, mut name_length) = (0, 0);
+            // SAFETY: valid channel for 'call; the shim writes into each
+            // buffer at most its size (NUL-terminated) and stores both lengths.
+            unsafe {
+                ffi::sbshim_channel_copy_ids(
+                    self.raw.as_ptr(),
+                    unique_id,
+                    unique_id_size,
+                    &mut unique_id_length,
+                    name,
+                    name_size,
+                    &mut name_length,
+                )
+            };
+            // Both must come from the same hold of the lock: if either did
+            // not fit, both are copied again, into buffers now big enough.
+            let unique_id_fits = ids.unique_id.took(unique_id_length);
+            if ids.name.took(name_length) && unique_id_fits {
+                return ids;
+            }
+        }
+    }
+
+    /// The name, for a log line off the hot path.
     pub fn name(&self) -> String {
-        self.name_cstr().text().into_owned()
+        self.ids().name.text().into_owned()
     }
 
+    /// The unique id, off the hot path.
     pub fn unique_id(&self) -> String {
-        self.with_unique_id(str::to_owned)
-    }
-
-    /// Calls `f` with a copy of the unique id, made under the channel lock
-    /// (on the stack), as text.
-    pub fn with_unique_id<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        f(&CopiedText::of(self, ffi::sbshim_channel_copy_uniqueid).text())
-    }
-
-    /// Calls `f` with a copy of the name, made under the channel lock (on the
-    /// stack unless it is unusually long), as text.
-    pub fn with_name<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        f(&self.name_cstr().text())
-    }
-
-    /// A copy of the name made under the channel lock, as C text for a log line.
-    pub fn name_cstr(&self) -> CopiedText {
-        CopiedText::of(self, ffi::sbshim_channel_copy_name)
+        self.ids().unique_id.text().into_owned()
     }
 
     /// The caller id number ("" when unset) and the dialplan extension, as
@@ -117,15 +134,6 @@ impl<'call> Channel<'call> {
         // new JSON string (our reference) or NULL into each.
         unsafe { ffi::sbshim_channel_caller_and_exten_json(self.raw.as_ptr(), &mut caller, &mut exten) };
         (Json::from_raw(caller), Json::from_raw(exten))
-    }
-
-    /// The ARI `Channel` model of the channel's latest snapshot (with
-    /// ari.conf `channelvars`), or None if Asterisk has none.
-    pub fn snapshot_json(&self) -> Option<Json> {
-        // SAFETY: valid channel for 'call; the shim looks its snapshot up by
-        // the channel's own id, converts it and drops its snapshot reference;
-        // the JSON reference is ours.
-        Json::from_raw(unsafe { ffi::sbshim_channel_snapshot_json_of(self.raw.as_ptr()) })
     }
 
     pub fn set_variable(&self, name: &CStr, value: &CStr) {
@@ -175,9 +183,16 @@ impl<'call> Channel<'call> {
     }
 }
 
+/// A channel's unique id and name, copied together under its lock
+/// ([`Channel::ids`]).
+pub struct ChannelIds {
+    pub unique_id: CopiedText,
+    pub name: CopiedText,
+}
+
 /// A string of the channel's copied under its lock: NUL-terminated, on the
 /// stack when it fits in `COPY_ON_STACK` bytes (every unique id does:
-/// Asterisk's are shorter than `AST_MAX_UNIQUEID`, 152), else on the heap.
+/// Asterisk's are shorter than `AST_MAX_UNIQUEID`, 150), else on the heap.
 pub struct CopiedText {
     on_stack: [u8; COPY_ON_STACK],
     on_heap: Vec<u8>,
@@ -186,32 +201,30 @@ pub struct CopiedText {
 
 const COPY_ON_STACK: usize = 160;
 
-/// The shim's copy under the channel lock: into (buffer, size), returning
-/// the full length.
-type CopyUnderLock = unsafe extern "C" fn(*mut ffi::ast_channel, *mut std::ffi::c_char, usize) -> usize;
-
 impl CopiedText {
-    fn of(channel: &Channel<'_>, copy: CopyUnderLock) -> CopiedText {
-        let mut text = CopiedText { on_stack: [0; COPY_ON_STACK], on_heap: Vec::new(), len: 0 };
-        // SAFETY: valid channel for 'call; the shim writes at most the size
-        // given, NUL-terminated, and returns the full length of the string.
-        let len = unsafe { copy(channel.raw.as_ptr(), text.on_stack.as_mut_ptr().cast(), COPY_ON_STACK) };
-        if len < COPY_ON_STACK {
-            text.len = len;
-            return text;
+    fn new() -> CopiedText {
+        CopiedText { on_stack: [0; COPY_ON_STACK], on_heap: Vec::new(), len: 0 }
+    }
+
+    /// The buffer the shim copies into, and its size.
+    fn buffer(&mut self) -> (*mut std::ffi::c_char, usize) {
+        if self.on_heap.is_empty() {
+            (self.on_stack.as_mut_ptr().cast(), COPY_ON_STACK)
+        } else {
+            (self.on_heap.as_mut_ptr().cast(), self.on_heap.len())
         }
-        // Longer: again on the heap, as often as it grew meanwhile.
-        let mut len = len;
-        loop {
-            text.on_heap.resize(len + 1, 0);
-            // SAFETY: as above, with the heap buffer and its size.
-            let now = unsafe { copy(channel.raw.as_ptr(), text.on_heap.as_mut_ptr().cast(), text.on_heap.len()) };
-            if now < text.on_heap.len() {
-                text.len = now;
-                return text;
-            }
-            len = now;
+    }
+
+    /// The shim found a string of `len` bytes: whether it fitted the buffer
+    /// (and is now this text); if not, the buffer grows to take it.
+    fn took(&mut self, len: usize) -> bool {
+        let size = if self.on_heap.is_empty() { COPY_ON_STACK } else { self.on_heap.len() };
+        if len < size {
+            self.len = len;
+            return true;
         }
+        self.on_heap.resize(len + 1, 0);
+        false
     }
 
     fn bytes_with_nul(&self) -> &[u8] {
@@ -229,8 +242,9 @@ impl std::ops::Deref for CopiedText {
     type Target = CStr;
 
     fn deref(&self) -> &CStr {
-        // The copy holds no NUL before its end (the shim copied a C string).
-        CStr::from_bytes_until_nul(self.bytes_with_nul()).unwrap_or(c"")
+        // SAFETY: the shim copied a C string of `len` bytes and its NUL
+        // (strlen found no NUL before), so these bytes end in their only NUL.
+        unsafe { CStr::from_bytes_with_nul_unchecked(self.bytes_with_nul()) }
     }
 }
 

@@ -40,11 +40,14 @@ impl Json {
     /// The ARI `Channel` model of the channel's latest snapshot (with ari.conf
     /// `channelvars`), or None if Asterisk has no snapshot for that id.
     pub fn channel_snapshot(unique_id: &str) -> Option<Json> {
-        super::with_cstr(unique_id, |unique_id| {
-            // SAFETY: the shim looks up the snapshot, converts it and drops its
-            // snapshot reference; the JSON reference is ours.
-            Json::from_raw(unsafe { ffi::sbshim_channel_snapshot_json(unique_id.as_ptr()) })
-        })
+        super::with_cstr(unique_id, Json::channel_snapshot_by_cstr)
+    }
+
+    /// [`Json::channel_snapshot`] of an id that is C text already.
+    pub fn channel_snapshot_by_cstr(unique_id: &CStr) -> Option<Json> {
+        // SAFETY: the shim looks up the snapshot, converts it and drops its
+        // snapshot reference; the JSON reference is ours.
+        Json::from_raw(unsafe { ffi::sbshim_channel_snapshot_json(unique_id.as_ptr()) })
     }
 
     /// Sets `key` to `value`, transferring our reference to the object.
