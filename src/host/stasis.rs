@@ -43,17 +43,26 @@ impl ApplicationNames {
         names.container = Some(container);
         // SAFETY: a valid container; only its size is read.
         let count = usize::try_from(unsafe { ffi::ao2_container_count(container.as_ptr()) }).unwrap_or(0);
-        if count > NAMES_ON_STACK {
-            names.on_heap = vec![NameSlot(std::ptr::null()); count];
+        // SAFETY (both calls of the shim): it stores at most the given count
+        // of non-NULL object pointers (NameSlot has a pointer's layout) at
+        // the given address and says how many. The container holds ao2
+        // strings (NUL-terminated), each kept alive by the container, which
+        // nothing else changes (it is our copy) and which we hold until Drop.
+        if count <= NAMES_ON_STACK {
+            let slots = names.on_stack.as_mut_ptr().cast::<*mut c_void>();
+            let stored = unsafe { ffi::sbshim_ao2_objects(container.as_ptr(), slots, count) };
+            names.len = stored.min(count);
+        } else {
+            // Not cleared first: the shim writes every slot that is then
+            // counted (with hundreds of applications, clearing them costs
+            // more than the rest of the walk).
+            names.on_heap = Vec::with_capacity(count);
+            let slots = names.on_heap.as_mut_ptr().cast::<*mut c_void>();
+            let stored = unsafe { ffi::sbshim_ao2_objects(container.as_ptr(), slots, count) }.min(count);
+            // SAFETY: the first `stored` slots were written just now, within capacity.
+            unsafe { names.on_heap.set_len(stored) };
+            names.len = stored;
         }
-        let slots = if count > NAMES_ON_STACK { &mut names.on_heap[..] } else { &mut names.on_stack[..count] };
-        // SAFETY: the shim stores at most `slots.len()` non-NULL object
-        // pointers (NameSlot has a pointer's layout) into `slots` and says
-        // how many. The container holds ao2 strings (NUL-terminated), each
-        // kept alive by the container, which nothing else changes (it is our
-        // copy) and which we hold until Drop.
-        let stored = unsafe { ffi::sbshim_ao2_objects(container.as_ptr(), slots.as_mut_ptr().cast::<*mut c_void>(), slots.len()) };
-        names.len = stored.min(slots.len());
         names
     }
 
