@@ -11,15 +11,20 @@
 //! entered; a call that does enter meanwhile proves such a thread existed,
 //! and is waited for in turn.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One kind of call into the module.
 pub struct Calls {
-    inside: AtomicUsize,
-    /// Calls that ever entered: a change tells that one entered meanwhile.
-    entered: AtomicU64,
+    /// Two counts in one word, so entering is one atomic add: the calls
+    /// inside (low half) and the calls that ever entered (high half, modulo
+    /// 2^32): a change of the latter tells that one entered meanwhile.
+    counts: AtomicU64,
 }
+
+/// What one entering call adds to [`Calls::counts`].
+const ENTER: u64 = (1 << 32) | 1;
+const INSIDE: u64 = u32::MAX as u64;
 
 /// A call inside the module: counted until dropped.
 pub struct Inside {
@@ -28,18 +33,18 @@ pub struct Inside {
 
 impl Calls {
     pub const fn new() -> Calls {
-        Calls { inside: AtomicUsize::new(0), entered: AtomicU64::new(0) }
+        Calls { counts: AtomicU64::new(0) }
     }
 
     /// Counts a call from now until the result is dropped. Take it first thing.
     pub fn enter(&'static self) -> Inside {
-        self.inside.fetch_add(1, Ordering::SeqCst);
-        self.entered.fetch_add(1, Ordering::SeqCst);
+        // Carries into the high half never: fewer than 2^32 calls are inside.
+        self.counts.fetch_add(ENTER, Ordering::SeqCst);
         Inside { calls: self }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inside.load(Ordering::SeqCst) == 0
+        self.counts.load(Ordering::SeqCst) & INSIDE == 0
     }
 
     /// Waits until no call is inside and none entered for `quiet`; false if
@@ -47,10 +52,11 @@ impl Calls {
     /// leads to the functions any more (unlinked, unprovided).
     pub fn drain(&self, limit: Duration, quiet: Duration) -> bool {
         let deadline = Instant::now() + limit;
-        let mut seen = self.entered.load(Ordering::SeqCst);
+        let entered = || self.counts.load(Ordering::SeqCst) >> 32;
+        let mut seen = entered();
         let mut quiet_since = Instant::now();
         loop {
-            let entered = self.entered.load(Ordering::SeqCst);
+            let entered = entered();
             if entered != seen || !self.is_empty() {
                 seen = entered;
                 quiet_since = Instant::now();
@@ -67,7 +73,7 @@ impl Calls {
 
 impl Drop for Inside {
     fn drop(&mut self) {
-        self.calls.inside.fetch_sub(1, Ordering::SeqCst);
+        self.calls.counts.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

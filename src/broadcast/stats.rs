@@ -176,7 +176,8 @@ impl Stats {
     /// Time from a winning claim to the dialplan thread acting on it.
     pub fn claim_to_wake(&self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let bucket = LATENCY_BOUNDS_US.iter().position(|&bound| micros <= bound).unwrap_or(LATENCY_BOUNDS_US.len());
+        // The first bound at or above it (the bounds ascend); past the last, the overflow bucket.
+        let bucket = LATENCY_BOUNDS_US.partition_point(|&bound| bound < micros);
         let mut latency = self.lock();
         if latency.buckets.is_empty() {
             latency.buckets = vec![0; LATENCY_BOUNDS_US.len() + 1];
