@@ -473,7 +473,7 @@ impl Endpoint {
     /// each in the query, then a JSON body's member, which wins; a member
     /// that is not a string counts as missing).
     pub fn serve_tree(&self, request: &RestRequest<'_>, claim: Claim<'_>) {
-        if request.from_websocket() && !self.websocket_may_write(request) {
+        if request.came_over_websocket() && !self.websocket_may_write(request) {
             request.error(403, c"Forbidden", "Write access denied");
             return;
         }

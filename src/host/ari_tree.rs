@@ -96,7 +96,7 @@ fn raw_callback(callback: Callback) -> ffi::stasis_rest_callback {
 
 /// One REST request inside the module's node, valid for the callback.
 pub struct RestRequest<'call> {
-    from_websocket: bool,
+    came_over_websocket: bool,
     get_params: *mut ffi::ast_variable,
     headers: *mut ffi::ast_variable,
     body: *mut ffi::ast_json,
@@ -114,7 +114,7 @@ impl<'call> RestRequest<'call> {
     ) -> Option<RestRequest<'call>> {
         (!response.raw.is_null()).then(|| RestRequest {
             // ARI passes no session for a REST request read from a WebSocket.
-            from_websocket: ser.raw.is_null(),
+            came_over_websocket: ser.raw.is_null(),
             get_params: get_params.raw,
             headers: headers.raw,
             body: body.raw,
@@ -125,8 +125,8 @@ impl<'call> RestRequest<'call> {
 
     /// Whether it came over an ARI WebSocket (its headers are then those of
     /// the WebSocket's upgrade request).
-    pub fn from_websocket(&self) -> bool {
-        self.from_websocket
+    pub fn came_over_websocket(&self) -> bool {
+        self.came_over_websocket
     }
 
     /// Query-string (and form) parameters as ARI passes them, in order.
