@@ -119,6 +119,12 @@ impl OriginateSpec {
         self
     }
 
+    /// Sets the id of the `;1` half.
+    pub fn channel_id(mut self, id: &str) -> OriginateSpec {
+        self.channel_id = Some(id.into());
+        self
+    }
+
     /// Sets the id of the `;2` half (the one that runs the dialplan).
     pub fn other_channel_id(mut self, id: &str) -> OriginateSpec {
         self.other_channel_id = Some(id.into());
