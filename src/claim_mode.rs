@@ -81,6 +81,23 @@ pub fn websocket_refuses_read_only((major, minor, patch): (u32, u32, u32)) -> bo
     version < since || version >= fixed
 }
 
+/// Whether that ARI crashes on a REST request over its WebSocket that carries
+/// the credentials of a user with an ACL (`permit`, `deny` or `acl` in the
+/// user's ari.conf section). Per-user ACLs arrived in 20.19, 22.9 and 23.3
+/// (21.12.3 got them fixed); until 20.20.1, 22.10.1 and 23.4.1,
+/// `ast_ari_invoke` applies them to the HTTP connection's address, which a
+/// WebSocket request has none of (a NULL session: SIGSEGV).
+pub fn websocket_crashes_on_acl_users((major, minor, patch): (u32, u32, u32)) -> bool {
+    let (since, fixed) = match major {
+        20 => ((20, 19, 0), (20, 20, 1)),
+        22 => ((22, 9, 0), (22, 10, 1)),
+        23 => ((23, 3, 0), (23, 4, 1)),
+        _ => return false,
+    };
+    let version = (major, minor, patch);
+    since <= version && version < fixed
+}
+
 /// The effective endpoint for the `claim_endpoint` setting on the Asterisk
 /// whose version string is `version`.
 pub fn decide(setting: ClaimEndpoint, version: &str) -> Decision {
@@ -205,6 +222,30 @@ mod tests {
             ("24.0.0", true),
         ] {
             assert_eq!(websocket_refuses_read_only(parse_version(version).expect(version)), refuses, "{version}");
+        }
+    }
+
+    #[test]
+    fn websocket_acl_crash() {
+        for (version, crashes) in [
+            ("20.6.0", false),
+            ("20.18.2", false),
+            ("20.19.0", true),
+            ("20.20.0", true),
+            ("20.20.1", false),
+            ("21.12.2", false),
+            ("21.12.3", false),
+            ("22.8.2", false),
+            ("22.9.0", true),
+            ("22.10.0", true),
+            ("22.10.1", false),
+            ("23.2.2", false),
+            ("23.3.0", true),
+            ("23.4.0", true),
+            ("23.4.1", false),
+            ("24.0.0", false),
+        ] {
+            assert_eq!(websocket_crashes_on_acl_users(parse_version(version).expect(version)), crashes, "{version}");
         }
     }
 

@@ -325,6 +325,7 @@ impl Endpoint {
                         log::warning(&format!("claim endpoint: {warning}"));
                     }
                 }
+                warn_of_websocket_acl_crash(&conf);
                 Arc::new(conf)
             }
             missing_or_invalid => {
@@ -547,6 +548,29 @@ impl Endpoint {
 }
 
 /// `module (why)` when this module serves the description, `ari (why)` when ARI does.
+/// On the releases whose ARI crashes on a WebSocket request from a user with
+/// an ACL ([`claim_mode::websocket_crashes_on_acl_users`]), says which users
+/// of ari.conf that is: a claim over the WebSocket, which this module makes
+/// possible there, would take Asterisk down.
+fn warn_of_websocket_acl_crash(conf: &Conf) {
+    let version = system::asterisk_version();
+    if !claim_mode::parse_version(&version).is_some_and(claim_mode::websocket_crashes_on_acl_users) {
+        return;
+    }
+    let mut fenced: Vec<&str> =
+        conf.users.values().filter(|user| !user.rules.is_empty()).map(|user| user.name.as_str()).collect();
+    if fenced.is_empty() {
+        return;
+    }
+    fenced.sort_unstable();
+    log::warning(&format!(
+        "claim endpoint: ARI of Asterisk {version} crashes (SIGSEGV) on any REST request over its WebSocket \
+         that carries the credentials of a user with an ACL, a claim included; in ari.conf that is: {}. \
+         Their applications must send claims over HTTP, not over the WebSocket (20.20.1, 22.10.1 and 23.4.1 fix this)",
+        fenced.join(", ")
+    ));
+}
+
 fn docs_summary(decision: &api_docs::Decision) -> String {
     format!("{} ({decision})", if decision.serves() { "module" } else { "ari" })
 }
