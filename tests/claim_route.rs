@@ -790,6 +790,49 @@ fn twenty_unload_load_cycles_under_a_claim_stream() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+const ACL_CRASH_WARNING: &str = "crashes (SIGSEGV) on any REST request over its WebSocket";
+
+/// ARI of 20.19–20.20.0, 22.9–22.10.0 and 23.3–23.4.0 applies a user's ACL
+/// to a WebSocket request through the HTTP connection it does not have, and
+/// crashes. Where it does, the module's WARNING at load names ari.conf's
+/// users with an ACL, and a REST request over the WebSocket from one of
+/// them (not even a claim: `GET asterisk/info`) takes Asterisk down with
+/// SIGSEGV, as the WARNING says. Elsewhere there is no such line, and where
+/// ARI has per-user ACLs such a request is answered.
+#[test]
+fn the_websocket_acl_crash_is_named_where_ari_has_it() {
+    let facts = AriFacts::of_runtime();
+    let asterisk = boot(&facts);
+    let log = boot_log(&asterisk);
+    let warned = log.lines().find(|line| line.contains(ACL_CRASH_WARNING));
+    let crashes = facts.user_acls && !facts.websocket_passes_api_key;
+    if !crashes {
+        assert!(warned.is_none(), "{}: no ACL crash to warn of, yet: {warned:?}", facts.version);
+        if facts.user_acls && facts.rest_over_websocket {
+            let app = asterisk.connect_app_basic("fenced-in", "local", "l", "");
+            assert_eq!(app.rest("GET", "asterisk/info", None).status, 200, "{}", facts.version);
+        }
+        return;
+    }
+    let line = warned.unwrap_or_else(|| panic!("{}: no WARNING of the ACL crash; the boot log:\n{log}", facts.version));
+    assert!(line.contains("WARNING"), "{line}");
+    assert!(line.contains("in ari.conf that is: fenced, local, named."), "{line}");
+    // The crash itself, which is ARI's: the user `local` is let in by its ACL.
+    let app = asterisk.connect_app_basic("fenced-in", "local", "l", "");
+    let answer = app.try_rest("GET", "asterisk/info", None, 5 * SECOND);
+    assert!(answer.is_none(), "{}: answered after all: {answer:?}", facts.version);
+    let deadline = Instant::now() + 5 * SECOND;
+    let status = loop {
+        if let Some(status) = asterisk.exit_status() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{}: Asterisk still runs", facts.version);
+        std::thread::sleep(10 * MS);
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(11), "{}: {status:?}", facts.version);
+}
+
 #[test]
 fn version_facts_of_rest_over_websocket() {
     use common::ari_facts::at_least;
