@@ -192,7 +192,7 @@ pub struct ChannelIds {
 
 /// A string of the channel's copied under its lock: NUL-terminated, on the
 /// stack when it fits in `COPY_ON_STACK` bytes (every unique id does:
-/// Asterisk's are shorter than `AST_MAX_UNIQUEID`, 150), else on the heap.
+/// Asterisk's are shorter than `AST_MAX_UNIQUEID`, 152), else on the heap.
 pub struct CopiedText {
     on_stack: [u8; COPY_ON_STACK],
     on_heap: Vec<u8>,
