@@ -102,12 +102,19 @@ exten => 100,1,StasisBroadcast(5000)
  same => n,Hangup()
 ";
 
-/// `100@incoming` broadcasts for `${SB}` ms and records STASISSTATUS.
+/// `100@incoming` broadcasts for `${SB}` ms and records STASISSTATUS, from
+/// the `h` extension when the call was hung up before the next priority.
+/// Written once only: ARI's `GET /asterisk/variable` copies a global's value
+/// after releasing the globals' lock (`ast_str_retrieve_variable`), so a
+/// second `Set` of the same global while a test reads it frees the value
+/// under the read (a test once read "SUC" for "SUCCESS").
 const WAIT_DIALPLAN: &str = "[incoming]
 exten => 100,1,StasisBroadcast(${SB})
  same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
  same => n,Hangup()
-exten => h,1,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+exten => h,1,GotoIf($[\"${GLOBAL(RESULT_${UNIQUEID})}\" != \"\"]?written)
+ same => n,Set(GLOBAL(RESULT_${UNIQUEID})=${STASISSTATUS})
+ same => n(written),NoOp()
 ";
 
 fn fault_instance() -> Asterisk {
