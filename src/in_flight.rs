@@ -24,7 +24,8 @@ pub struct Calls {
 
 /// What one entering call adds to [`Calls::counts`].
 const ENTER: u64 = (1 << 32) | 1;
-const INSIDE: u64 = u32::MAX as u64;
+/// The bits of [`Calls::counts`] that count the calls inside.
+const INSIDE_BITS: u64 = u32::MAX as u64;
 
 /// A call inside the module: counted until dropped.
 pub struct Inside {
@@ -44,7 +45,7 @@ impl Calls {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counts.load(Ordering::SeqCst) & INSIDE == 0
+        self.counts.load(Ordering::SeqCst) & INSIDE_BITS == 0
     }
 
     /// Waits until no call is inside and none entered for `quiet`; false if
